@@ -1,0 +1,40 @@
+"""ratzoo: randomized adversarial robustness for CIFAR-10 (RAT, LeRAT, AT, R.N.).
+
+The public API (everything else is private):
+
+- :func:`load`, :func:`list_models`: the model zoo.
+- :func:`predict_proba`: EOT prediction (mean softmax over noise draws, spread, votes).
+- :func:`noise_control`: switch a model's noise on/off or seed it (never via ``.eval()``).
+- :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
+- :func:`build_model`, :class:`ModelConfig`, :func:`save_checkpoint`, :func:`load_checkpoint`.
+
+All functions take images in [0, 1], NCHW, float; normalization is inside the model.
+"""
+
+from __future__ import annotations
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DatasetError, load_cifar10
+from .eot import EOTPrediction, predict_proba
+from .models import CIFAR10_CLASSES, ModelConfig, build_model
+from .noise import is_randomized, noise_control
+from .zoo import list_models, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "CheckpointError",
+    "DatasetError",
+    "EOTPrediction",
+    "ModelConfig",
+    "build_model",
+    "is_randomized",
+    "list_models",
+    "load",
+    "load_checkpoint",
+    "load_cifar10",
+    "noise_control",
+    "predict_proba",
+    "save_checkpoint",
+]

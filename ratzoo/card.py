@@ -1,0 +1,96 @@
+"""Hugging Face model cards whose metadata carries the measured results (model-index)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+PAPER = "Araujo et al., Robust Neural Networks using Randomized Adversarial Training (arXiv:1903.10219)"
+
+
+def _eval_results(name: str, results: dict[str, Any]) -> list[EvalResult]:
+    out = []
+    for m in results.get("metrics", []):
+        out.append(
+            EvalResult(
+                task_type="image-classification",
+                task_name="Image Classification",
+                dataset_type=results.get("dataset_id", "uoft-cs/cifar10"),
+                dataset_name=results.get("dataset", "CIFAR-10"),
+                dataset_split=results.get("split", "test"),
+                metric_type=m.get("type", "accuracy"),
+                metric_name=m["name"],
+                metric_value=round(100 * float(m["value"]), 2),
+            )
+        )
+    return out
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """A markdown table of the metrics (accuracies in %)."""
+    rows = ["| metric | value (%) | 95% CI | n |", "| --- | --- | --- | --- |"]
+    for m in results.get("metrics", []):
+        ci = m.get("ci95")
+        ci_s = f"{100 * ci[0]:.1f} - {100 * ci[1]:.1f}" if ci else ""
+        rows.append(f"| {m['name']} | {100 * float(m['value']):.2f} | {ci_s} | {m.get('n', '')} |")
+    return "\n".join(rows)
+
+
+def model_card(config: dict[str, Any]) -> str:
+    """Render the model card (README.md) of a checkpoint from its ``config.json`` dict."""
+    name = config.get("name", "model")
+    model = config["model"]
+    training = config.get("training", {})
+    results = config.get("results", {})
+    data = ModelCardData(
+        library_name="ratzoo",
+        license="mit",
+        datasets=["uoft-cs/cifar10"],
+        tags=["image-classification", "adversarial-robustness", "randomized-adversarial-training", "cifar10"],
+        model_name=f"ratzoo-{name}",
+        eval_results=_eval_results(f"ratzoo-{name}", results) or None,
+    )
+    noise = (
+        "none (deterministic)"
+        if model["noise_kind"] == "none"
+        else f"{model['noise_kind']} Gaussian, sigma={model['noise_sigma']}, "
+        f"{'on the input pixels' if model['noise_layer'] == 0 else 'after the first layer'}"
+    )
+    body = [
+        f"# ratzoo-{name}",
+        "",
+        f"A CIFAR-10 classifier from the [ratzoo](https://github.com/ratzoo/ratzoo) zoo ({PAPER}).",
+        "",
+        f"- architecture: `{model['architecture']}`, width {model['width']}",
+        f"- noise: {noise}",
+        f"- training method: `{training.get('method', 'unknown')}`",
+        "- inputs: images in [0, 1], NCHW float; normalization happens inside the model",
+        "",
+        "```python",
+        "import ratzoo",
+        f"model = ratzoo.load({name!r})",
+        "p = ratzoo.predict_proba(model, images, samples=100)  # EOT prediction",
+        "```",
+        "",
+    ]
+    if results.get("metrics"):
+        body += [
+            "## Measured results",
+            "",
+            f"Measured by `ratzoo.evaluate` on {results.get('dataset', 'CIFAR-10')} ({results.get('split', 'test')} split). "
+            "Randomized models are attacked with EOT and an example counts as robust when the "
+            "EOT prediction (mean softmax over fresh noise draws) on the adversarial image is the true label.",
+            "",
+            results_table(results),
+            "",
+        ]
+    else:
+        body += ["## Measured results", "", "Not evaluated yet.", ""]
+    if training:
+        body += ["## Training", ""]
+        if training.get("command"):
+            body += ["Reproduce with:", "", "```bash", training["command"], "```", ""]
+        body += ["```json", json.dumps(training, indent=2), "```", ""]
+    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(body)).content

@@ -1,0 +1,167 @@
+"""Checkpoint folders: ``model.safetensors`` + ``config.json`` + ``README.md`` (model card).
+
+Loading is strict: every problem (missing file, corrupt or truncated weights, wrong
+sha256, missing/unexpected keys, shape mismatch, unknown architecture) raises a
+:class:`CheckpointError` naming the file and what is wrong. Weights are never unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models import ModelConfig, RandomizedClassifier
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, malformed or does not match its model."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    model: RandomizedClassifier,
+    folder: str | os.PathLike,
+    *,
+    name: str | None = None,
+    training: dict[str, Any] | None = None,
+    results: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``model`` as a checkpoint folder (weights, config, model card).
+
+    Args:
+        model: the classifier to save.
+        folder: destination folder (created if needed; files replaced atomically).
+        name: the model's short name (for the card), defaults to the folder name.
+        training: how it was trained: method, hyperparameters, the exact command.
+        results: measured results, as written by :mod:`ratzoo.evaluate`
+            (``{"dataset": ..., "metrics": [{"name", "value", ...}, ...]}``).
+        dtype: storage dtype of floating-point weights (loading restores float32).
+
+    Returns:
+        The folder path.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS}.")
+    os.close(fd)
+    save_file(state, tmp, metadata={"format": "pt", "ratzoo_format": str(FORMAT_VERSION)})
+    os.replace(tmp, folder / WEIGHTS)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "name": name or folder.name,
+        "model": model.config.to_dict(),
+        "storage_dtype": str(dtype).replace("torch.", ""),
+        "weights_sha256": sha256_file(folder / WEIGHTS),
+        "training": training or {},
+        "results": results or {},
+    }
+    _atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
+    from .card import model_card
+
+    _atomic_write_text(folder / CARD, model_card(config))
+    return folder
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a checkpoint folder's ``config.json``."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; a checkpoint folder holds {WEIGHTS}, {CONFIG} and {CARD}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(f"{path}: no 'model' section describing the architecture")
+    try:
+        ModelConfig.from_dict(config["model"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+    return config
+
+
+def load_checkpoint(
+    folder: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    expected_sha256: str | None = None,
+) -> RandomizedClassifier:
+    """Load a checkpoint folder into a float32 model in ``eval()`` mode (noise on).
+
+    Args:
+        folder: a folder written by :func:`save_checkpoint`.
+        device: where to put the model.
+        expected_sha256: if given, the weights file must have this sha256.
+
+    Raises:
+        CheckpointError: with the file and the problem, for any mismatch.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such checkpoint folder")
+    config = read_config(folder)
+    wpath = folder / WEIGHTS
+    if not wpath.is_file():
+        raise CheckpointError(f"{wpath}: missing weights file")
+    digest = sha256_file(wpath)
+    for want, source in ((expected_sha256, "the registry"), (config.get("weights_sha256"), CONFIG)):
+        if want and digest != want:
+            raise CheckpointError(
+                f"{wpath}: sha256 {digest[:12]}... does not match {want[:12]}... recorded in {source}; "
+                "the file is corrupt or was replaced: re-download or re-export it"
+            )
+    try:
+        state = load_file(wpath)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{wpath}: not a readable safetensors file ({e}); it may be truncated") from e
+    model = RandomizedClassifier(ModelConfig.from_dict(config["model"]))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{wpath}: weights do not match the architecture in {CONFIG}: "
+            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+        )
+    bad = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+           for k, v in expected.items() if state[k].shape != v.shape]
+    if bad:
+        raise CheckpointError(f"{wpath}: shape mismatch for {len(bad)} tensors, e.g. {bad[:3]}")
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval()

@@ -1,0 +1,116 @@
+"""Expectation over Transformation (EOT) prediction for randomized models.
+
+A randomized classifier's prediction is a random variable; its *EOT prediction* is the
+mean softmax over ``K`` independent noise draws (a Monte Carlo estimate of
+``E_b[softmax(F(x) + b)]``), its *vote* the most frequent single-draw class. All ``K``
+draws of a batch go through the model as one batch (chunked to bound memory), so the
+cost is one big forward pass instead of a Python loop of ``K``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from .noise import is_randomized, noise_control
+
+DEFAULT_CHUNK = 4096  # images per forward pass; bounds peak memory
+
+
+@dataclasses.dataclass
+class EOTPrediction:
+    """The result of :func:`predict_proba` for ``N`` images and ``C`` classes.
+
+    Attributes:
+        probs: ``(N, C)`` mean softmax over the draws (rows sum to 1).
+        probs_std: ``(N, C)`` standard deviation of the softmax over the draws.
+        votes: ``(N, C)`` int64, how many draws predicted each class (rows sum to ``samples``).
+        samples: number of noise draws ``K`` this summarizes.
+    """
+
+    probs: torch.Tensor
+    probs_std: torch.Tensor
+    votes: torch.Tensor
+    samples: int
+
+    @property
+    def label(self) -> torch.Tensor:
+        """``(N,)`` the EOT prediction: argmax of the mean softmax."""
+        return self.probs.argmax(1)
+
+    @property
+    def majority(self) -> torch.Tensor:
+        """``(N,)`` the majority vote over single draws."""
+        return self.votes.argmax(1)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected a float image batch of shape (N, C, H, W), got {shape}")
+
+
+def forward_draws(
+    model: nn.Module, x: torch.Tensor, samples: int, chunk_size: int = DEFAULT_CHUNK
+) -> torch.Tensor:
+    """Logits of ``samples`` noise draws for each image: ``(samples, N, C)``.
+
+    Draw ``k`` of every image sits in row ``k``; the ``samples * N`` forward passes are
+    made in chunks of at most ``chunk_size`` images (whole draws where possible), in the
+    order a loop ``for k in range(samples): model(x)`` would make them, so for the same
+    generator the noise (and therefore the result) is the same as that loop's on CPU.
+    Gradients flow through (used by the attacks).
+    """
+    n = x.shape[0]
+    draws_per_chunk = max(1, chunk_size // max(n, 1))
+    outs = []
+    for k0 in range(0, samples, draws_per_chunk):
+        k = min(draws_per_chunk, samples - k0)
+        xb = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *x.shape[1:])
+        outs.append(model(xb).view(k, n, -1))
+    return torch.cat(outs, 0)
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module,
+    x: torch.Tensor,
+    samples: int = 100,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> EOTPrediction:
+    """EOT prediction: mean softmax, its spread and the votes over ``samples`` noise draws.
+
+    Args:
+        model: a classifier taking images in [0, 1]; randomized or not.
+        x: ``(N, 3, H, W)`` float images in [0, 1].
+        samples: number of noise draws ``K`` (default 100). A deterministic model (or
+            one whose noise is switched off) is run once, whatever ``K``.
+        seed: seed the noise for a reproducible result (exclusive with ``generator``).
+        generator: draw the noise from this generator.
+        chunk_size: at most this many images per forward pass (bounds memory).
+
+    Returns:
+        An :class:`EOTPrediction`.
+
+    >>> p = predict_proba(model, images, samples=100, seed=0)
+    >>> p.probs.shape, p.label.shape
+    (torch.Size([8, 10]), torch.Size([8]))
+    """
+    _check_images(x)
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    with noise_control(model, seed=seed, generator=generator):
+        if not is_randomized(model):
+            logits = forward_draws(model, x, 1, chunk_size)
+            probs = logits.float().softmax(-1)[0]
+            votes = torch.zeros_like(probs, dtype=torch.int64)
+            votes.scatter_(1, probs.argmax(1, keepdim=True), samples)
+            return EOTPrediction(probs, torch.zeros_like(probs), votes, samples)
+        p = forward_draws(model, x, samples, chunk_size).float().softmax(-1)  # (K, N, C)
+    votes = torch.nn.functional.one_hot(p.argmax(-1), p.shape[-1]).sum(0)
+    std = p.std(0, unbiased=False) if samples > 1 else torch.zeros_like(p[0])
+    return EOTPrediction(p.mean(0), std, votes, samples)

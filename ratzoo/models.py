@@ -1,0 +1,226 @@
+"""CIFAR-style classifiers with optional Gaussian noise injection.
+
+Every model takes images in [0, 1] (NCHW, float) and normalizes them itself. It is
+split as ``logits = head(noise(stem(normalize(x))))`` where the *stem* is the paper's
+"first layer" (a 3x3 convolution followed by a non-affine batch norm, so that the
+injected noise is measured against unit-variance features and cannot be drowned by
+simply scaling the convolution up). ``noise_layer=0`` instead adds the noise to the
+input pixels (before normalization): that is classic randomized smoothing, for which
+Cohen et al.'s certificate is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .noise import NOISE_KINDS, GaussianNoise
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model's architecture (stored in ``config.json``).
+
+    Attributes:
+        architecture: a name from :data:`ARCHITECTURES` ("preact_resnet18", "wide_resnet28_10").
+        width: base width (PreActResNet-18: channels of the first stage, 64 is the
+            standard model, 16 our CPU-size one) or widen factor (WideResNet: 10).
+        num_classes: number of output logits.
+        noise_kind: "none" (standard, AT), "fixed" (R.N., RAT) or "learned" (LeRAT).
+        noise_sigma: the noise std (initial value when learned), in units of the
+            noised activations: unit-variance stem features (layer 1) or pixels in
+            [0, 1] (layer 0).
+        noise_layer: 1 = after the first layer (the paper), 0 = on the input pixels.
+        mean: per-channel normalization mean applied inside the model.
+        std: per-channel normalization std applied inside the model.
+        dropout: dropout rate inside WideResNet blocks (unused by PreActResNet).
+    """
+
+    architecture: str = "preact_resnet18"
+    width: int = 64
+    num_classes: int = 10
+    noise_kind: str = "none"
+    noise_sigma: float = 0.0
+    noise_layer: int = 1
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; known: {sorted(ARCHITECTURES)}"
+            )
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ValueError(f"width must be a positive integer, got {self.width!r}")
+        if self.noise_kind not in NOISE_KINDS:
+            raise ValueError(f"noise_kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
+        if self.noise_kind != "none":
+            s = self.noise_sigma
+            if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+                raise ValueError(f"noise_sigma must be > 0 for noise_kind={self.noise_kind!r}, got {s!r}")
+        if self.noise_layer not in (0, 1):
+            raise ValueError(f"noise_layer must be 0 (input) or 1 (after the first layer), got {self.noise_layer!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std must be 3 numbers each, std > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config fields {sorted(unknown)}; known: {sorted(names)}")
+        d = dict(d)
+        for k in ("mean", "std"):
+            if k in d:
+                d[k] = tuple(float(v) for v in d[k])
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- backbones
+
+
+class _Stem(nn.Module):
+    """The paper's first layer: 3x3 conv + non-affine batch norm."""
+
+    def __init__(self, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, out_channels, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class _PreActBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.dropout = dropout
+        self.shortcut = (
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        sc = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = F.relu(self.bn2(out))
+        if self.dropout > 0:
+            out = F.dropout(out, self.dropout, self.training)
+        return self.conv2(out) + sc
+
+
+class _ResNetBody(nn.Module):
+    """Pre-activation residual stages, final BN-ReLU, global pooling and a linear head."""
+
+    def __init__(self, cin: int, stages: list[tuple[int, int, int]], num_classes: int, dropout: float) -> None:
+        super().__init__()
+        layers = []
+        for cout, blocks, stride in stages:
+            for i in range(blocks):
+                layers.append(_PreActBlock(cin, cout, stride if i == 0 else 1, dropout))
+                cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.bn = nn.BatchNorm2d(cin)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn(self.blocks(h)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+
+
+def _preact_resnet18(cfg: ModelConfig) -> tuple[nn.Module, nn.Module, int]:
+    w = cfg.width
+    stages = [(w, 2, 1), (2 * w, 2, 2), (4 * w, 2, 2), (8 * w, 2, 2)]
+    return _Stem(w), _ResNetBody(w, stages, cfg.num_classes, 0.0), w
+
+
+def _wide_resnet28(cfg: ModelConfig) -> tuple[nn.Module, nn.Module, int]:
+    k, n = cfg.width, (28 - 4) // 6
+    stages = [(16 * k, n, 1), (32 * k, n, 2), (64 * k, n, 2)]
+    return _Stem(16), _ResNetBody(16, stages, cfg.num_classes, cfg.dropout), 16
+
+
+ARCHITECTURES: dict[str, Callable[[ModelConfig], tuple[nn.Module, nn.Module, int]]] = {
+    "preact_resnet18": _preact_resnet18,
+    "wide_resnet28_10": _wide_resnet28,
+}
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+class RandomizedClassifier(nn.Module):
+    """``logits = head(noise(stem(normalize(x))))`` for images ``x`` in [0, 1].
+
+    Args:
+        config: the :class:`ModelConfig` describing architecture, noise and normalization.
+
+    Shapes: ``x`` is ``(N, 3, 32, 32)`` float in [0, 1]; the output is ``(N, num_classes)``
+    logits. The noise module (``self.noise``, a :class:`GaussianNoise` or ``None``) is on
+    by default, in ``train()`` and ``eval()`` alike; switch it with
+    :func:`ratzoo.noise_control`.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("mean", torch.tensor(config.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std).view(1, 3, 1, 1), persistent=False)
+        self.stem, self.head, stem_channels = ARCHITECTURES[config.architecture](config)
+        self.noise: GaussianNoise | None = None
+        if config.noise_kind != "none":
+            channels = 3 if config.noise_layer == 0 else stem_channels
+            self.noise = GaussianNoise(channels, config.noise_sigma, config.noise_kind)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The first layer's output (what layer-1 noise is added to), noise excluded."""
+        return self.stem((x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.noise is not None and self.config.noise_layer == 0:
+            x = self.noise(x)
+        h = self.stem((x - self.mean) / self.std)
+        if self.noise is not None and self.config.noise_layer == 1:
+            h = self.noise(h)
+        return self.head(h)
+
+
+def build_model(config: ModelConfig | None = None, **overrides: Any) -> RandomizedClassifier:
+    """Build an untrained model from a config (or keyword overrides of the default one).
+
+    >>> model = build_model(architecture="preact_resnet18", width=16, noise_kind="fixed", noise_sigma=0.5)
+    >>> model(torch.rand(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+    if config is None:
+        config = ModelConfig(**overrides)
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    return RandomizedClassifier(config)

@@ -1,0 +1,184 @@
+"""The trainer's one configuration dataclass, its presets, and the CLI built from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import shlex
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+METHODS = ("standard", "at", "rn", "rat", "lerat")
+ATTACKS = ("fgsm_rs", "pgd")
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How to train one model (saved next to every checkpoint as ``training``)."""
+
+    method: str = _f("standard", f"training method: one of {METHODS}")
+    architecture: str = _f("preact_resnet18", "architecture name (ratzoo.models.ARCHITECTURES)")
+    width: int = _f(16, "PreActResNet base width (64 = standard model) or WRN widen factor")
+    noise_sigma: float = _f(0.0, "noise std for rn/rat (initial value for lerat), in units of the unit-variance first-layer features")
+    noise_layer: int = _f(1, "1 = noise after the first layer (paper), 0 = on input pixels")
+    epochs: int = _f(15, "number of epochs")
+    batch_size: int = _f(128, "global batch size (split over DDP ranks)")
+    lr: float = _f(0.2, "peak learning rate of the one-cycle (triangular) schedule")
+    warmup: float = _f(0.3, "fraction of the steps spent ramping the LR up from 0")
+    momentum: float = _f(0.9, "SGD (Nesterov) momentum")
+    weight_decay: float = _f(5e-4, "weight decay (not applied to batch-norm, biases and the noise std)")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
+    attack: str = _f("fgsm_rs", f"training attack for at/rat/lerat: one of {ATTACKS}")
+    eps: float = _f(8 / 255, "Linf budget of the training attack on [0, 1] images (accepts 8/255)")
+    step_size: float = _f(10 / 255, "attack step size (FGSM-RS: 1.25 eps per Wong et al. 2020)")
+    attack_steps: int = _f(1, "PGD steps (ignored by fgsm_rs)")
+    val_size: int = _f(1000, "training images held out for per-epoch validation (clean + PGD guard)")
+    co_guard: bool = _f(True, "stop when PGD accuracy on the held-out set collapses (catastrophic overfitting)")
+    data_dir: str = _f("", "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10, else the Hub")
+    train_subset: int = _f(0, "train on the first N images only (0 = all; for tests)")
+    max_steps: int = _f(0, "stop after this many optimizer steps in total (0 = no limit; for tests)")
+    seed: int = _f(0, "seed of everything: init, data order, augmentation, noise, attacks")
+    out: str = _f("", "checkpoint folder to write at the end (default checkpoints/<name>)")
+    name: str = _f("", "model name (default: the preset or method)")
+    state_dir: str = _f("", "where the resumable training state lives (default ~/.cache/ratzoo/runs/<name>)")
+    resume: bool = _f(False, "continue from the training state in state_dir")
+    eval_n: int = _f(1000, "test images for the final evaluation (0 = skip it)")
+    eval_eot: int = _f(20, "EOT draws of the final evaluation's attacks on noisy models")
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto")
+    threads: int = _f(0, "CPU threads (0 = all cores)")
+    channels_last: str = _f("auto", "auto (on for CUDA, off for CPU where it measured slower), on, off")
+    amp: str = _f("auto", "bf16 autocast: auto (CUDA only), on, off")
+    push_to_hub: str = _f("", "OWNER/NAME: publish the checkpoint folder to the Hub at the end")
+    preset: str = _f("", "start from a named preset (see --list-presets); explicit flags override it")
+
+    def validate(self) -> None:
+        """Raise ValueError, with what to do, before any work starts."""
+        errs = []
+        if self.method not in METHODS:
+            errs.append(f"unknown method {self.method!r}; choose one of {METHODS}")
+        from ratzoo.models import ARCHITECTURES
+
+        if self.architecture not in ARCHITECTURES:
+            errs.append(f"unknown architecture {self.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+        if self.attack not in ATTACKS:
+            errs.append(f"unknown training attack {self.attack!r}; choose one of {ATTACKS}")
+        for field in ("eps", "step_size", "lr"):
+            v = getattr(self, field)
+            if not math.isfinite(v) or v <= 0:
+                errs.append(f"{field} must be > 0, got {v}")
+        if self.noise_sigma < 0 or not math.isfinite(self.noise_sigma):
+            errs.append(f"noise_sigma must be >= 0, got {self.noise_sigma}")
+        if self.method in ("rn", "rat", "lerat") and self.noise_sigma <= 0:
+            errs.append(f"method {self.method!r} injects noise: give --noise-sigma > 0")
+        if self.method in ("standard", "at") and self.noise_sigma > 0:
+            errs.append(f"method {self.method!r} is deterministic: drop --noise-sigma (use rn/rat/lerat)")
+        for field in ("epochs", "batch_size"):
+            if getattr(self, field) < 1:
+                errs.append(f"{field} must be >= 1")
+        if self.attack_steps < 1:
+            errs.append("attack_steps must be >= 1")
+        if self.data_dir and not Path(self.data_dir).expanduser().is_dir():
+            errs.append(f"data folder {self.data_dir} does not exist; point --data-dir at a CIFAR-10 copy in the Hub layout")
+        if errs:
+            raise ValueError("invalid training configuration:\n  - " + "\n  - ".join(errs))
+
+    @property
+    def adversarial(self) -> bool:
+        return self.method in ("at", "rat", "lerat")
+
+    @property
+    def noise_kind(self) -> str:
+        return {"rn": "fixed", "rat": "fixed", "lerat": "learned"}.get(self.method, "none")
+
+    def run_name(self) -> str:
+        return self.name or self.preset or self.method
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The fields that define the training run (a resume must match them)."""
+        skip = {"resume", "device", "threads", "push_to_hub", "out", "state_dir", "eval_n", "eval_eot",
+                "data_dir", "name", "preset"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+# CPU-sized zoo schedule: PreActResNet-18 at width 16, one-cycle LR, FGSM-RS adversarial
+# training (Wong et al. 2020). Noise std from the grid search documented in the README.
+ZOO_SIGMA = 0.5
+PRESETS: dict[str, dict[str, Any]] = {
+    "standard": dict(method="standard", epochs=25, lr=0.2, label_smoothing=0.1),
+    "at": dict(method="at", epochs=20, lr=0.2),
+    "rn": dict(method="rn", epochs=25, lr=0.2, noise_sigma=ZOO_SIGMA, label_smoothing=0.1),
+    "rat": dict(method="rat", epochs=20, lr=0.2, noise_sigma=ZOO_SIGMA),
+    "lerat": dict(method="lerat", epochs=20, lr=0.2, noise_sigma=ZOO_SIGMA),
+    # The paper's section 5.4, translated to [0, 1] inputs: their inputs live in [-1, 1],
+    # so PGD intensity 0.03 -> eps 0.015 and step 0.02 -> 0.01; 1 PGD iteration with a
+    # random start; noise N(0, 1) -> sigma 1.0; WRN-28-10, batch 200, lr 0.1, wd 0.002.
+    "paper": dict(method="rat", architecture="wide_resnet28_10", width=10, attack="pgd", attack_steps=1,
+                  eps=0.015, step_size=0.01, noise_sigma=1.0, epochs=200, batch_size=200, lr=0.1,
+                  weight_decay=2e-3),
+}
+
+
+def parse_fraction(text: str) -> float:
+    """'8/255' -> 0.0313...; plain numbers pass through. Clear error on nonsense."""
+    try:
+        v = float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction like 8/255, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train a standard / AT / R.N. / RAT / LeRAT CIFAR-10 model and write a ratzoo checkpoint.",
+    )
+    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, type=_bool, nargs="?", const=True, default=None, help=f.metadata["help"])
+        else:
+            typ = {"int": int, "float": parse_fraction, "str": str}[str(f.type)]
+            p.add_argument(flag, type=typ, default=None, help=f"{f.metadata['help']} (default: {f.default!r})")
+    return p
+
+
+def config_from_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    explicit = {k: v for k, v in vars(args).items() if v is not None and k != "list_presets"}
+    base: dict[str, Any] = {}
+    if explicit.get("preset"):
+        if explicit["preset"] not in PRESETS:
+            parser.error(f"unknown preset {explicit['preset']!r}; choose one of {sorted(PRESETS)}")
+        base = dict(PRESETS[explicit["preset"]])
+    cfg = TrainConfig(**{**base, **explicit})
+    return cfg, args
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    argv = sys.argv[1:] if argv is None else argv
+    return "python -m train " + " ".join(shlex.quote(a) for a in argv)
+
+
+def default_state_dir(cfg: TrainConfig) -> Path:
+    root = Path(os.environ.get("RATZOO_CACHE", Path.home() / ".cache" / "ratzoo"))
+    return Path(cfg.state_dir) if cfg.state_dir else root / "runs" / cfg.run_name()

@@ -1,0 +1,336 @@
+"""The training loop: data on the device, batched augmentation, adversarial examples,
+resumable state, DDP, final evaluation and export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ratzoo
+from ratzoo.models import ModelConfig, build_model
+from ratzoo.noise import noise_control, noise_modules
+
+from .config import TrainConfig, command_line, config_from_args, default_state_dir
+from .state import load_state, save_state
+
+# --------------------------------------------------------------------------- distributed
+
+
+@dataclasses.dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Dist:
+    """Join the process group that ``torchrun`` describes in the environment, if any."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return Dist()
+    import torch.distributed as dist
+
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return dev
+
+
+# --------------------------------------------------------------------------- data
+
+
+def seeded(seed: int, *tags: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator whose seed depends only on (seed, tags): resumable at any epoch."""
+    s = seed
+    for t in tags:
+        s = (s * 1_000_003 + t + 1) % (2**62)
+    return torch.Generator(device=device).manual_seed(s)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop (4-pixel zero padding) + horizontal flip, batched on the device.
+
+    ``x`` is ``(B, 3, 32, 32)`` uint8; returns the same shape and dtype.
+    """
+    b, dev = x.shape[0], x.device
+    pad = F.pad(x, (4, 4, 4, 4))
+    oy = torch.randint(0, 9, (b,), generator=gen, device=dev)
+    ox = torch.randint(0, 9, (b,), generator=gen, device=dev)
+    flip = torch.rand(b, generator=gen, device=dev) < 0.5
+    ar = torch.arange(32, device=dev)
+    iy = oy[:, None] + ar
+    ix = ox[:, None] + ar
+    ix = torch.where(flip[:, None], ix.flip(1), ix)
+    out = pad[torch.arange(b, device=dev)[:, None, None], :, iy[:, :, None], ix[:, None, :]]  # (B,32,32,3)
+    return out.permute(0, 3, 1, 2)
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, torch.Tensor]:
+    root = cfg.data_dir or None
+    xtr, ytr = ratzoo.load_cifar10("train", root=root)
+    xtr = torch.from_numpy(xtr.copy()).permute(0, 3, 1, 2).contiguous()
+    ytr = torch.from_numpy(ytr.copy())
+    nval = min(cfg.val_size, len(xtr) // 10)
+    data = {"val_x": xtr[len(xtr) - nval:], "val_y": ytr[len(ytr) - nval:]}
+    xtr, ytr = xtr[: len(xtr) - nval], ytr[: len(ytr) - nval]
+    if cfg.train_subset:
+        xtr, ytr = xtr[: cfg.train_subset], ytr[: cfg.train_subset]
+    data.update(train_x=xtr, train_y=ytr)
+    return {k: v.to(device) for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------- attacks
+
+
+def adversarial_examples(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, autocast: Any
+) -> torch.Tensor:
+    """FGSM with random start (Wong et al. 2020) or PGD-k, Linf, against the model as it
+    is (noise on: a fresh draw per forward pass, as in the paper's Algorithm 1).
+
+    Only the input receives gradients (``torch.autograd.grad`` w.r.t. the perturbation),
+    so no weight gradients are computed for the attack steps.
+    """
+    eps, alpha = cfg.eps, cfg.step_size
+    steps = 1 if cfg.attack == "fgsm_rs" else cfg.attack_steps
+    delta = (torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * eps
+    delta = (x + delta).clamp_(0, 1) - x
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        with autocast:
+            loss = F.cross_entropy(model(x + delta), y)
+        (grad,) = torch.autograd.grad(loss, delta)
+        delta = (delta.detach() + alpha * grad.sign()).clamp_(-eps, eps)
+        delta = (x + delta).clamp_(0, 1) - x
+    return (x + delta).detach()
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int = 500) -> float:
+    correct = 0
+    for i in range(0, len(x), bs):
+        correct += (model(x[i : i + bs].float() / 255).argmax(1) == y[i : i + bs]).sum().item()
+    return correct / max(len(x), 1)
+
+
+def _pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int) -> float:
+    """PGD-10 Linf accuracy (single noise draw) on a held-out batch: the CO guard."""
+    guard = dataclasses.replace(cfg, attack="pgd", attack_steps=10, step_size=cfg.eps / 4)
+    gen = seeded(seed, 99, device=x.device)
+    xf = x.float() / 255
+    xa = adversarial_examples(model, xf, y, guard, gen, nullcontext())
+    with torch.no_grad():
+        return (model(xa).argmax(1) == y).float().mean().item()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.dim() <= 1 or name.endswith("log_sigma") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def one_cycle(total: int, warmup: float):
+    up = max(1, int(round(total * warmup)))
+
+    def f(step: int) -> float:
+        if step < up:
+            return step / up
+        return max(0.0, (total - step) / max(1, total - up))
+
+    return f
+
+
+def _log(path: Path | None, record: dict[str, Any]) -> None:
+    if path is None:
+        return
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _bar(done: int, total: int, t0: float, extra: str) -> str:
+    frac = done / max(total, 1)
+    el = time.time() - t0
+    eta = el / frac - el if frac > 0 else float("nan")
+    filled = int(30 * frac)
+    return f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * frac:5.1f}% {extra} eta {eta:5.0f}s"
+
+
+def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
+    """Run (or resume) training; returns a summary. Writes the state every epoch."""
+    device = resolve_device(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dist = setup_distributed(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    use_cl = cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
+    use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
+
+    state_dir = default_state_dir(cfg)
+    state_path = state_dir / "state.pt"
+    log_path = state_dir / "log.jsonl" if dist.main else None
+
+    torch.manual_seed(cfg.seed)
+    mcfg = ModelConfig(
+        architecture=cfg.architecture, width=cfg.width, noise_kind=cfg.noise_kind,
+        noise_sigma=cfg.noise_sigma if cfg.noise_kind != "none" else 0.0, noise_layer=cfg.noise_layer,
+    )
+    model = build_model(mcfg).to(device)
+    if use_cl:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+
+    data = load_data(cfg, device)
+    n_train = len(data["train_x"])
+    per_rank = cfg.batch_size // dist.world
+    steps_per_epoch = n_train // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch size {cfg.batch_size} exceeds the {n_train} training images")
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, one_cycle(steps_per_epoch * cfg.epochs, cfg.warmup))
+
+    start_epoch, step, history = 0, 0, []
+    best: dict[str, Any] = {}
+    if cfg.resume and state_path.is_file():
+        st = load_state(state_path, cfg)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start_epoch, step, history = st["epoch"], st["step"], st["history"]
+        best = st.get("best", {})
+        torch.set_rng_state(st["rng_cpu"])
+        if st.get("finished"):
+            start_epoch = cfg.epochs  # nothing left to train: go straight to export
+        if dist.main:
+            print(f"resumed {state_path} at epoch {start_epoch}, step {step}", file=sys.stderr)
+    elif state_path.is_file() and dist.main and not cfg.resume:
+        print(f"note: overwriting the training state in {state_dir} (pass --resume to continue it)", file=sys.stderr)
+        state_path.unlink()
+        if log_path is not None and log_path.exists():
+            log_path.unlink()
+    if dist.main:
+        state_dir.mkdir(parents=True, exist_ok=True)
+
+    net: nn.Module = model
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    stopped = None
+    t_start = time.time()
+    for epoch in range(start_epoch, cfg.epochs):
+        if step >= total:
+            break
+        model.train()
+        g_data = seeded(cfg.seed, epoch, 0)
+        perm = torch.randperm(n_train, generator=g_data).to(device)
+        g_aug = seeded(cfg.seed, epoch, 1, dist.rank, device=device)
+        g_noise = seeded(cfg.seed, epoch, 2, dist.rank, device=device)
+        g_att = seeded(cfg.seed, epoch, 3, dist.rank, device=device)
+        t0, seen, loss_sum, correct = time.time(), 0, torch.zeros((), device=device), torch.zeros((), device=device)
+        with noise_control(model, generator=g_noise):
+            for i in range(steps_per_epoch):
+                if step >= total:
+                    break
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size][dist.rank :: dist.world][:per_rank]
+                x = augment(data["train_x"][idx], g_aug).float().div_(255)
+                y = data["train_y"][idx]
+                if use_cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                if cfg.adversarial:
+                    x = adversarial_examples(model, x, y, cfg, g_att, autocast)
+                with autocast:
+                    logits = net(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                seen += len(y)
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                if dist.main and (i % 50 == 0 or i == steps_per_epoch - 1):
+                    el = time.time() - t0
+                    msg = (f"ep {epoch + 1}/{cfg.epochs} loss {loss_sum.item() / seen:.3f} "
+                           f"acc {correct.item() / seen:.3f} {seen * dist.world / max(el, 1e-9):.0f} img/s")
+                    print(_bar(step, total, t_start, msg), end="", file=sys.stderr, flush=True)
+        epoch_time = time.time() - t0
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "step": step, "lr": sched.get_last_lr()[0],
+            "train_loss": loss_sum.item() / max(seen, 1), "train_acc": correct.item() / max(seen, 1),
+            "epoch_seconds": round(epoch_time, 2), "images_per_second": round(seen * dist.world / epoch_time, 1),
+        }
+        if model.noise is not None:
+            record["sigma_mean"] = float(model.noise.sigma.detach().mean())
+            record["sigma_min"] = model.noise.min_sigma()
+        if dist.main:
+            model.eval()
+            with noise_control(model, seed=cfg.seed + epoch):
+                record["val_clean_acc"] = _accuracy(model, data["val_x"], data["val_y"])
+                if cfg.adversarial:
+                    k = min(256, len(data["val_x"]))
+                    record["val_pgd10_acc"] = _pgd_accuracy(model, data["val_x"][:k], data["val_y"][:k], cfg, cfg.seed)
+            model.train()
+            rob = record.get("val_pgd10_acc")
+            if cfg.adversarial and cfg.co_guard and rob is not None:
+                if best and best["val_pgd10_acc"] > 0.2 and rob < 0.5 * best["val_pgd10_acc"]:
+                    stopped = (f"catastrophic overfitting: held-out PGD-10 accuracy fell from "
+                               f"{best['val_pgd10_acc']:.3f} (epoch {best['epoch']}) to {rob:.3f}; "
+                               f"keeping epoch {best['epoch']}'s weights")
+                    record["co_detected"] = True
+            history.append(record)
+            print("\n" + json.dumps(record), file=sys.stderr, flush=True)
+            _log(log_path, record)
+            if stopped:
+                model.load_state_dict(best["model"])
+            elif cfg.adversarial and rob is not None and (not best or rob >= best["val_pgd10_acc"]):
+                best = {"epoch": epoch + 1, "val_pgd10_acc": rob,
+                        "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            finished = stopped is not None or epoch + 1 >= cfg.epochs or step >= total
+            save_state(state_path, cfg, model, opt, sched, epoch + 1, step, history, best, finished, stopped)
+        if dist.world > 1:
+            import torch.distributed as tdist
+
+            flag = torch.tensor([1.0 if stopped else 0.0], device=device)
+            tdist.broadcast(flag, 0)
+            if flag.item():
+                break
+        if stopped:
+            print(f"stopping: {stopped}", file=sys.stderr)
+            break
+    return {"model": model, "history": history, "state_path": state_path, "dist": dist,
+            "device": device, "stopped": stopped, "command": command}
