@@ -64,6 +64,13 @@ def forward_draws(
     Gradients flow through (used by the attacks).
     """
     n = x.shape[0]
+    if n > chunk_size:
+        # Not even one whole draw fits: split the images of each draw, still draw-major,
+        # so the noise is consumed in the same order as the loop over draws.
+        return torch.stack([
+            torch.cat([model(x[i : i + chunk_size]) for i in range(0, n, chunk_size)])
+            for _ in range(samples)
+        ])
     draws_per_chunk = max(1, chunk_size // max(n, 1))
     outs = []
     for k0 in range(0, samples, draws_per_chunk):
