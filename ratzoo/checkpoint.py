@@ -94,6 +94,19 @@ def save_checkpoint(
     return folder
 
 
+def update_results(folder: str | os.PathLike, results: dict[str, Any]) -> dict[str, Any]:
+    """Replace the measured results of a checkpoint (``config.json`` and the model card),
+    leaving the weights untouched. Returns the new config."""
+    from .card import model_card
+
+    folder = Path(folder)
+    config = read_config(folder)
+    config["results"] = results
+    _atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
+    _atomic_write_text(folder / CARD, model_card(config))
+    return config
+
+
 def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a checkpoint folder's ``config.json``."""
     path = Path(folder) / CONFIG
