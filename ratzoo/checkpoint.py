@@ -36,10 +36,19 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _umask_mode() -> int:
+    """The mode ``open()`` gives a new file: mkstemp's 0600 would make a shared or
+    bundled checkpoint unreadable to other users."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, _umask_mode())
     os.replace(tmp, path)
 
 
@@ -77,6 +86,7 @@ def save_checkpoint(
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS}.")
     os.close(fd)
     save_file(state, tmp, metadata={"format": "pt", "ratzoo_format": str(FORMAT_VERSION)})
+    os.chmod(tmp, _umask_mode())
     os.replace(tmp, folder / WEIGHTS)
     config = {
         "format_version": FORMAT_VERSION,

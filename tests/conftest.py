@@ -27,6 +27,14 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 # module-level code and subprocesses spawned by tests see it.
 _SESSION_CACHE = tempfile.mkdtemp(prefix="ratzoo-test-cache-")
 os.environ["RATZOO_CACHE"] = _SESSION_CACHE
+# No network and no cached Hub token: huggingface_hub reads these at import time, so they
+# are set before anything imports it. Tests that want an (unreachable) endpoint use a
+# subprocess with their own environment.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = os.path.join(_SESSION_CACHE, "hf_home")
+os.environ.pop("HF_TOKEN", None)
+for _var in ("HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+    os.environ.pop(_var, None)
 
 import torch  # noqa: E402
 
