@@ -31,8 +31,10 @@ def cache_dir() -> Path:
 
 
 def _resolve(split: str, root: str | os.PathLike | None) -> Path:
+    source = "argument"
     if root is None:
         root = os.environ.get(ENV_DIR) or None
+        source = f"${ENV_DIR}"
     rel = SPLIT_FILES[split]
     if root is not None:
         root = Path(root).expanduser()
@@ -41,7 +43,7 @@ def _resolve(split: str, root: str | os.PathLike | None) -> Path:
                 return cand
         raise DatasetError(
             f"CIFAR-10 {split} file not found: looked for {root / rel} and {root / Path(rel).name} "
-            f"(root from {'argument' if root else ENV_DIR}). Point root=/ ${ENV_DIR} at a folder "
+            f"(root from {source}). Point root= or ${ENV_DIR} at a folder "
             f"laid out like the Hub dataset {HUB_DATASET} (plain_text/*.parquet)."
         )
     try:
@@ -57,6 +59,7 @@ def _resolve(split: str, root: str | os.PathLike | None) -> Path:
 
 def _decode(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow.parquet as pq
+    import pyarrow.types as pa_types
     from PIL import Image
 
     try:
@@ -67,7 +70,13 @@ def _decode(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"({type(e).__name__}: {e}); re-download it or point ${ENV_DIR} at a good copy"
         ) from e
     imgs = table.column("img").to_pylist()
-    labels = np.asarray(table.column("label").to_numpy(), dtype=np.int64)
+    label_col = table.column("label")
+    if label_col.null_count or not pa_types.is_integer(label_col.type):
+        raise DatasetError(
+            f"{path}: the 'label' column must hold integers 0..9 without nulls, "
+            f"got type {label_col.type} with {label_col.null_count} nulls"
+        )
+    labels = np.asarray(label_col.to_numpy(), dtype=np.int64)
     out = np.empty((len(imgs), 32, 32, 3), dtype=np.uint8)
     for i, rec in enumerate(imgs):
         raw = rec["bytes"] if isinstance(rec, dict) else rec
