@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks import ALIASES, ATTACKS, make_attack, parse_budget
+from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
 from .eot import predict_proba
 from .noise import is_randomized
 
@@ -261,3 +261,350 @@ class _Bar:
     def close(self) -> None:
         self.stream.write("\n")
         self.stream.flush()
+
+
+# --------------------------------------------------------------------------- sanity checks
+# Carlini et al. 2019, "On evaluating adversarial robustness" (arXiv:1902.06705), Sec. 5.
+
+
+def _half_width(rec: dict[str, Any]) -> float:
+    lo, hi = rec["robust_accuracy_ci95"]
+    return (hi - lo) / 2
+
+
+def check_monotone(points: Sequence[dict[str, Any]], key: str = "eps") -> dict[str, Any]:
+    """Robust accuracy must not increase with the budget (within noise).
+
+    Points are sorted by ``params[key]``; a violation is an increase larger than the
+    95% CI half-width of the smaller-budget point.
+    """
+    pts = sorted(points, key=lambda r: r["params"].get(key) or 0.0)
+    bad = []
+    for a, b in zip(pts, pts[1:]):
+        rise = b["robust_accuracy"] - a["robust_accuracy"]
+        if rise > _half_width(a):
+            bad.append({f"{key}_small": a["params"].get(key), f"{key}_large": b["params"].get(key),
+                        "accuracy_small": a["robust_accuracy"], "accuracy_large": b["robust_accuracy"]})
+    msg = ("robust accuracy is non-increasing in " + key + " (within the 95% CI)") if not bad else (
+        f"robust accuracy INCREASES with {key} beyond the 95% CI at {len(bad)} point(s): a larger budget "
+        "contains every smaller one, so the attack is not finding the worst case (weak or "
+        "noisy attack, gradient masking, or a too small step size); strengthen it")
+    return {"check": f"monotone_in_{key}", "passed": not bad, "violations": bad, "message": msg}
+
+
+def large_budget_eps(attack: str, images: torch.Tensor, norm: str | None = None) -> float:
+    """A budget that contains the whole image cube: 1.0 (Linf) or sqrt(C*H*W) (L2)."""
+    name = ALIASES.get(attack, attack)
+    l2 = (norm or ATTACKS[name].norm) == "L2"
+    return float(math.sqrt(images[0].numel())) if l2 else 1.0
+
+
+def check_large_budget(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attack: str = "pgd-linf", *,
+    seed: int = 0, max_accuracy: float = 0.05, **kwargs: Any,
+) -> dict[str, Any]:
+    """With a budget covering the whole image cube, accuracy must fall to ~0.
+
+    Runs ``attack`` with eps = 1.0 (Linf) or sqrt(d) (L2) (C&W: unbounded, as is) and
+    flags gradient masking when robust accuracy stays above ``max_accuracy``.
+    """
+    name = ALIASES.get(attack, attack)
+    kw = dict(kwargs)
+    kw.pop("eps", None)
+    if name != "cw-l2":
+        kw["eps"] = large_budget_eps(name, images, kw.get("norm"))
+        if name in ("pgd-linf", "pgd-l2", "fgsm", "fgm"):
+            kw.pop("step_size", None)  # default: a fixed fraction of eps
+    rec = evaluate(model, images, labels, attack=name, seed=seed, **kw)
+    ok = rec["robust_accuracy"] <= max_accuracy
+    msg = (f"with eps={kw.get('eps', 'unbounded')} robust accuracy is {rec['robust_accuracy']:.3f} "
+           f"<= {max_accuracy}") if ok else (
+        f"with eps={kw.get('eps', 'unbounded')} (the whole image cube) robust accuracy is still "
+        f"{rec['robust_accuracy']:.3f} > {max_accuracy}: the attack cannot even win when anything is "
+        "allowed, a classic sign of gradient masking or a broken attack; do not trust its numbers")
+    return {"check": "large_budget", "passed": ok, "eps": kw.get("eps"), "robust_accuracy": rec["robust_accuracy"],
+            "robust_accuracy_ci95": rec["robust_accuracy_ci95"], "message": msg}
+
+
+def check_convergence(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, base: dict[str, Any], *,
+    double: Sequence[str] = ("steps", "eot_samples"), **kwargs: Any,
+) -> dict[str, Any]:
+    """Re-run the attack of record ``base`` with ``steps`` and/or ``eot_samples`` doubled.
+
+    Not converged: doubling lowers robust accuracy by more than the base CI half-width
+    (the reported number is an overestimate). Suspicious: doubling *raises* it by more
+    than that (a stronger attack should not do worse).
+    """
+    half = _half_width(base)
+    p = base["params"]
+    decision_samples = kwargs.pop("decision_samples", None) or (
+        base["decision_samples"] if base.get("randomized") else DEFAULT_DECISION_SAMPLES)
+    results = []
+    for what in double:
+        kw = dict(kwargs)
+        if what == "steps":
+            if "steps" not in p:
+                continue
+            kw["steps"] = 2 * p["steps"]
+            kw.setdefault("eot_samples", base.get("eot_samples") or 1)
+        elif what == "eot_samples":
+            if not base.get("randomized"):
+                continue  # a deterministic model has one draw whatever eot_samples says
+            kw["eot_samples"] = 2 * (base.get("eot_samples") or 1)
+            kw.setdefault("steps", p.get("steps"))
+        else:
+            raise ValueError(f"can double 'steps' or 'eot_samples', not {what!r}")
+        accepted = attack_arguments(base["attack"])
+        for k in ("eps", "step_size", "restarts", "search_steps", "initial_const", "kappa", "norm", "lr",
+                  "random_start", "rho", "momentum", "eot_output"):
+            if k in p and k in accepted and k not in kw and p[k] is not None:
+                kw[k] = p[k]
+        rec = evaluate(model, images, labels, attack=base["attack"], seed=base["seed"],
+                       decision_samples=decision_samples, **kw)
+        delta = rec["robust_accuracy"] - base["robust_accuracy"]
+        status = "converged" if abs(delta) <= half else ("not_converged" if delta < 0 else "suspicious_increase")
+        results.append({"doubled": what, "value": kw.get(what), "robust_accuracy": rec["robust_accuracy"],
+                        "delta": delta, "status": status})
+    bad = [r for r in results if r["status"] != "converged"]
+    if not bad:
+        msg = f"doubling {', '.join(r['doubled'] for r in results) or 'nothing'} changed robust accuracy by at most the 95% CI half-width ({half:.3f})"
+    else:
+        parts = []
+        for r in bad:
+            if r["status"] == "not_converged":
+                parts.append(f"doubling {r['doubled']} to {r['value']} LOWERED robust accuracy by {-r['delta']:.3f} "
+                             f"(> {half:.3f}): the attack has not converged, use more {r['doubled']}")
+            else:
+                parts.append(f"doubling {r['doubled']} to {r['value']} RAISED robust accuracy by {r['delta']:.3f} "
+                             f"(> {half:.3f}): a stronger attack should not do worse; suspect noisy gradients or a bug")
+        msg = "; ".join(parts)
+    return {"check": "convergence", "passed": not bad, "runs": results, "ci_half_width": half, "message": msg}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+class UsageError(ValueError):
+    """A bad command-line argument (exit code 2)."""
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _parse_list(text: str, name: str, parse: Callable[[str], Any]) -> list[Any]:
+    items = [t for t in text.split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"{name} is empty; give comma-separated values like 2/255,4/255,8/255")
+    return [parse(t) for t in items]
+
+
+def _parse_eps(text: str, name: str = "--eps") -> float:
+    try:
+        return parse_budget(text, name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _parse_positive_int(text: str, name: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise UsageError(f"{name} must be a positive integer, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ratzoo.evaluate",
+        description="Attack a ratzoo model on CIFAR-10 test images and write an honest JSON record "
+                    "(decision rule: mean softmax over fresh noise draws; 95%% Wilson CIs).",
+        epilog="example: python -m ratzoo.evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
+               "--eot 20 --n 1000 --out results.json",
+    )
+    p.add_argument("--model", required=True, help="a zoo name (see ratzoo.list_models()) or a checkpoint folder")
+    p.add_argument("--attack", default="pgd-linf",
+                   help=f"none, {', '.join(ATTACKS)} (aliases: {', '.join(ALIASES)}); default pgd-linf")
+    p.add_argument("--eps", default=None, help="budget, e.g. 8/255 (Linf) or 0.5 (L2); default: the attack's")
+    p.add_argument("--steps", default=None, help="attack iterations (C&W: Adam iterations per search step)")
+    p.add_argument("--step-size", default=None, help="PGD step size, e.g. 2/255 (default eps/4 Linf, eps/5 L2)")
+    p.add_argument("--restarts", default=None, help="random restarts (PGD, APGD)")
+    p.add_argument("--eot", default="20", help="noise draws per attack step on randomized models (default 20)")
+    p.add_argument("--decision-samples", default=str(DEFAULT_DECISION_SAMPLES),
+                   help="fresh noise draws of the decision rule (default 100)")
+    p.add_argument("--search-steps", default=None, help="C&W binary-search steps (default 9)")
+    p.add_argument("--initial-const", default=None, help="C&W initial constant c (default 1e-2)")
+    p.add_argument("--kappa", default=None, help="C&W confidence (default 0)")
+    p.add_argument("--norm", default=None, choices=["Linf", "L2"], help="APGD threat model (default Linf)")
+    p.add_argument("--thresholds", default="0.25,0.5,1.0", help="C&W: L2 thresholds for accuracy (default 0.25,0.5,1.0)")
+    p.add_argument("--n", default="1000", help="number of test images (default 1000)")
+    p.add_argument("--offset", default="0", help="index of the first test image (default 0)")
+    p.add_argument("--split", default="test", choices=["test", "train"], help="CIFAR-10 split (default test)")
+    p.add_argument("--data-dir", default=None, help="local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10 or the Hub")
+    p.add_argument("--seed", default="0", help="seed of the attack and decision draws (default 0)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--sweep-eps", default=None, help="comma-separated budgets, e.g. 2/255,4/255,8/255,16/255")
+    p.add_argument("--sweep-eot", default=None, help="comma-separated eot_samples, e.g. 1,5,10,20,50")
+    p.add_argument("--sanity", action="store_true",
+                   help="also run the large-budget check (accuracy must fall to ~0 when anything is allowed)")
+    p.add_argument("--check-convergence", action="store_true",
+                   help="re-run with steps and EOT doubled; say whether the attack has converged")
+    p.add_argument("--out", default=None, help="write the JSON record here (default: print it)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _attack_kwargs(args: argparse.Namespace, attack: str) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if args.eps is not None:
+        kw["eps"] = _parse_eps(args.eps)
+    if args.steps is not None:
+        kw["steps"] = _parse_positive_int(args.steps, "--steps")
+    if args.step_size is not None:
+        kw["step_size"] = _parse_eps(args.step_size, "--step-size")
+    if args.restarts is not None:
+        kw["restarts"] = _parse_positive_int(args.restarts, "--restarts")
+    if args.search_steps is not None:
+        kw["search_steps"] = _parse_positive_int(args.search_steps, "--search-steps")
+    for opt, key in ((args.initial_const, "initial_const"), (args.kappa, "kappa")):
+        if opt is not None:
+            try:
+                kw[key] = float(opt)
+            except ValueError:
+                raise UsageError(f"--{key.replace('_', '-')} must be a number, got {opt!r}") from None
+    if args.norm is not None:
+        kw["norm"] = args.norm
+    if attack != "none":
+        kw["eot_samples"] = _parse_positive_int(args.eot, "--eot")
+    return kw
+
+
+def _validate(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    attack = ALIASES.get(args.attack.lower(), args.attack.lower())
+    if attack != "none" and attack not in ATTACKS:
+        raise UsageError(f"unknown attack {args.attack!r}; choose one of: none, {', '.join(ATTACKS)}")
+    kw = _attack_kwargs(args, attack)
+    if attack == "none" and kw:
+        raise UsageError(f"--attack none takes no attack options, got {', '.join(sorted(kw))}")
+    if args.sweep_eps and args.sweep_eot:
+        raise UsageError("give --sweep-eps or --sweep-eot, not both")
+    sweep: dict[str, Any] = {}
+    if args.sweep_eps:
+        if attack in ("none", "cw-l2"):
+            raise UsageError(f"--sweep-eps needs a bounded attack, not {attack!r} (C&W: use --thresholds)")
+        sweep = {"key": "eps", "values": _parse_list(args.sweep_eps, "--sweep-eps", lambda t: _parse_eps(t, "--sweep-eps"))}
+    elif args.sweep_eot:
+        if attack == "none":
+            raise UsageError("--sweep-eot needs an attack")
+        sweep = {"key": "eot_samples",
+                 "values": _parse_list(args.sweep_eot, "--sweep-eot", lambda t: _parse_positive_int(t.strip(), "--sweep-eot"))}
+    if attack != "none":
+        try:  # validates every attack argument before any model or data is loaded
+            make_attack(attack, nn.Identity(), **{**kw, **({sweep["key"]: sweep["values"][0]} if sweep else {})})
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+    for opt, name in ((args.n, "--n"), (args.decision_samples, "--decision-samples")):
+        _parse_positive_int(opt, name)
+    try:
+        if int(args.offset) < 0:
+            raise ValueError
+        int(args.seed)
+    except ValueError:
+        raise UsageError(f"--offset must be an integer >= 0 and --seed an integer, got {args.offset!r}, {args.seed!r}") from None
+    _parse_list(args.thresholds, "--thresholds", lambda t: _parse_eps(t, "--thresholds"))
+    return attack, kw, sweep
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
+    from . import load, load_cifar10
+    from .checkpoint import CheckpointError
+    from .data import DatasetError, to_tensor
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        attack, kw, sweep = _validate(args)
+    except UsageError as e:
+        print(f"error: {e}\n(see python -m ratzoo.evaluate --help)", file=sys.stderr)
+        return 2
+    n, offset, seed = int(args.n), int(args.offset), int(args.seed)
+    decision_samples = int(args.decision_samples)
+    thresholds = _parse_list(args.thresholds, "--thresholds", float)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = load(args.model, device=device)
+    except KeyError as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    try:
+        xs, ys = load_cifar10(args.split, root=args.data_dir)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    if offset >= len(xs):
+        print(f"error: --offset {offset} is past the end of the {args.split} split ({len(xs)} images)", file=sys.stderr)
+        return 2
+    x = to_tensor(np.array(xs[offset : offset + n])).to(device)
+    y = torch.from_numpy(np.array(ys[offset : offset + n])).to(device)
+    if x.shape[0] < n:
+        print(f"warning: only {x.shape[0]} images available from offset {offset}", file=sys.stderr)
+    common = dict(seed=seed, decision_samples=decision_samples, thresholds=thresholds,
+                  progress=not args.no_progress, model_name=str(args.model))
+    t0 = time.perf_counter()
+    out: dict[str, Any]
+    if sweep:
+        points = []
+        for v in sweep["values"]:
+            print(f"{sweep['key']} = {v:g}", file=sys.stderr)
+            points.append(evaluate(model, x, y, attack=attack, **{**kw, sweep["key"]: v}, **common))
+            print(f"  robust accuracy {points[-1]['robust_accuracy']:.4f}", file=sys.stderr)
+        # a larger budget, or more EOT draws, is a stronger attack: accuracy must not rise
+        checks = [check_monotone(points, sweep["key"])]
+        out = {"sweep": sweep["key"], "values": sweep["values"], "model": str(args.model), "attack": attack,
+               "n": int(x.shape[0]), "seed": seed, "points": points, "sanity": checks}
+    else:
+        out = evaluate(model, x, y, attack=attack, **kw, **common)
+        out["sanity"] = []
+    out.update(data={"split": args.split, "offset": offset, "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
+               command="python -m ratzoo.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
+    if attack != "none" and args.sanity:
+        print("sanity: large budget", file=sys.stderr)
+        out["sanity"].append(check_large_budget(model, x, y, attack, **{k: v for k, v in kw.items() if k != "eps"},
+                                                seed=seed, decision_samples=decision_samples))
+    if attack != "none" and args.check_convergence:
+        base = out if not sweep else out["points"][-1]
+        print("sanity: convergence (doubling steps and EOT)", file=sys.stderr)
+        out["sanity"].append(check_convergence(model, x, y, base, decision_samples=decision_samples,
+                                               **{k: v for k, v in kw.items() if k not in ("steps", "eot_samples")}))
+    for c in out["sanity"]:
+        print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
+    out["elapsed_total_s"] = round(time.perf_counter() - t0, 3)
+    text = json.dumps(_json_safe(out), indent=2, allow_nan=False)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text)
+    if not sweep:
+        print(f"clean accuracy {out['clean_accuracy']:.4f}, robust accuracy {out['robust_accuracy']:.4f} "
+              f"(95% CI {out['robust_accuracy_ci95'][0]:.4f}-{out['robust_accuracy_ci95'][1]:.4f}), "
+              f"n={out['n']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

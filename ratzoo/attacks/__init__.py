@@ -3,8 +3,13 @@
 =============  =======  ============================================  ==================
 name           norm     class                                         paper
 =============  =======  ============================================  ==================
+``fgsm``       Linf     :class:`~ratzoo.attacks.fgsm.FGSM`            Goodfellow et al. 2015
+``fgm``        L2       :class:`~ratzoo.attacks.fgm.FGM`              Goodfellow et al. 2015
 ``pgd-linf``   Linf     :class:`~ratzoo.attacks.pgd.PGD`              Madry et al. 2018
 ``pgd-l2``     L2       :class:`~ratzoo.attacks.pgd_l2.PGDL2`         Madry et al. 2018
+``cw-l2``      L2       :class:`~ratzoo.attacks.cw.CW` (min. norm)    Carlini & Wagner 2017
+``apgd-ce``    Linf/L2  :class:`~ratzoo.attacks.apgd.APGD`            Croce & Hein 2020
+``apgd-dlr``   Linf/L2  :class:`~ratzoo.attacks.apgd.APGDDLR`         Croce & Hein 2020
 =============  =======  ============================================  ==================
 
 All attacks take images in [0, 1] (NCHW float) and integer labels, and return
@@ -21,16 +26,33 @@ from typing import Any
 from torch import nn
 
 from .base import Attack, AttackResult, parse_budget
+from .apgd import APGD, APGDDLR
+from .cw import CW
+from .fgm import FGM
+from .fgsm import FGSM
 from .pgd import PGD
 from .pgd_l2 import PGDL2
 
 ATTACKS: dict[str, type[Attack]] = {
+    "fgsm": FGSM,
+    "fgm": FGM,
     "pgd-linf": PGD,
     "pgd-l2": PGDL2,
+    "cw-l2": CW,
+    "apgd-ce": APGD,
+    "apgd-dlr": APGDDLR,
 }
 """Registry: attack name -> class."""
 
-ALIASES = {"pgd": "pgd-linf"}
+ALIASES = {"pgd": "pgd-linf", "cw": "cw-l2", "apgd": "apgd-ce", "fgsm-linf": "fgsm", "fgm-l2": "fgm"}
+
+
+def attack_arguments(name: str) -> set[str]:
+    """The keyword arguments the attack registered as ``name`` takes (besides ``model``)."""
+    key = ALIASES.get(str(name).lower(), str(name).lower())
+    if key not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
+    return set(inspect.signature(ATTACKS[key].__init__).parameters) - {"self", "model"}
 
 
 def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
@@ -48,12 +70,10 @@ def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
         ValueError: unknown attack name (the message lists the known ones) or bad values.
         TypeError: an argument the attack does not take.
     """
+    accepted = attack_arguments(name)
     key = ALIASES.get(str(name).lower(), str(name).lower())
-    if key not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
     cls = ATTACKS[key]
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "model"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise TypeError(
@@ -62,4 +82,7 @@ def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
     return cls(model, **kwargs)
 
 
-__all__ = ["ALIASES", "ATTACKS", "Attack", "AttackResult", "PGD", "PGDL2", "make_attack", "parse_budget"]
+__all__ = [
+    "ALIASES", "ATTACKS", "APGD", "APGDDLR", "Attack", "AttackResult", "CW", "FGM", "FGSM", "PGD", "PGDL2",
+    "attack_arguments", "make_attack", "parse_budget",
+]
