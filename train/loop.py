@@ -332,5 +332,9 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
         if stopped:
             print(f"stopping: {stopped}", file=sys.stderr)
             break
+    dump = os.environ.get("RATZOO_DEBUG_DUMP_RANK_WEIGHTS")
+    if dump:  # for tests: every rank writes its final weights, to compare them across ranks
+        Path(dump).mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(dump) / f"rank{dist.rank}.pt")
     return {"model": model, "history": history, "state_path": state_path, "dist": dist,
             "device": device, "stopped": stopped, "command": command}

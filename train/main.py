@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -83,17 +84,26 @@ def main(argv: list[str] | None = None) -> int:
         for name, p in PRESETS.items():
             print(f"{name}: {json.dumps(p)}")
         return 0
+    from ratzoo.data import ENV_DIR, DatasetError, _resolve
+
     try:
         cfg.validate()
+        if cfg.data_dir or os.environ.get(ENV_DIR):
+            for split in ("train", "test") if cfg.eval_n else ("train",):
+                _resolve(split, cfg.data_dir or None)  # a local copy: check its files are there
         state_path = default_state_dir(cfg) / "state.pt"
         if cfg.resume and state_path.is_file():
             load_state(state_path, cfg)  # refuse a mismatched state before any work
-    except (ValueError, StateError) as e:
+    except (ValueError, StateError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from .loop import train
 
-    result = train(cfg, command_line(argv))
+    try:
+        result = train(cfg, command_line(argv))
+    except DatasetError as e:  # e.g. a malformed parquet file, found while decoding it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if not result["dist"].main:
         return 0
     out = export(result, cfg)
