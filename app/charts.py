@@ -115,3 +115,49 @@ def table_line_chart(rows: list[dict[str, Any]]) -> alt.Chart | None:
         x=alt.X(f"{x}:Q", title=x), y=alt.Y("value:Q", axis=alt.Axis(format="%")),
         color="metric:N", tooltip=[f"{x}:Q", "metric:N", alt.Tooltip("value:Q", format=".3f")],
     ).properties(height=240)
+
+
+def zoo_table_chart(rows: list[dict[str, Any]]) -> alt.LayerChart:
+    """results.json's headline metrics: one group of bars per metric, one bar per model,
+    with the 95% confidence interval."""
+    df = pd.DataFrame(rows)
+    if "ci_low" not in df:
+        df["ci_low"] = df["value"]
+        df["ci_high"] = df["value"]
+    metric_order = list(dict.fromkeys(df["metric"]))
+    model_order = list(dict.fromkeys(df["model"]))
+    base = alt.Chart(df).encode(
+        x=alt.X("metric:N", sort=metric_order, title=None, axis=alt.Axis(labelAngle=-20, labelLimit=160)),
+        xOffset=alt.XOffset("model:N", sort=model_order),
+    )
+    bars = base.mark_bar().encode(
+        y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="accuracy"),
+        color=alt.Color("model:N", sort=model_order, title="model"),
+        tooltip=["model:N", "metric:N", alt.Tooltip("value:Q", format=".1%"),
+                 alt.Tooltip("ci_low:Q", format=".1%", title="95% CI low"),
+                 alt.Tooltip("ci_high:Q", format=".1%", title="95% CI high"), "n:Q", "eot_samples:Q"],
+    )
+    whiskers = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
+    return alt.layer(bars, whiskers).properties(height=300)
+
+
+def sweep_chart(rows: list[dict[str, Any]], x: str, log_x: bool = False) -> alt.FacetChart:
+    """Accuracy against a swept parameter (Linf eps, EOT samples), one line per model,
+    one panel per attack: the paper's Figures 3 and 4."""
+    df = pd.DataFrame(rows)
+    scale = alt.Scale(type="log", base=2) if log_x else alt.Scale(zero=False)
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", scale=scale, title=x),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        color=alt.Color("model:N", title="model"),
+        tooltip=["model:N", "attack:N", f"{x}:Q", alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(width=260, height=220).facet(column=alt.Column("attack:N", title=None))
+
+
+def norms_chart(rows: list[dict[str, Any]]) -> alt.Chart:
+    """Distribution of C&W's minimal L2 norms per model (the paper's Figure 5)."""
+    return alt.Chart(pd.DataFrame(rows)).mark_boxplot(extent="min-max").encode(
+        x=alt.X("model:N", title=None),
+        y=alt.Y("L2:Q", title="minimal adversarial L2 norm (C&W)"),
+        color=alt.Color("model:N", legend=None),
+    ).properties(height=260)

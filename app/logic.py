@@ -903,6 +903,78 @@ def votes_table(outcome: AttackOutcome) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- zoo results (JSON files)
 
+RESULTS_FILE = "results.json"  # written by `python -m train.report`
+
+
+@dataclasses.dataclass
+class ZooResults:
+    """``checkpoints/results/results.json`` (``python -m train.report``) as chart rows.
+
+    Attributes:
+        description, dataset, decision_rule: as in the file.
+        table: one row per model and headline metric: ``model``, ``metric``, ``value``
+            (accuracy in [0, 1]), ``ci_low``, ``ci_high``, ``n``, ``eot_samples``.
+        norms_table: the non-accuracy metrics (C&W median minimal L2 norm), same keys.
+        eps_sweep: the paper's Fig. 3: ``model``, ``attack``, ``eps (/255)``, ``accuracy``.
+        eot_sweep: the paper's Fig. 4: ``model``, ``attack``, ``EOT samples``, ``accuracy``.
+        cw_norms: the paper's Fig. 5: ``model``, ``L2`` (one row per image with a found
+            example); ``cw_not_found`` counts, per model, the images without one.
+    """
+
+    description: str = ""
+    dataset: str = ""
+    decision_rule: str = ""
+    table: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    norms_table: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    eps_sweep: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    eot_sweep: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    cw_norms: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    cw_not_found: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def load_zoo_results(path: Path) -> ZooResults | None:
+    """Read ``results.json``; ``None`` when it does not exist.
+
+    Raises:
+        InputError: the file exists but is not JSON or not shaped as ``train.report`` writes it.
+    """
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path.name} is not readable JSON ({type(e).__name__}: {e})") from e
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise InputError(f"{path.name} has no 'models' section (expected the output of `python -m train.report`)")
+    out = ZooResults(str(data.get("description", "")), str(data.get("dataset", "")), str(data.get("decision_rule") or ""))
+    for model, res in models.items():
+        if not isinstance(res, dict):
+            continue
+        for m in res.get("table") or []:
+            value = _num(m.get("value")) if isinstance(m, dict) else None
+            if value is None:
+                continue
+            row = {"model": model, "metric": str(m.get("name", "?")), "value": value, "n": m.get("n"),
+                   "eot_samples": m.get("eot_samples"), **_ci(m.get("ci95"))}
+            (out.norms_table if m.get("unit") == "L2" or m.get("type") == "median_l2_norm" else out.table).append(row)
+        for key, target, xname in (("fig3_accuracy_vs_linf_eps_255", out.eps_sweep, "eps (/255)"),
+                                   ("fig4_accuracy_vs_eot_samples", out.eot_sweep, "EOT samples")):
+            for attack, points in (res.get(key) or {}).items():
+                for x, acc in (points or {}).items() if isinstance(points, dict) else ():
+                    xv, av = _safe_float(x), _num(acc)
+                    if xv is not None and av is not None:
+                        target.append({"model": model, "attack": attack, xname: xv, "accuracy": av})
+        norms = res.get("fig5_cw_norms")
+        if isinstance(norms, list):
+            finite = [float(v) for v in norms if _num(v) is not None]
+            out.cw_norms.extend({"model": model, "L2": v} for v in finite)
+            out.cw_not_found[model] = len(norms) - len(finite)
+    return out
+
+
+# --------------------------------------------------------------------------- other JSON files
+
 
 @dataclasses.dataclass
 class ResultFile:
@@ -925,16 +997,19 @@ class ResultFile:
     problem: str = ""
 
 
-def load_results(folder: Path) -> list[ResultFile]:
-    """Read every ``*.json`` in ``folder`` (none, or no folder: an empty list).
+def load_results(folder: Path, skip: Iterable[str] = ()) -> list[ResultFile]:
+    """Read every ``*.json`` in ``folder`` but those named in ``skip`` (no folder: ``[]``).
 
     A file that is not JSON, or holds nothing recognisable, comes back with its
     ``problem`` set: the page says so and carries on.
     """
     out: list[ResultFile] = []
+    skip = set(skip)
     if not folder.is_dir():
         return out
     for path in sorted(folder.glob("*.json")):
+        if skip and path.name in skip:
+            continue
         rf = ResultFile(path.name)
         try:
             data = json.loads(path.read_text())
@@ -944,7 +1019,8 @@ def load_results(folder: Path) -> list[ResultFile]:
             continue
         if isinstance(data, dict) and isinstance(data.get("description"), str):
             rf.description = data["description"]
-        _walk(data, "", {}, rf)
+        # train.experiments names record files <model>__<key>.json
+        _walk(data, "", {"_file_model": path.stem.split("__", 1)[0]} if "__" in path.stem else {}, rf)
         if not rf.measurements and not rf.tables:
             rf.problem = "no evaluator records (objects with 'robust_accuracy') and no tables found"
         out.append(rf)
@@ -986,7 +1062,8 @@ def record_rows(rec: dict[str, Any], context: dict[str, Any] | None = None) -> l
     attack = str(rec.get("attack") or params.get("attack") or "?")
     eps = _num(params.get("eps", rec.get("eps")))
     norm = str(params.get("norm") or ("L2" if "l2" in attack.lower() else "Linf"))
-    model = rec.get("model") or context.get("model") or context.get("name") or context.get("_key") or "?"
+    model = (context.get("_file_model") or rec.get("model") or context.get("model") or context.get("name")
+             or context.get("_key") or "?")
     base = {
         "model": str(model),
         "attack": attack,
@@ -1034,9 +1111,10 @@ def measurement_label(row: dict[str, Any]) -> str:
     eps = row.get("eps")
     if isinstance(eps, (int, float)):
         if attack.startswith("cw"):
-            parts.append(f"L2 <= {fmt_num(eps)}")
+            parts = [f"{attack} L2 <= {fmt_num(eps)}"]
         else:
-            parts.append(f"{fmt_num(eps * 255)}/255" if str(row.get("norm", "")).lower() == "linf" else f"L2 {fmt_num(eps)}")
+            budget = f"{fmt_num(eps * 255)}/255" if str(row.get("norm", "")).lower() == "linf" else f"L2 {fmt_num(eps)}"
+            parts = [f"{attack} {budget}"]
     if isinstance(row.get("steps"), int):
         parts.append(f"{row['steps']} steps")
     if isinstance(row.get("eot_samples"), int) and row["eot_samples"] > 1:

@@ -81,8 +81,54 @@ def upload_image(data: bytes, name: str, fit: str) -> logic.PreparedImage:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def results(folder: str) -> list[logic.ResultFile]:
-    return logic.load_results(Path(folder))
+def results(folder: str, skip: tuple[str, ...]) -> list[logic.ResultFile]:
+    return logic.load_results(Path(folder), skip)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def zoo_results(path: str) -> logic.ZooResults | None:
+    return logic.load_zoo_results(Path(path))
+
+
+def show_zoo_results(zr: logic.ZooResults) -> None:
+    st.caption(" · ".join(x for x in (zr.description, zr.dataset, zr.decision_rule) if x))
+    if zr.table:
+        st.altair_chart(charts.zoo_table_chart(zr.table), width="stretch")
+    for r in zr.norms_table:
+        st.caption(f"{r['model']}: {r['metric']} = {r['value']:.3f}")
+    if zr.eps_sweep:
+        st.markdown("Accuracy against the Linf budget (the paper's Figure 3)")
+        st.altair_chart(charts.sweep_chart(zr.eps_sweep, "eps (/255)"))
+    if zr.eot_sweep:
+        st.markdown("Accuracy against the attack's EOT samples (the paper's Figure 4): a stronger "
+                    "attack on a randomized model averages more noise draws per step")
+        st.altair_chart(charts.sweep_chart(zr.eot_sweep, "EOT samples", log_x=True))
+    if zr.cw_norms:
+        st.markdown("Minimal L2 norm C&W needs to fool each model (the paper's Figure 5): higher is more robust")
+        st.altair_chart(charts.norms_chart(zr.cw_norms), width="stretch")
+        missing = {m: k for m, k in zr.cw_not_found.items() if k}
+        if missing:
+            st.caption("Images on which C&W found no adversarial example (not in the plot): "
+                       + ", ".join(f"{m} {k}" for m, k in missing.items()))
+    if zr.table:
+        with st.expander("The numbers"):
+            st.dataframe(zr.table + zr.norms_table, hide_index=True, width="stretch")
+
+
+def show_result_file(f: logic.ResultFile, expanded: bool) -> None:
+    with st.expander(f"{f.name}" + (f": {f.description}" if f.description else ""), expanded=expanded):
+        if f.problem:
+            st.warning(f"{f.name}: {f.problem}")
+            return
+        if f.measurements:
+            st.altair_chart(charts.results_chart(f.measurements), width="stretch")
+            st.dataframe(f.measurements, hide_index=True, width="stretch")
+        for path, table in f.tables.items():
+            st.caption(path)
+            chart = charts.table_line_chart(table)
+            if chart is not None:
+                st.altair_chart(chart, width="stretch")
+            st.dataframe(table, hide_index=True, width="stretch")
 
 
 def results_dir() -> Path:
@@ -422,24 +468,28 @@ def results_tab() -> None:
 
     folder = results_dir()
     st.markdown("#### Measured results")
-    files = results(str(folder))
-    if not files:
-        st.info(f"No result files yet (looked for {folder}/*.json): the evaluator writes them there "
-                "when the zoo is evaluated.")
-    for f in files:
-        with st.expander(f"{f.name}" + (f": {f.description}" if f.description else ""), expanded=not f.problem):
-            if f.problem:
-                st.warning(f"{f.name}: {f.problem}")
-                continue
-            if f.measurements:
-                st.altair_chart(charts.results_chart(f.measurements), width="stretch")
-                st.dataframe(f.measurements, hide_index=True, width="stretch")
-            for path, table in f.tables.items():
-                st.caption(path)
-                chart = charts.table_line_chart(table)
-                if chart is not None:
-                    st.altair_chart(chart, width="stretch")
-                st.dataframe(table, hide_index=True, width="stretch")
+    try:
+        zr = zoo_results(str(folder / logic.RESULTS_FILE))
+    except logic.InputError as e:
+        st.error(f"{folder / logic.RESULTS_FILE}: {e}")
+        zr = None
+    if zr is None:
+        st.info(f"No measured results yet ({folder / logic.RESULTS_FILE} does not exist): "
+                "`python -m train.experiments` then `python -m train.report` write it once the zoo is trained.")
+    else:
+        show_zoo_results(zr)
+    others = results(str(folder), (logic.RESULTS_FILE,))
+    records = results(str(folder / "records"), ())
+    for f in others:
+        show_result_file(f, expanded=not f.problem)
+    if records:
+        with st.expander(f"All evaluator records ({len(records)} files in {folder / 'records'})"):
+            rows = [r for f in records for r in f.measurements]
+            bad = [f"{f.name}: {f.problem}" for f in records if f.problem]
+            if rows:
+                st.dataframe(rows, hide_index=True, width="stretch")
+            for b in bad:
+                st.warning(b)
 
     st.markdown("#### The paper's Table 2, for context")
     st.caption("Araujo et al. (arXiv:1903.10219): WideResNet-28-10 on CIFAR-10, EOT attacks with 50 draws; "
