@@ -130,7 +130,8 @@ class APGD(Attack):
         p = [0.0, 0.22]
         while p[-1] < 1:
             p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-        w = sorted({math.ceil(pj * steps) for pj in p[1:] if math.ceil(pj * steps) < steps})
+        # round first: 0.22 + 0.19 + 0.16 is 0.5700000000000001 in floating point
+        w = sorted({math.ceil(round(pj * steps, 9)) for pj in p[1:] if math.ceil(round(pj * steps, 9)) < steps})
         return [wj for wj in w if wj > 0]
 
     def _single(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -187,6 +188,7 @@ class APGD(Attack):
                     x_adv = torch.where(_view(reduce, x), x_best, x_adv)
                     grad = torch.where(_view(reduce, x), grad_best, grad)
                     last_check = k
+        self.final_step_size = step  # per image, for inspection (last sub-batch, last restart)
         out = torch.where(_view(fooled, x), x_best_adv, x_best)
         return out, fooled, loss_best
 

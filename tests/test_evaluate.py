@@ -1,0 +1,275 @@
+"""The evaluator: decision rule, CIs, C&W thresholds, sanity checks, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ratzoo
+import ratzoo.evaluate as ev
+from ratzoo.evaluate import check_large_budget, check_monotone, evaluate, main, wilson_interval
+
+from conftest import PYTHON, REPO_ROOT
+
+
+class _Standardize(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 0.5) / 0.1
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """An undefended MLP on faint-template 8x8 images (see tests/test_attacks.py)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    d = (3, 8, 8)
+    templates = torch.randint(0, 2, (10, *d), generator=g).float() * 2 - 1
+
+    def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gg = torch.Generator().manual_seed(seed)
+        y = torch.randint(0, 10, (n,), generator=gg)
+        return (0.5 + 0.025 * templates[y] + 0.05 * torch.randn(n, *d, generator=gg)).clamp(0, 1), y
+
+    xtr, ytr = data(2000, 1)
+    model = nn.Sequential(_Standardize(), nn.Flatten(), nn.Linear(192, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(8):
+        perm = torch.randperm(2000)
+        for i in range(0, 2000, 100):
+            idx = perm[i : i + 100]
+            opt.zero_grad()
+            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
+            opt.step()
+    x, y = data(100, 2)
+    return model.eval(), x, y
+
+
+@pytest.fixture(scope="module")
+def noisy() -> nn.Module:
+    torch.manual_seed(0)
+    return ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.3).eval()
+
+
+REQUIRED = ("model", "attack", "params", "n", "seed", "clean_accuracy", "clean_accuracy_ci95", "robust_accuracy",
+            "robust_accuracy_ci95", "single_draw_accuracy", "decision_samples", "decision_rule", "ci_method",
+            "elapsed_s", "versions")
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_wilson_interval_known_values() -> None:
+    lo, hi = wilson_interval(5, 10)
+    assert (lo, hi) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_derived_seeds_are_independent_streams() -> None:
+    s = {ev.derive_seed(0, k) for k in (1, 2, 3)} | {ev.derive_seed(1, 1)}
+    assert len(s) == 4 and all(0 <= v < 2**63 for v in s)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_the_training_jobs_calls(noisy) -> None:
+    """Exactly what train/main.py calls, and the fields it reads."""
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(6)
+    for kw in (dict(attack="none"), dict(attack="pgd-linf", eps=8 / 255, steps=2, eot_samples=2),
+               dict(attack="pgd-l2", eps=0.5, steps=2, eot_samples=2)):
+        rec = evaluate(noisy, x, y, seed=0, **kw)
+        assert set(REQUIRED) <= set(rec)
+        assert rec["n"] == 6 and 0 <= rec["robust_accuracy"] <= rec["clean_accuracy"] <= 1
+        lo, hi = rec["robust_accuracy_ci95"]
+        assert lo <= rec["robust_accuracy"] <= hi
+        assert rec["single_draw_accuracy"] is not None
+        json.dumps(rec, allow_nan=False)
+    assert not noisy.training and noisy.noise.enabled
+
+
+def test_undefended_model_numbers(trained) -> None:
+    model, x, y = trained
+    clean = evaluate(model, x, y, attack="none")
+    assert clean["clean_accuracy"] > 0.9 and clean["robust_accuracy"] == clean["clean_accuracy"]
+    assert clean["decision_samples"] == 1  # deterministic: one pass decides
+    rec = evaluate(model, x, y, attack="pgd-linf", eps="8/255", steps=20)
+    assert rec["robust_accuracy"] < 0.05
+    assert rec["params"]["eps"] == pytest.approx(8 / 255) and rec["params"]["steps"] == 20
+    # a zero budget changes nothing
+    assert evaluate(model, x, y, attack="pgd-linf", eps=0.0, steps=2)["robust_accuracy"] == clean["clean_accuracy"]
+
+
+def test_evaluate_is_reproducible_and_seeded(noisy) -> None:
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(8) % 10
+    a = evaluate(noisy, x, y, attack="fgsm", eot_samples=3, seed=4, decision_samples=20)
+    b = evaluate(noisy, x, y, attack="fgsm", eot_samples=3, seed=4, decision_samples=20)
+    for k in ("clean_accuracy", "robust_accuracy", "single_draw_accuracy", "clean_single_draw_accuracy"):
+        assert a[k] == b[k]
+
+
+def test_cw_thresholds_follow_the_norms(trained) -> None:
+    model, x, y = trained
+    x, y = x[:40], y[:40]
+    rec = evaluate(model, x, y, attack="cw-l2", steps=20, search_steps=5, thresholds=(0.05, 0.2, 0.5, 5.0))
+    norms = torch.tensor([float("inf") if v is None else v for v in rec["norms_per_image"]])
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+    accs = [rec["accuracy_at"][k]["accuracy"] for k in ("0.05", "0.2", "0.5", "5")]
+    assert accs == sorted(accs, reverse=True)  # non-increasing in the threshold
+    for t, acc in zip((0.05, 0.2, 0.5, 5.0), accs):
+        # deterministic model: a found example is a decision-rule success
+        assert acc == pytest.approx(float((correct & (norms > t)).float().mean()))
+    assert accs[-1] == rec["robust_accuracy"] == 0.0
+    assert {"median", "mean", "q25", "q75", "found_fraction"} <= set(rec["norms"])
+    assert rec["norms"]["q25"] <= rec["norms"]["median"] <= rec["norms"]["q75"]
+
+
+def test_train_mode_model_gets_a_warning(trained) -> None:
+    model, x, y = trained
+    model.train()
+    try:
+        with pytest.warns(UserWarning, match="train"):
+            evaluate(model, x[:4], y[:4], attack="none")
+        assert model.training  # warned, not switched
+    finally:
+        model.eval()
+
+
+def test_unknown_attack_raises(trained) -> None:
+    model, x, y = trained
+    with pytest.raises(ValueError, match="unknown attack"):
+        evaluate(model, x, y, attack="deepfool")
+
+
+# --------------------------------------------------------------------------- sanity checks
+
+
+def _rec(eps: float, acc: float, n: int = 100) -> dict:
+    k = round(acc * n)
+    return {"params": {"eps": eps}, "robust_accuracy": acc, "robust_accuracy_ci95": list(wilson_interval(k, n))}
+
+
+def test_monotone_check_flags_an_increase() -> None:
+    ok = check_monotone([_rec(2 / 255, 0.6), _rec(4 / 255, 0.45), _rec(8 / 255, 0.47)])
+    assert ok["passed"]  # +2 points is within the noise of n = 100
+    bad = check_monotone([_rec(8 / 255, 0.6), _rec(2 / 255, 0.7), _rec(4 / 255, 0.3)])
+    assert not bad["passed"] and "INCREASES" in bad["message"]
+    assert bad["violations"][0]["eps_small"] == pytest.approx(4 / 255)
+
+
+class _Masked(nn.Module):
+    """Gradient masking by construction: the input is quantized (zero gradient)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.round(x * 4) / 4)
+
+
+def test_large_budget_check_passes_on_a_real_model_and_flags_masking(trained) -> None:
+    model, x, y = trained
+    good = check_large_budget(model, x[:50], y[:50], "pgd-linf", steps=10)
+    assert good["passed"] and good["eps"] == 1.0
+    masked = _Masked(model).eval()
+    with torch.no_grad():
+        assert (masked(x).argmax(1) == y).float().mean() > 0.5  # still accurate
+    bad = check_large_budget(masked, x[:50], y[:50], "pgd-linf", steps=10)
+    assert not bad["passed"] and "gradient masking" in bad["message"]
+
+
+def test_convergence_check_logic(monkeypatch) -> None:
+    base = {"attack": "pgd-linf", "seed": 0, "randomized": True, "eot_samples": 5, "decision_samples": 100,
+            "params": {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "restarts": 1},
+            "robust_accuracy": 0.50, "robust_accuracy_ci95": [0.40, 0.60]}
+
+    def fake(model, x, y, attack, seed, decision_samples, **kw):
+        acc = 0.5 - (0.2 if kw["steps"] == 20 else 0.0) + (0.15 if kw["eot_samples"] == 10 else 0.0)
+        return {"robust_accuracy": acc}
+
+    monkeypatch.setattr(ev, "evaluate", fake)
+    out = ev.check_convergence(None, None, None, base)
+    status = {r["doubled"]: r["status"] for r in out["runs"]}
+    assert status == {"steps": "not_converged", "eot_samples": "suspicious_increase"}
+    assert not out["passed"] and "has not converged" in out["message"]
+
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"robust_accuracy": 0.47})
+    assert ev.check_convergence(None, None, None, base)["passed"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def noisy_checkpoint(make_checkpoint) -> Path:
+    return make_checkpoint("noisy", noise_kind="fixed", noise_sigma=0.5)
+
+
+def test_cli_end_to_end(noisy_checkpoint, tiny_cifar_root, tmp_path, subprocess_env) -> None:
+    out = tmp_path / "res" / "r.json"
+    cmd = [PYTHON, "-m", "ratzoo.evaluate", "--model", str(noisy_checkpoint), "--attack", "pgd-linf",
+           "--eps", "8/255", "--steps", "2", "--eot", "3", "--n", "6", "--decision-samples", "10",
+           "--data-dir", str(tiny_cifar_root), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "attack [" in proc.stderr and "robust accuracy" in proc.stderr  # progress bar, summary
+    rec = json.loads(out.read_text())
+    assert set(REQUIRED) <= set(rec)
+    assert rec["model"] == str(noisy_checkpoint) and rec["attack"] == "pgd-linf" and rec["n"] == 6
+    assert rec["params"]["eps"] == pytest.approx(8 / 255) and rec["params"]["eot_samples"] == 3
+    assert rec["randomized"] and rec["decision_samples"] == 10
+    assert {"torch", "python", "ratzoo"} <= set(rec["versions"])
+
+
+def test_cli_cw_and_sweeps(noisy_checkpoint, tiny_cifar_root, tmp_path) -> None:
+    common = ["--model", str(noisy_checkpoint), "--n", "4", "--eot", "2", "--decision-samples", "10",
+              "--data-dir", str(tiny_cifar_root), "--no-progress"]
+    out = tmp_path / "cw.json"
+    assert main([*common, "--attack", "cw-l2", "--steps", "3", "--search-steps", "2", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert {"norms", "accuracy_at", "norms_per_image"} <= set(rec) and set(rec["accuracy_at"]) == {"0.25", "0.5", "1"}
+
+    out = tmp_path / "sweep.json"
+    assert main([*common, "--attack", "fgsm", "--sweep-eps", "1/255,4/255,8/255", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["sweep"] == "eps" and len(rec["points"]) == 3
+    assert [p["params"]["eps"] for p in rec["points"]] == pytest.approx([1 / 255, 4 / 255, 8 / 255])
+    assert rec["sanity"][0]["check"] == "monotone_in_eps"
+
+    out = tmp_path / "sweep_eot.json"
+    assert main([*common, "--attack", "pgd-linf", "--steps", "2", "--sweep-eot", "1,2", "--sanity",
+                 "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert [p["eot_samples"] for p in rec["points"]] == [1, 2]
+    assert {c["check"] for c in rec["sanity"]} == {"monotone_in_eot_samples", "large_budget"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--attack", "deepfool"], "unknown attack 'deepfool'"),
+    (["--eps", "-0.1"], "eps must be a finite number >= 0"),
+    (["--eps", "8/0"], "divides by zero"),
+    (["--eps", "eight"], "not a number"),
+    (["--steps", "0"], "--steps must be a positive integer"),
+    (["--attack", "cw-l2", "--eps", "0.5"], "unbounded"),
+    (["--sweep-eps", "1/255,", "--sweep-eot", "1"], "not both"),
+])
+def test_cli_bad_arguments(args, message, noisy_checkpoint, capsys) -> None:
+    assert main(["--model", str(noisy_checkpoint), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_unknown_model(capsys) -> None:
+    assert main(["--model", "no-such-model"]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
