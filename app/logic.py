@@ -376,7 +376,7 @@ class PreparedImage:
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """uint8 ``(32, 32, 3)`` -> float ``(1, 3, 32, 32)`` in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().div(255)
+    return torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1)[None].float().div(255)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
