@@ -3,6 +3,7 @@ EOT gradients (batched == averaged per-draw), seeding, cost, and the registry.""
 
 from __future__ import annotations
 
+import copy
 import pytest
 import torch
 import torch.nn.functional as F
@@ -78,6 +79,8 @@ def test_budget_range_shape_dtype(name: str, kind: str, models, batch) -> None:
     assert torch.isfinite(adv).all()
     if name != "cw-l2":
         assert (_delta_norm(adv, x, norm) <= eps[norm] * (1 + 1e-6)).all()
+        # in fact exactly, measured in float64 (the final guard undoes float32 rounding)
+        assert (_delta_norm(adv, x, norm) <= eps[norm]).all()
         # the attack moved the images (a no-op attack would pass the budget check trivially)
         assert float(_delta_norm(adv, x, norm).max()) > 0.5 * eps[norm]
     else:
@@ -85,6 +88,21 @@ def test_budget_range_shape_dtype(name: str, kind: str, models, batch) -> None:
         assert torch.allclose(res.norms[finite].double(), _delta_norm(adv, x, "L2")[finite], rtol=1e-4, atol=1e-6)
         assert torch.equal(adv[~finite], x[~finite])
     assert res.fooled.shape == (4,) and res.fooled.dtype == torch.bool
+
+
+@pytest.mark.parametrize("norm,eps", [("Linf", 8 / 255), ("L2", 0.5)])
+def test_projection_then_guard_is_exact(norm: str, eps: float) -> None:
+    from ratzoo.attacks.base import enforce_budget, project_l2, project_linf
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 3, 32, 32, generator=g)
+    proj = project_linf if norm == "Linf" else project_l2
+    adv = proj(x + torch.randn(x.shape, generator=g), x, eps)
+    assert (_delta_norm(adv, x, norm) <= eps * (1 + 1e-6)).all()  # float32 rounding only
+    guarded = enforce_budget(adv, x, eps, norm)
+    assert (_delta_norm(guarded, x, norm) <= eps).all()
+    assert (guarded - adv).abs().max() < 1e-6  # moved by at most a few ulps
+    assert guarded.min() >= 0 and guarded.max() <= 1
 
 
 def test_float64_images_keep_their_dtype(models, batch) -> None:
@@ -100,7 +118,7 @@ def test_float64_images_keep_their_dtype(models, batch) -> None:
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_attacks_never_switch_mode_or_noise(mode: str, models, batch, monkeypatch) -> None:
-    model = models["noisy"]
+    model = copy.deepcopy(models["noisy"])  # train mode updates batch-norm statistics
     model.train(mode == "train")
     try:
         def forbidden(*a, **k):
@@ -116,7 +134,6 @@ def test_attacks_never_switch_mode_or_noise(mode: str, models, batch, monkeypatc
         assert all(p.grad is None for p in model.parameters())  # input gradients only
     finally:
         monkeypatch.undo()
-        model.eval()
 
 
 # --------------------------------------------------------------------------- known answers
@@ -331,11 +348,14 @@ def test_chunking_splits_images_not_draws(models, batch) -> None:
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_seeded_attack_repeats_exactly(name, models, batch) -> None:
-    model, (x, y) = models["noisy"], batch
-    a = make_attack(name, model, **QUICK[name], eot_samples=2, seed=5)(x, y)
-    b = make_attack(name, model, **QUICK[name], eot_samples=2, seed=5)(x, y)
-    c = make_attack(name, model, **QUICK[name], eot_samples=2, seed=6)(x, y)
+def test_seeded_attack_repeats_exactly(name, trained) -> None:
+    # the trained MLP with noise injected after its input normalization
+    model = nn.Sequential(trained[0][0], GaussianNoise(3, 0.5), *trained[0][1:]).eval()
+    x, y = trained[1][:8], trained[2][:8]
+    kw = dict(QUICK[name], eot_samples=2)
+    a = make_attack(name, model, **kw, seed=5)(x, y)
+    b = make_attack(name, model, **kw, seed=5)(x, y)
+    c = make_attack(name, model, **kw, seed=6)(x, y)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 

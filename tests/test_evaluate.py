@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 from pathlib import Path
@@ -12,10 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import ratzoo
-import ratzoo.evaluate as ev
 from ratzoo.evaluate import check_large_budget, check_monotone, evaluate, main, wilson_interval
 
 from conftest import PYTHON, REPO_ROOT
+
+# the module (robust to ratzoo/__init__.py exporting a function named evaluate)
+ev = importlib.import_module("ratzoo.evaluate")
 
 
 class _Standardize(nn.Module):

@@ -174,13 +174,12 @@ def enforce_budget(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) 
     ``eps`` (Linf: per pixel; L2: per image) and ``x_adv`` lies in [0, 1]."""
     x_adv = x_adv.clamp(0.0, 1.0)
     if norm == "Linf":
-        for _ in range(4):  # each pass moves offending pixels one ulp towards x
-            d = x_adv.double() - x.double()
-            bad = d.abs() > eps
-            if not bool(bad.any()):
-                break
-            x_adv = torch.where(bad, torch.nextafter(x_adv, x), x_adv)
-        return x_adv
+        # the representable bounds nearest to x -+ eps that lie inside the exact interval
+        xd = x.double()
+        lo, hi = (xd - eps).to(x.dtype), (xd + eps).to(x.dtype)
+        lo = torch.where(lo.double() < xd - eps, torch.nextafter(lo, torch.full_like(lo, 2.0)), lo)
+        hi = torch.where(hi.double() > xd + eps, torch.nextafter(hi, torch.full_like(hi, -2.0)), hi)
+        return torch.min(torch.max(x_adv, lo), hi).clamp(0.0, 1.0)
     for shrink in (1.0, 1 - 1e-6, 1 - 1e-5):
         d = x_adv.double() - x.double()
         n = _per_sample_l2(d)
