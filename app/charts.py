@@ -18,7 +18,7 @@ def probs_chart(rows: list[dict[str, Any]], samples: int) -> alt.LayerChart:
     the adversarial image, with a +-1 std whisker for the spread over draws."""
     df = pd.DataFrame(rows)
     base = alt.Chart(df).encode(
-        x=alt.X("class:N", sort=CLASS_SORT, title=None),
+        x=alt.X("class:N", sort=CLASS_SORT, title=None, axis=alt.Axis(labelAngle=-40)),
         xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"]),
     )
     bars = base.mark_bar().encode(
@@ -36,9 +36,9 @@ def votes_chart(rows: list[dict[str, Any]], samples: int) -> alt.Chart:
     """Histogram of the class predicted by each single noise draw, clean vs adversarial."""
     df = pd.DataFrame(rows)
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("class:N", sort=CLASS_SORT, title=None),
+        x=alt.X("class:N", sort=CLASS_SORT, title=None, axis=alt.Axis(labelAngle=-40)),
         xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"]),
-        y=alt.Y("draws:Q", scale=alt.Scale(domain=[0, samples]), title=f"draws (of {samples}) predicting the class"),
+        y=alt.Y("draws:Q", scale=alt.Scale(domain=[0, samples]), title=f"draws (of {samples})"),
         color=alt.Color("image:N", scale=IMAGE_COLORS, title="image"),
         tooltip=["image:N", "class:N", "draws:Q", alt.Tooltip("fraction:Q", format=".0%")],
     ).properties(height=220)

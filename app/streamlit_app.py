@@ -242,7 +242,10 @@ def sidebar() -> dict[str, Any]:
 
 def choose_image(sb: Any, source: str) -> logic.PreparedImage | None:
     if source == "Upload your own":
+        # The widget lets through twice the app's own limit, so that a file between the two
+        # gets the app's explanation instead of the uploader's generic refusal.
         up = sb.file_uploader("Image file (any size; RGB, RGBA or grayscale)", key="upload",
+                              max_upload_size=2 * logic.MAX_UPLOAD_BYTES // 2**20,
                               help=f"Resized to 32x32. At most {logic.MAX_UPLOAD_BYTES // 2**20} MiB.")
         fit = sb.radio("Make it square by", logic.FIT_MODES, key="fit", horizontal=True)
         label = sb.selectbox("Its true class", [UNKNOWN_LABEL, *CLASSES], key="upload_label")
@@ -503,6 +506,9 @@ def results_tab() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="ratzoo demo", layout="wide")
+    # The images are enlarged 8x on the server with nearest neighbour; this keeps the
+    # browser from smoothing them again if it rescales them (zoom, HiDPI screens).
+    st.markdown("<style>img { image-rendering: pixelated; }</style>", unsafe_allow_html=True)
     st.title(TITLE)
     st.markdown(
         "A **randomized** network adds Gaussian noise to its first layer at every prediction; its "
