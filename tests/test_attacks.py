@@ -454,3 +454,24 @@ def test_noise_modules_are_the_only_randomness(models, batch) -> None:
     with torch.no_grad():
         assert not torch.equal(models["noisy"](x), models["noisy"](x))
         assert torch.equal(models["deterministic"](x), models["deterministic"](x))
+
+
+def test_out_of_memory_retries_with_a_smaller_chunk(models, batch) -> None:
+    """A (simulated) CUDA OOM on big passes: the run is redone with half the chunk, and
+    equals a run that used the smaller chunk from the start."""
+
+    class Limited(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > 6:
+                raise torch.OutOfMemoryError("simulated")
+            return self.inner(x)
+
+    model, (x, y) = Limited(models["noisy"]).eval(), batch
+    with pytest.warns(UserWarning, match="chunk_size=6"):
+        a = PGD(model, steps=2, eot_samples=3, chunk_size=12, seed=1)(x, y)
+    b = PGD(model, steps=2, eot_samples=3, chunk_size=6, seed=1)(x, y)
+    assert torch.equal(a, b)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -226,7 +227,9 @@ class Attack:
         eot_output: ``"softmax"`` (default: mean softmax, see the module docstring) or
             ``"logits"`` (mean logits).
         chunk_size: at most ``chunk_size`` images x draws per forward/backward; the
-            image batch is split into sub-batches of ``max(1, chunk_size // K)``.
+            image batch is split into sub-batches of ``max(1, chunk_size // K)``
+            (default 2048: about 3 GB at PreActResNet-18 width 16). On a CUDA
+            out-of-memory error the run is retried, reseeded, with half the chunk.
         progress: optional ``progress(done, total)`` called after each gradient step.
     """
 
@@ -289,7 +292,7 @@ class Attack:
         """The EOT output as logits, ``(N, C)``: ``log`` mean softmax over ``K`` draws
         (or mean logits), all draws in one batched pass. The only model call."""
         k = self._k
-        z = forward_draws(self.model, x, k, chunk_size=max(self.chunk_size, x.shape[0] * k))
+        z = forward_draws(self.model, x, k, chunk_size=x.shape[0] * k)  # one pass: x is a sub-batch
         if self.eot_output == "logits":
             return z.mean(0)
         logp = F.log_softmax(z.float(), dim=-1)
@@ -343,10 +346,26 @@ class Attack:
         check_inputs(images, labels)
         device = images.device
         labels = labels.to(device)
+        chunk = self.chunk_size
+        while True:
+            try:
+                return self._run(images, labels, estimate_success, chunk)
+            except torch.OutOfMemoryError:
+                # GPU only (a CPU out-of-memory kills the process). Retry the whole run,
+                # reseeded, with half the chunk: the result is that of the smaller chunk.
+                if max(1, chunk // max(self._k, 1)) <= 1:
+                    raise
+                chunk //= 2
+                warnings.warn(f"{self.name}: out of memory; retrying with chunk_size={chunk}", stacklevel=2)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    def _run(self, images: torch.Tensor, labels: torch.Tensor, estimate_success: bool, chunk: int) -> AttackResult:
+        device = images.device
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
         with noise_control(self.model, generator=self.generator):
             self._k = self.eot_samples if is_randomized(self.model) else 1
-            per = max(1, self.chunk_size // self._k)
+            per = max(1, chunk // self._k)
             n_batches = max(1, math.ceil(images.shape[0] / per))
             self._done, self._total = 0, n_batches * self._steps_per_image_batch()
             advs, norms = [], []
