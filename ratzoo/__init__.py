@@ -13,6 +13,7 @@ All functions take images in [0, 1], NCHW, float; normalization is inside the mo
 
 from __future__ import annotations
 
+from .certify import certify
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
@@ -29,6 +30,7 @@ __all__ = [
     "EOTPrediction",
     "ModelConfig",
     "build_model",
+    "certify",
     "is_randomized",
     "list_models",
     "load",

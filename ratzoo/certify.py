@@ -1,0 +1,748 @@
+"""Certified L2 robustness of noisy models by randomized smoothing (Cohen et al., 2019).
+
+A randomized ratzoo model defines a *smoothed classifier*: ``g(x)`` is the class that a
+single noise draw of the model most probably predicts. Cohen, Rosenfeld & Kolter
+(ICML 2019, "Certified Adversarial Robustness via Randomized Smoothing") show that when
+the noise ``N(0, sigma^2 I)`` is added to the input and the top class has probability
+``pA > 1/2``, then ``g`` is constant on the L2 ball of radius ``sigma * Phi^-1(pA)``.
+:func:`certify` is their CERTIFY: pick the top class from ``n0`` draws, lower-bound its
+probability with ``n`` fresh draws (one-sided Clopper-Pearson at level ``alpha``),
+abstain when the bound is ``<= 1/2``. :func:`predict` is their PREDICT.
+
+Noise after the first layer (R.N., RAT, LeRAT; ``noise_layer == 1``): the model is
+``head(stem(x) + b)``, i.e. the *head* is smoothed at the point ``h = stem(x)``, so the
+certificate holds for feature perturbations of L2 norm ``< sigma * Phi^-1(pA)``. An input
+perturbation ``d`` moves the features by ``stem(x + d) - stem(x) = A d`` where ``A`` is
+the linear part of the (affine, in eval mode) stem: normalization ``1/std``, the 3x3
+convolution and the non-affine batch norm's ``1/sqrt(running_var + eps)``. So
+``||A d|| <= L ||d||`` with ``L = ||A||_2`` and the certified *input* radius is
+``sigma * Phi^-1(pA) / L``. See :func:`feature_lipschitz` for how ``L`` is bounded.
+
+Per-channel (learned, LeRAT) noise std: the certificate uses the smallest std, which is
+valid because ``N(0, diag(s^2))`` with every ``s_c >= s_min`` is the sum of
+``N(0, s_min^2 I)`` and an independent ``N(0, diag(s^2 - s_min^2))``. Absorb the second
+part into the base classifier, ``f'(h) = head(h + e2)``, a classifier with its own
+(independent) randomness: ``h -> P(f'(h) = c)`` is a function into ``[0, 1]``, and for
+any such function its Gaussian smoothing ``p_c(h) = E[f'_c(h + e1)]``, ``e1 ~
+N(0, s_min^2 I)``, has ``Phi^-1(p_c)`` ``1/s_min``-Lipschitz (Salman et al., NeurIPS
+2019, Lemma 2; Cohen et al.'s Theorem 1 is the special case of a 0/1 ``f'``). Since
+``p_c`` is exactly the vote probability we estimate, ``pA_lower > 1/2`` certifies the
+radius ``s_min * Phi^-1(pA_lower)``.
+
+Radii are in the units of the images ratzoo models take: pixels in [0, 1], L2 norm over
+the whole ``(3, H, W)`` image (the same units as the L2 attacks' ``eps``).
+
+Command line (certified accuracy of a zoo model on the first test images)::
+
+    python -m ratzoo.certify --model rat --n 100000 --n-images 500 \\
+        --radii 0,0.25,0.5,0.75,1.0 --out cert.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .eot import _check_images, forward_draws
+from .noise import is_randomized, noise_control, noise_modules
+
+# `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
+# imported it as ratzoo.certify (the package exports certify()), and runpy warns about the
+# second copy. Harmless here: main() only uses the names of the module it runs in.
+warnings.filterwarnings("ignore", message=r"'ratzoo\.certify' found in sys\.modules", category=RuntimeWarning)
+
+DEFAULT_BATCH = 1000  # images (image x draw) per forward pass
+_NORMAL = statistics.NormalDist()
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _binom_log_tail_fn(k: int, n: int) -> Callable[[float], float]:
+    """``p -> log P(X >= k)`` for ``X ~ Binomial(n, p)``, 0 < p < 1, summed exactly in log space.
+
+    The log binomial coefficients (float64 ``lgamma``) are computed once, so evaluating
+    the returned function costs one vectorized pass over the ``n - k + 1`` tail terms.
+    """
+    jt = torch.arange(k, n + 1, dtype=torch.float64)
+    logcoef = (math.lgamma(n + 1) - torch.lgamma(jt + 1) - torch.lgamma(n - jt + 1)).numpy()
+    j = jt.numpy()  # numpy: a few times faster than torch for this 1-D pass on a busy CPU
+
+    def log_tail(p: float) -> float:
+        terms = logcoef + j * math.log(p) + (n - j) * math.log1p(-p)
+        top = terms.max()
+        return float(top + np.log(np.exp(terms - top).sum()))
+
+    return log_tail
+
+
+def binomial_lower_bound(k: int, n: int, alpha: float) -> float:
+    """One-sided Clopper-Pearson lower confidence bound on a binomial proportion.
+
+    Returns the largest ``p`` with ``P(X >= k | X ~ Binomial(n, p)) <= alpha``, i.e. the
+    ``alpha`` quantile of ``Beta(k, n - k + 1)`` (what Cohen et al. compute with
+    ``proportion_confint(k, n, alpha=2 * alpha, method="beta")[0]``): with probability
+    at least ``1 - alpha`` over the draws, the true proportion is ``>=`` the bound.
+
+    Computed without scipy: bisection on ``p`` of the exact binomial tail (summed in log
+    space with ``lgamma``, float64), 60 halvings, returning the lower end of the bracket
+    so that rounding can only make the bound smaller (conservative).
+
+    Args:
+        k: number of successes, ``0 <= k <= n``.
+        n: number of trials, ``n >= 1``.
+        alpha: ``0 < alpha < 1``.
+
+    >>> round(binomial_lower_bound(99_000, 100_000, 0.001), 5)
+    0.98899
+    """
+    k, n = int(k), int(n)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if k == 0:
+        return 0.0
+    if k == n:  # P(X >= n) = p^n = alpha
+        return alpha ** (1.0 / n)
+    log_alpha, log_tail = math.log(alpha), _binom_log_tail_fn(k, n)
+    lo, hi = 0.0, 1.0  # invariant: tail(lo) <= alpha < tail(hi); the tail increases with p
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if log_tail(mid) <= log_alpha:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Clopper-Pearson ("exact") interval for a binomial proportion ``k / n``."""
+    a = (1.0 - confidence) / 2
+    lo = binomial_lower_bound(k, n, a)
+    hi = 1.0 - binomial_lower_bound(n - k, n, a)
+    return lo, hi
+
+
+def binomial_test_pvalue(k: int, n: int) -> float:
+    """Two-sided exact binomial test of ``p = 1/2`` (scipy's ``binomtest(k, n).pvalue``)."""
+    k, n = int(k), int(n)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    top = max(k, n - k)
+    if 2 * top == n:
+        return 1.0
+    return min(1.0, 2.0 * math.exp(_binom_log_tail_fn(top, n)(0.5)))
+
+
+# --------------------------------------------------------------------------- Lipschitz
+
+
+def spectral_norm(
+    linear_fn: Callable[[torch.Tensor], torch.Tensor],
+    input_shape: Sequence[int],
+    iters: int = 300,
+    tol: float = 1e-10,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[float, int]:
+    """Largest singular value of a *linear* map: power iteration on ``A^T A`` (autograd),
+    accelerated by Lanczos.
+
+    Each step is one product ``A^T A v``: ``u = A v`` (forward), then ``A^T u`` as a
+    vector-Jacobian product, which for a linear map is exactly the transpose, so no
+    matrix is ever formed. Plain power iteration converges like ``(s2 / s1)^(2k)``, and
+    for a convolution ``s2 / s1`` is typically within 1e-3 of 1 (its singular values are
+    a dense sampling of a smooth frequency response), so it stalls visibly below ``s1``
+    for thousands of steps. The same products are therefore combined by Lanczos (with
+    full reorthogonalization): the top eigenvalue of the Krylov space's tridiagonal
+    matrix converges like ``exp(-2k sqrt(gap))`` instead, in tens of steps here.
+
+    Args:
+        linear_fn: a linear map from tensors of shape ``(1, *input_shape)``.
+        input_shape: the input shape, without batch dimension.
+        iters: maximal number of products ``A^T A v``.
+        tol: stop when the estimate's relative change in one step is below this.
+        seed: seed of the random start vector.
+
+    Returns:
+        ``(estimate, iterations)``. ``estimate = ||A v||`` for the unit top Ritz vector
+        ``v``, a value the map actually attains, so it is a *lower* bound on the true norm
+        (it converges to it); callers that need a guaranteed bound must use an upper bound
+        (see :func:`conv_norm_upper_bound`).
+    """
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    q = torch.randn(math.prod(input_shape), generator=gen, dtype=torch.float64)
+    q = q / q.norm()
+    basis: list[torch.Tensor] = []
+    alphas: list[float] = []
+    betas: list[float] = []
+    prev, it = -1.0, 0
+
+    def ata(v: torch.Tensor) -> torch.Tensor:
+        x = v.to(device, dtype).view(1, *input_shape).requires_grad_(True)
+        u = linear_fn(x)
+        (w,) = torch.autograd.grad(u, x, grad_outputs=u.detach())
+        return w.detach().flatten().to("cpu", torch.float64)
+
+    with torch.enable_grad():
+        for it in range(1, iters + 1):
+            basis.append(q)
+            w = ata(q)
+            alphas.append(float(q @ w))
+            Q = torch.stack(basis, 1)
+            for _ in range(2):  # full reorthogonalization, twice is enough
+                w = w - Q @ (Q.T @ w)
+            beta = float(w.norm())
+            evals, evecs = torch.linalg.eigh(
+                torch.diag(torch.tensor(alphas, dtype=torch.float64))
+                + torch.diag(torch.tensor(betas, dtype=torch.float64), 1)
+                + torch.diag(torch.tensor(betas, dtype=torch.float64), -1)
+            )
+            top = float(evals[-1])
+            if beta <= 1e-12 * max(abs(top), 1e-30) or abs(top - prev) <= tol * max(abs(top), 1e-30):
+                break
+            prev = top
+            betas.append(beta)
+            q = w / beta
+        v = torch.stack(basis, 1) @ evecs[:, -1]
+        x = (v / v.norm()).to(device, dtype).view(1, *input_shape)
+        est = float(linear_fn(x).detach().double().norm())
+    return est, it
+
+
+def conv_norm_upper_bound(weight: torch.Tensor, input_size: Sequence[int]) -> float:
+    """An upper bound on the spectral norm of ``conv2d(., weight)`` on ``H x W`` inputs.
+
+    Valid for any zero padding ``0 <= p <= k - 1`` and any stride: the zero-padded
+    convolution on ``H x W`` equals (crop) o (circular convolution on the
+    ``(H + kh - 1) x (W + kw - 1)`` torus) o (zero embedding) [o (subsampling) for a
+    stride], and crop, embedding and subsampling have norm <= 1. A circular convolution
+    is block-diagonalized by the 2-D DFT, so its norm is the largest singular value of
+    the ``(C_out, C_in)`` matrices ``FFT(weight)(w)`` over the torus frequencies
+    (Sedghi et al., ICLR 2019). Computed in float64.
+    """
+    w = weight.detach().to("cpu", torch.float64)
+    kh, kw = w.shape[-2:]
+    m = (int(input_size[0]) + kh - 1, int(input_size[1]) + kw - 1)
+    spec = torch.fft.fft2(w, s=m).permute(2, 3, 0, 1)  # (mh, mw, C_out, C_in)
+    return float(torch.linalg.matrix_norm(spec, ord=2).max())
+
+
+@dataclasses.dataclass(frozen=True)
+class LipschitzBound:
+    """How far the first layer can move the features per unit of input L2 norm.
+
+    Attributes:
+        value: the bound :func:`certify` divides by, ``max(upper_bound, power_iteration)``.
+        upper_bound: the DFT (circulant embedding) bound on the composed linear map; a
+            guaranteed upper bound on its spectral norm.
+        power_iteration: the power-iteration estimate of the same norm (a lower bound
+            that converges to it); ``upper_bound / power_iteration - 1`` is the slack.
+        iterations: power iterations used.
+        input_shape: the ``(C, H, W)`` inputs the operator acts on.
+    """
+
+    value: float
+    upper_bound: float
+    power_iteration: float
+    iterations: int
+    input_shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+
+def _effective_stem_kernel(model: nn.Module) -> tuple[torch.Tensor, nn.Conv2d]:
+    """The kernel of the linear part of ``model.features``: normalization, conv, BN scale."""
+    stem = getattr(model, "stem", None)
+    conv, bn = getattr(stem, "conv", None), getattr(stem, "bn", None)
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise NotImplementedError(
+            "feature_lipschitz knows the ratzoo stem (normalize -> Conv2d -> BatchNorm2d); this "
+            f"model's stem is {type(stem).__name__}. Pass lipschitz=<an upper bound you trust> to certify()."
+        )
+    if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise NotImplementedError(
+            f"the stem convolution {conv} is not a plain zero-padded convolution (groups=1, dilation=1); "
+            "pass lipschitz=<an upper bound you trust> to certify()"
+        )
+    if bn.training or bn.running_var is None:
+        raise ValueError(
+            "the stem's batch norm uses batch statistics (training mode or no running stats), so the "
+            "first layer is not a fixed affine map and no Lipschitz bound applies: call model.eval()"
+        )
+    scale = 1.0 / torch.sqrt(bn.running_var.detach().double() + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight.detach().double().abs()
+    std = model.std.detach().double().flatten()  # normalization (x - mean) / std
+    w = conv.weight.detach().double() * scale.view(-1, 1, 1, 1) / std.view(1, -1, 1, 1)
+    return w, conv
+
+
+@torch.no_grad()
+def feature_lipschitz(
+    model: nn.Module, input_shape: Sequence[int] = (3, 32, 32), iters: int = 300
+) -> LipschitzBound:
+    """L2 Lipschitz constant of ``model.features`` (the part before layer-1 noise).
+
+    ``features(x) = BN(conv((x - mean) / std))`` is affine in eval mode; biases and
+    means cancel in ``features(x') - features(x)``, so the constant is the spectral norm
+    of the linear part ``A`` as an operator on ``input_shape`` images. Two independent
+    computations:
+
+    - power iteration with autograd on ``v -> features(v) - features(0)``
+      (:func:`spectral_norm`): converges to ``||A||`` from below;
+    - the DFT bound (:func:`conv_norm_upper_bound`) on the single convolution whose
+      kernel is ``W[o, c] * bn_scale[o] / std[c]`` (the per-channel scalings fold into
+      the kernel): a guaranteed upper bound.
+
+    Before trusting the second, the folded convolution is checked to reproduce
+    ``features(x) - features(0)`` on random inputs (so a changed stem cannot slip
+    through), and the power-iteration estimate must not exceed the upper bound.
+
+    Raises:
+        ValueError: the model (its batch norm) is in training mode.
+        NotImplementedError: the stem is not normalize -> conv -> batch norm.
+        RuntimeError: the two computations disagree (a bug, not a user error).
+    """
+    if any(m.training for m in model.modules()):
+        raise ValueError("feature_lipschitz needs the model in eval() mode (batch norm with running statistics)")
+    shape = tuple(int(s) for s in input_shape)
+    w, conv = _effective_stem_kernel(model)
+    p = next(model.parameters())
+    f0 = model.features(torch.zeros((1, *shape), device=p.device, dtype=p.dtype))
+
+    def linear(v: torch.Tensor) -> torch.Tensor:
+        return model.features(v) - f0
+
+    probe = torch.randn((2, *shape), generator=torch.Generator().manual_seed(1)).to(p.device, p.dtype)
+    folded = F.conv2d(probe.double(), w.to(p.device), stride=conv.stride, padding=conv.padding)
+    err = float((linear(probe).double() - folded).abs().max() / folded.abs().max())
+    if not err < 1e-4:
+        raise NotImplementedError(
+            f"model.features is not the normalize -> conv -> batch-norm map this bound assumes "
+            f"(relative mismatch {err:.2e}); pass lipschitz=<an upper bound you trust> to certify()"
+        )
+    upper = conv_norm_upper_bound(w, shape[1:])
+    est, its = spectral_norm(linear, shape, iters=iters, device=p.device, dtype=p.dtype)
+    if est > upper * (1 + 1e-4):
+        raise RuntimeError(f"power iteration ({est:.6g}) exceeds the DFT upper bound ({upper:.6g}): a bug")
+    return LipschitzBound(max(upper, est), upper, est, its, shape)
+
+
+# --------------------------------------------------------------------------- smoothing
+
+
+@dataclasses.dataclass(frozen=True)
+class Certificate:
+    """The certificate of one image (Cohen et al.'s CERTIFY).
+
+    Attributes:
+        label: the certified class, or -1 when abstaining (``p_lower <= 1/2``).
+        radius: certified L2 radius in input space (pixels in [0, 1]); 0.0 when abstaining.
+            The smoothed classifier returns ``label`` on the whole open ball, with
+            probability ``>= 1 - alpha`` over the sampling.
+        p_lower: Clopper-Pearson lower bound on the probability of the selected class.
+        selected: the candidate class picked from the ``n0`` selection draws.
+        counts: votes per class among the ``n`` estimation draws.
+        feature_radius: ``sigma * Phi^-1(p_lower)``, the radius in the noised space
+            (features for layer-1 noise; equal to ``radius`` for input noise).
+        sigma: the noise std used (the smallest one for per-channel std).
+        lipschitz: the first layer's Lipschitz bound (1.0 for input noise).
+        n0, n, alpha: the sampling parameters.
+    """
+
+    label: int
+    radius: float
+    p_lower: float
+    selected: int
+    counts: tuple[int, ...]
+    feature_radius: float
+    sigma: float
+    lipschitz: float
+    n0: int
+    n: int
+    alpha: float
+
+    @property
+    def abstained(self) -> bool:
+        return self.label < 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["counts"] = list(self.counts)
+        return d
+
+
+def _smoothing_setup(model: nn.Module) -> tuple[float, int]:
+    """Check that ``model`` can be certified; return ``(sigma_min, noise_layer)``."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "noise_layer"):
+        raise TypeError(
+            f"certify needs a ratzoo model (RandomizedClassifier, e.g. from ratzoo.load), got {type(model).__name__}"
+        )
+    mods = noise_modules(model)
+    if not mods or not is_randomized(model):
+        raise ValueError(
+            "this model is deterministic (no noise, or its noise switched off with noise_control): "
+            "randomized smoothing certifies noisy models only (noise_kind 'fixed' or 'learned')"
+        )
+    if len(mods) != 1:
+        raise ValueError(f"expected one noise module, found {len(mods)}")
+    if any(m.training for m in model.modules()):
+        raise ValueError(
+            "the model is in training mode: batch norm would use the statistics of each batch of draws, so "
+            "draws would not be independent and the first layer not a fixed map. Call model.eval() first "
+            "(the noise stays on: ratzoo switches it with noise_control, not with eval())"
+        )
+    return mods[0].min_sigma(), int(config.noise_layer)
+
+
+@torch.no_grad()
+def _vote_counts(model: nn.Module, x: torch.Tensor, draws: int, batch_size: int) -> torch.Tensor:
+    """``(N, C)`` int64: how many of ``draws`` noise draws predict each class, per image."""
+    out = []
+    for i0 in range(0, x.shape[0], batch_size):
+        xb = x[i0 : i0 + batch_size]
+        per_call = max(1, batch_size // xb.shape[0])
+        counts = None
+        for k0 in range(0, draws, per_call):
+            logits = forward_draws(model, xb, min(per_call, draws - k0), chunk_size=batch_size)
+            votes = F.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0)
+            counts = votes if counts is None else counts + votes
+        out.append(counts)
+    return torch.cat(out).cpu()
+
+
+def _check_sampling(n: int, alpha: float, batch_size: int, **more: int) -> None:
+    for name, v in {"n": n, "batch_size": batch_size, **more}.items():
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+
+
+def certify(
+    model: nn.Module,
+    x: torch.Tensor,
+    n0: int = 100,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    lipschitz: float | None = None,
+) -> list[Certificate]:
+    """Certified L2 radius of each image under the model's own noise (Cohen's CERTIFY).
+
+    Args:
+        model: a noisy ratzoo model in ``eval()`` mode, noise on (``noise_layer`` 0 or 1).
+        x: ``(N, 3, H, W)`` float images in [0, 1].
+        n0: draws used to select the candidate class (default 100).
+        n: draws used to lower-bound its probability (default 100,000).
+        alpha: the certificate fails with probability at most ``alpha`` per image.
+        batch_size: images per forward pass (image copies x draws); bounds memory.
+        seed: seed the noise (reproducible for the same ``x`` and ``batch_size``).
+        generator: draw the noise from this generator (exclusive with ``seed``).
+        lipschitz: layer-1 noise only: an upper bound on the first layer's L2 Lipschitz
+            constant, to skip recomputing :func:`feature_lipschitz` on every call.
+
+    Returns:
+        One :class:`Certificate` per image.
+
+    Raises:
+        TypeError: not a ratzoo model.
+        ValueError: deterministic model, training mode, bad sampling parameters.
+
+    >>> model = ratzoo.load("rat")
+    >>> certs = certify(model, images[:2], n=10_000, seed=0)
+    >>> [(c.label, c.radius) for c in certs]  # (class or -1, L2 radius in [0, 1] pixels)
+    """
+    _check_images(x)
+    _check_sampling(n, alpha, batch_size, n0=n0)
+    sigma, layer = _smoothing_setup(model)
+    if layer == 0:
+        if lipschitz is not None:
+            raise ValueError("lipschitz= applies to noise after the first layer; this model's noise is on the input")
+        lip = 1.0
+    else:
+        lip = float(lipschitz) if lipschitz is not None else feature_lipschitz(model, x.shape[1:]).value
+        if not (math.isfinite(lip) and lip > 0):
+            raise ValueError(f"lipschitz must be a positive number, got {lipschitz!r}")
+    with noise_control(model, seed=seed, generator=generator):
+        counts0 = _vote_counts(model, x, n0, batch_size)
+        counts = _vote_counts(model, x, n, batch_size)  # fresh draws, independent of the selection
+    out = []
+    for c0, c in zip(counts0, counts):
+        selected = int(c0.argmax())
+        p_lower = binomial_lower_bound(int(c[selected]), n, alpha)
+        if p_lower <= 0.5:
+            label, feat_r = -1, 0.0
+        else:
+            label, feat_r = selected, sigma * _NORMAL.inv_cdf(p_lower)
+        out.append(
+            Certificate(label, feat_r / lip, p_lower, selected, tuple(int(v) for v in c),
+                        feat_r, sigma, lip, n0, n, alpha)
+        )
+    return out
+
+
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    n: int = 100_000,
+    alpha: float = 0.001,
+    batch_size: int = DEFAULT_BATCH,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The smoothed classifier's prediction, or -1 (abstain) when unsure (Cohen's PREDICT).
+
+    With ``n`` draws, take the two most voted classes ``A`` and ``B``; return ``A`` if a
+    two-sided binomial test of ``count_A`` against ``count_A + count_B`` draws at ``p = 1/2``
+    rejects at level ``alpha``, else abstain. The probability of returning a class other
+    than the smoothed classifier's is at most ``alpha`` per image.
+
+    Returns:
+        ``(N,)`` int64 labels, -1 for abstain.
+    """
+    _check_images(x)
+    _check_sampling(n, alpha, batch_size)
+    _smoothing_setup(model)
+    with noise_control(model, seed=seed, generator=generator):
+        counts = _vote_counts(model, x, n, batch_size)
+    top2 = counts.topk(2, dim=1)
+    labels = []
+    for (na, nb), (ca, _) in zip(top2.values.tolist(), top2.indices.tolist()):
+        labels.append(ca if binomial_test_pvalue(na, na + nb) <= alpha else -1)
+    return torch.tensor(labels, dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parse_radii(text: str) -> list[float]:
+    try:
+        radii = sorted({float(r) for r in text.split(",") if r.strip()})
+    except ValueError as e:
+        raise SystemExit(f"error: --radii must be comma-separated numbers, got {text!r}") from e
+    if not radii or min(radii) < 0:
+        raise SystemExit(f"error: --radii must be non-negative numbers, got {text!r}")
+    return radii
+
+
+def _summary(records: list[dict[str, Any]], radii: list[float], n: int, alpha: float) -> tuple[dict, dict, list]:
+    """Certified accuracy at each radius (correct and radius >= r), its 95% CI, and the
+    same as ``metrics`` entries in the checkpoint ``results`` format."""
+    total = len(records)
+    table, cis, metrics = {}, {}, []
+    for r in radii:
+        k = sum(1 for rec in records if rec["correct"] and rec["radius"] >= r)
+        value = k / total if total else 0.0
+        ci = list(clopper_pearson(k, total)) if total else [0.0, 1.0]
+        table[f"{r:g}"], cis[f"{r:g}"] = value, ci
+        metrics.append({
+            "name": f"certified accuracy L2 {r:g} (n={n}, alpha={alpha:g})",
+            "type": "certified_accuracy", "radius": r, "value": value, "n": total, "ci95": ci,
+        })
+    return table, cis, metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ratzoo.certify``: certified accuracy of zoo models on CIFAR-10 test images.
+
+    Returns the exit code: 0 ok, 2 bad arguments or model, 3 checkpoint or data error.
+    """
+    import argparse
+    import json
+    import os
+    import platform
+    import sys
+    import time
+    from pathlib import Path
+
+    from . import __version__
+    from .checkpoint import CheckpointError, sha256_file
+    from .data import DatasetError, load_cifar10, to_tensor
+    from .zoo import load, resolve
+
+    ap = argparse.ArgumentParser(
+        prog="python -m ratzoo.certify",
+        description="Randomized-smoothing certified L2 accuracy (Cohen et al. 2019) of noisy ratzoo models "
+        "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
+    )
+    ap.add_argument("--model", required=True,
+                    help="zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)")
+    ap.add_argument("--n", type=int, default=100_000, help="estimation draws per image (default 100000)")
+    ap.add_argument("--n0", type=int, default=100, help="selection draws per image (default 100)")
+    ap.add_argument("--alpha", type=float, default=0.001, help="failure probability per image (default 0.001)")
+    ap.add_argument("--n-images", type=int, default=500, help="number of test images (default 500)")
+    ap.add_argument("--skip", type=int, default=1,
+                    help="take every SKIP-th test image (default 1: the first N, as the evaluator; Cohen et al. use 20)")
+    ap.add_argument("--radii", default="0,0.25,0.5,0.75,1.0", help="L2 radii (pixels in [0, 1]) to report")
+    ap.add_argument("--out", default="certify_{model}.json",
+                    help="output JSON; '{model}' is replaced by the model name (default certify_{model}.json)")
+    ap.add_argument("--data-dir", default=None, help="local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per forward pass")
+    ap.add_argument("--seed", type=int, default=0, help="image i uses the noise seed SEED * 2^20 + i")
+    ap.add_argument("--split", default="test", choices=("test", "train"), help="CIFAR-10 split (default test)")
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the images already certified in --out (same model and parameters) and continue")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+
+    radii = _parse_radii(args.radii)
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if len(models) > 1 and "{model}" not in args.out:
+        ap.error("several models need '{model}' in --out")
+    for name, v in (("--n", args.n), ("--n0", args.n0), ("--n-images", args.n_images),
+                    ("--skip", args.skip), ("--batch-size", args.batch_size)):
+        if v < 1:
+            ap.error(f"{name} must be >= 1, got {v}")
+    if not 0 < args.alpha < 1:
+        ap.error(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    for name in models:  # fail fast on a bad name, before loading the data
+        try:
+            resolve(name)
+        except KeyError as e:
+            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 2
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 3
+    try:
+        images, labels = load_cifar10(args.split, root=args.data_dir)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    idx = np.arange(0, len(labels), args.skip)[: args.n_images]
+    if len(idx) < args.n_images:
+        print(f"warning: only {len(idx)} {args.split} images with --skip {args.skip}", file=sys.stderr)
+    x_all = to_tensor(images[idx])
+    y_all = torch.from_numpy(np.asarray(labels[idx]).copy())
+
+    try:
+        from tqdm.auto import tqdm  # installed with huggingface-hub
+    except ImportError:  # pragma: no cover
+        def tqdm(it, **_):  # type: ignore[no-redef]
+            return it
+
+    for name in models:
+        try:
+            folder, _ = resolve(name)
+            model = load(name, device=device).eval()
+        except KeyError as e:
+            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+            return 2
+        except CheckpointError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 3
+        try:
+            sigma, layer = _smoothing_setup(model)
+        except (TypeError, ValueError) as e:
+            print(f"error: {name}: {e}", file=sys.stderr)
+            return 2
+        lip = feature_lipschitz(model, tuple(x_all.shape[1:])) if layer == 1 else None
+        weights_sha = sha256_file(folder / "model.safetensors")
+        params = {"n0": args.n0, "n": args.n, "alpha": args.alpha, "batch_size": args.batch_size,
+                  "seed": args.seed, "skip": args.skip, "split": args.split}
+        out = Path(args.out.replace("{model}", Path(name).name))
+        done: dict[int, dict[str, Any]] = {}
+        if args.resume and out.is_file():
+            old = json.loads(out.read_text())
+            if old.get("params") == params and old.get("weights_sha256") == weights_sha:
+                done = {rec["index"]: rec for rec in old.get("images", [])}
+                print(f"{name}: resuming, {len(done)} images already certified in {out}", file=sys.stderr)
+            else:
+                print(f"{name}: {out} has other parameters or weights; starting over", file=sys.stderr)
+        prior_elapsed = sum(rec.get("seconds", 0.0) for rec in done.values())
+
+        def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> dict[str, Any]:
+            table, cis, metrics = _summary(records, radii, args.n, args.alpha)
+            certified = [r for r in records if r["label_pred"] >= 0]
+            return {
+                "kind": "certify",
+                "model": name,
+                "n": len(records),
+                "seed": args.seed,
+                "checkpoint": str(folder),
+                "weights_sha256": weights_sha,
+                "model_config": model.config.to_dict(),
+                "method": "randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
+                "noise": {"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
+                "lipschitz": lip.to_dict() if lip is not None else None,
+                "params": params,
+                "radii": radii,
+                "dataset": "CIFAR-10", "dataset_id": "uoft-cs/cifar10",
+                "data": {"split": args.split, "skip": args.skip,
+                         "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
+                "complete": complete,
+                "certified_accuracy": table,
+                "certified_accuracy_ci95": cis,
+                "ci_method": "clopper-pearson",
+                "abstain_rate": (len(records) - len(certified)) / len(records) if records else 0.0,
+                "metrics": metrics,
+                "elapsed_s": elapsed,
+                "seconds_per_image": elapsed / len(records) if records else None,
+                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+                "threads": torch.get_num_threads(),
+                "versions": {"ratzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                             "python": platform.python_version()},
+                "command": "python -m ratzoo.certify " + " ".join(sys.argv[1:] if argv is None else argv),
+                "images": records,
+            }
+
+        def write(rec: dict[str, Any]) -> None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+            tmp.write_text(json.dumps(rec, indent=1, allow_nan=False) + "\n")
+            os.replace(tmp, out)
+
+        wanted = set(idx.tolist())
+        records = [done[i] for i in sorted(done) if i in wanted]
+        start = time.perf_counter()
+        bar = tqdm(list(enumerate(idx.tolist())), desc=f"certify {name}", unit="img", disable=args.quiet)
+        for pos, i in bar:
+            if i in done:
+                continue
+            t0 = time.perf_counter()
+            (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=args.n0, n=args.n, alpha=args.alpha,
+                           batch_size=args.batch_size, seed=(args.seed << 20) + i,
+                           lipschitz=lip.value if lip is not None else None)
+            y = int(y_all[pos])
+            records.append({"index": i, "label": y, "label_pred": c.label, "correct": c.label == y,
+                            "radius": c.radius, "feature_radius": c.feature_radius, "p_lower": c.p_lower,
+                            "selected": c.selected, "counts": list(c.counts),
+                            "seconds": time.perf_counter() - t0})
+            ok = sum(r["correct"] for r in records)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(correct=f"{ok}/{len(records)}", radius=f"{c.radius:.3f}")
+            write(record(records, False, prior_elapsed + time.perf_counter() - start))
+        records.sort(key=lambda r: r["index"])
+        final = record(records, True, prior_elapsed + time.perf_counter() - start)
+        write(final)
+        acc = ", ".join(f"{r}: {100 * v:.1f}%" for r, v in final["certified_accuracy"].items())
+        print(f"{name}: certified accuracy at L2 radius {acc} ({len(records)} images) -> {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
