@@ -60,7 +60,7 @@ from .noise import is_randomized, noise_control, noise_modules
 # second copy. Harmless here: main() only uses the names of the module it runs in.
 warnings.filterwarnings("ignore", message=r"'ratzoo\.certify' found in sys\.modules", category=RuntimeWarning)
 
-DEFAULT_BATCH = 1000  # images (image x draw) per forward pass
+DEFAULT_BATCH = 500  # images (image x draw) per forward pass; larger was slower on our CPU
 _NORMAL = statistics.NormalDist()
 
 
