@@ -5,6 +5,8 @@ The public API (everything else is private):
 - :func:`load`, :func:`list_models`: the model zoo.
 - :func:`predict_proba`: EOT prediction (mean softmax over noise draws, spread, votes).
 - :func:`noise_control`: switch a model's noise on/off or seed it (never via ``.eval()``).
+- :mod:`ratzoo.attacks`: FGSM, FGM, PGD, PGDL2, CW, APGD (EOT-aware), :func:`make_attack`.
+- :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
 - :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
 - :func:`build_model`, :class:`ModelConfig`, :func:`save_checkpoint`, :func:`load_checkpoint`.
 
@@ -14,9 +16,12 @@ All functions take images in [0, 1], NCHW, float; normalization is inside the mo
 from __future__ import annotations
 
 from .certify import certify
+from . import attacks
+from .attacks import make_attack
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
+from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
 from .noise import is_randomized, noise_control
 from .zoo import list_models, load
@@ -29,13 +34,16 @@ __all__ = [
     "DatasetError",
     "EOTPrediction",
     "ModelConfig",
+    "attacks",
     "build_model",
+    "evaluate",
     "certify",
     "is_randomized",
     "list_models",
     "load",
     "load_checkpoint",
     "load_cifar10",
+    "make_attack",
     "noise_control",
     "predict_proba",
     "save_checkpoint",

@@ -22,19 +22,28 @@ def _eval_results(name: str, results: dict[str, Any]) -> list[EvalResult]:
                 dataset_split=results.get("split", "test"),
                 metric_type=m.get("type", "accuracy"),
                 metric_name=m["name"],
-                metric_value=round(100 * float(m["value"]), 2),
+                metric_value=_display(m),
             )
         )
     return out
 
 
+def _display(m: dict[str, Any]) -> float:
+    """Accuracies are stored as fractions and shown in %; norms (unit "L2") as they are."""
+    if m.get("unit") == "L2":
+        return round(float(m["value"]), 4)
+    return round(100 * float(m["value"]), 2)
+
+
 def results_table(results: dict[str, Any]) -> str:
-    """A markdown table of the metrics (accuracies in %)."""
-    rows = ["| metric | value (%) | 95% CI | n |", "| --- | --- | --- | --- |"]
+    """A markdown table of the metrics (accuracies in %, norms in L2 units)."""
+    rows = ["| metric | value | 95% CI | n |", "| --- | --- | --- | --- |"]
     for m in results.get("metrics", []):
         ci = m.get("ci95")
-        ci_s = f"{100 * ci[0]:.1f} - {100 * ci[1]:.1f}" if ci else ""
-        rows.append(f"| {m['name']} | {100 * float(m['value']):.2f} | {ci_s} | {m.get('n', '')} |")
+        pct = m.get("unit") != "L2"
+        ci_s = f"{100 * ci[0]:.1f} - {100 * ci[1]:.1f}" if ci and pct else ""
+        val = f"{_display(m):.2f}{' %' if pct else ''}"
+        rows.append(f"| {m['name']} | {val} | {ci_s} | {m.get('n', '')} |")
     return "\n".join(rows)
 
 

@@ -139,4 +139,5 @@ def to_tensor(images: np.ndarray):
     """uint8 ``(N, 32, 32, 3)`` -> float ``(N, 3, 32, 32)`` in [0, 1]."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    arr = np.array(images, dtype=np.uint8, copy=True)  # the cache is a read-only memory map
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255)

@@ -1,0 +1,104 @@
+"""The README's zoo table and the model cards agree with checkpoints/results/results.json,
+and the report machinery turns records into that table faithfully."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from train import report
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_JSON = REPO_ROOT / "checkpoints" / "results" / "results.json"
+
+
+def _readme_rows(text: str) -> dict[str, list[str]]:
+    body = text[text.index(report.MARK_START) + len(report.MARK_START): text.index(report.MARK_END)]
+    rows = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 1 and cells[0] in report.LABELS.values():
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _expected_cells(res: dict) -> list[str]:
+    names = [name for _, name, _ in report.TABLE] + [f"C&W-L2 accuracy at L2 {t}" for t in report.CW_THRESHOLDS] + \
+        ["C&W-L2 median minimal norm"]
+    by = {m["name"]: m for m in res["table"]}
+    return [report.fmt_metric(by[n]) if n in by else "-" for n in names]
+
+
+def _record(key: str, acc: float, clean: float = 0.9, **extra) -> dict:
+    return {"key": key, "n": 100, "clean_accuracy": clean, "clean_accuracy_ci95": [clean - 0.05, clean + 0.03],
+            "robust_accuracy": acc, "robust_accuracy_ci95": [acc - 0.05, acc + 0.05], "randomized": True,
+            "effective_eot_samples": 20, "eot_samples": 20, "decision_samples": 100, "dataset": "CIFAR-10 (test)",
+            **extra}
+
+
+def test_report_round_trip(tmp_path):
+    """Synthetic records -> results -> README table -> parsed back: same numbers."""
+    records = {
+        "rat": {
+            "clean": _record("clean", 0.8123, clean=0.8123),
+            "pgd20_linf_8": _record("pgd20_linf_8", 0.4051),
+            "cw_l2": _record("cw_l2", 0.0, accuracy_at={"0.25": {"accuracy": 0.61, "ci95": [0.5, 0.7]},
+                                                        "0.5": {"accuracy": 0.33, "ci95": [0.2, 0.4]},
+                                                        "1.0": {"accuracy": 0.05, "ci95": [0.0, 0.1]}},
+                             norms={"median": 0.4321}, norms_per_image=[0.1, 0.4, float("inf")]),
+            "pgd20_linf_2_eot5": _record("x", 0.7),
+        },
+        "at": {"clean": _record("clean", 0.7, clean=0.7), "fgsm_linf_8": _record("fgsm_linf_8", 0.45)},
+    }
+    results = report.build_results(records)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{report.MARK_START}\nPLACEHOLDER-XYZ\n{report.MARK_END}\nafter\n")
+    report.write_readme(results, readme)
+    text = readme.read_text()
+    assert "PLACEHOLDER-XYZ" not in text and text.endswith("after\n")
+    rows = _readme_rows(text)
+    assert rows["RAT"][0] == "81.2" and rows["RAT"][2] == "40.5"
+    assert rows["RAT"][5:9] == ["61.0", "33.0", "5.0", "0.43"]
+    assert rows["AT"][1] == "45.0" and rows["AT"][2] == "-"
+    for model, res in results["models"].items():
+        assert rows[report.LABELS[model]] == _expected_cells(res)
+
+
+def test_readme_table_matches_results_json():
+    """The committed README table is exactly what results.json says (it cannot drift)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    rows = _readme_rows(text)
+    if not RESULTS_JSON.is_file():
+        assert rows == {}, "the README shows zoo numbers but checkpoints/results/results.json is missing"
+        return
+    results = json.loads(RESULTS_JSON.read_text())
+    assert set(rows) == {report.LABELS[m] for m in results["models"]}
+    for model, res in results["models"].items():
+        assert rows[report.LABELS[model]] == _expected_cells(res), model
+
+
+def test_cards_match_results_json():
+    """Each bundled checkpoint's config.json and card carry the results.json numbers."""
+    if not RESULTS_JSON.is_file():
+        pytest.skip("no checkpoints/results/results.json yet (python -m train.experiments && python -m train.report)")
+    from huggingface_hub import ModelCard
+
+    results = json.loads(RESULTS_JSON.read_text())
+    checked = 0
+    for model, res in results["models"].items():
+        folder = REPO_ROOT / "checkpoints" / model
+        if not folder.is_dir():
+            continue
+        cfg = json.loads((folder / "config.json").read_text())
+        got = {m["name"]: m["value"] for m in cfg["results"]["metrics"]}
+        assert got == {m["name"]: m["value"] for m in res["table"]}, model
+        card = ModelCard.load(folder / "README.md")
+        card_vals = {r.metric_name: r.metric_value for r in card.data.eval_results}
+        for m in res["table"]:
+            want = round(m["value"], 4) if m.get("unit") == "L2" else round(100 * m["value"], 2)
+            assert card_vals[m["name"]] == pytest.approx(want), (model, m["name"])
+        checked += 1
+    assert checked > 0

@@ -1,0 +1,266 @@
+"""Turn the experiment records into results: ``python -m train.report``.
+
+Reads ``checkpoints/results/records/*.json`` (written by ``python -m train.experiments``)
+and writes, never by hand:
+
+- ``checkpoints/results/results.json``: the zoo table, the paper's Figures 3-5 data;
+- ``checkpoints/results/fig3_eps.png``, ``fig4_eot.png``, ``fig5_cw_norms.png``;
+- the README's zoo table (between the ``zoo-table`` markers);
+- each bundled checkpoint's measured results (``config.json`` + model card metadata).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS = REPO_ROOT / "checkpoints" / "results"
+MODELS = ("standard", "at", "rn", "rat", "lerat")
+LABELS = {"standard": "Standard", "at": "AT", "rn": "R.N.", "rat": "RAT", "lerat": "LeRAT"}
+# record key -> (metric name in cards/README, metric type)
+TABLE = [
+    ("clean", "clean accuracy", "accuracy"),
+    ("fgsm_linf_8", "FGSM Linf 8/255", "robust_accuracy"),
+    ("pgd20_linf_8", "PGD-20 Linf 8/255", "robust_accuracy"),
+    ("pgd20_l2_0.5", "PGD-20 L2 0.5", "robust_accuracy"),
+    ("apgd_ce_linf_8", "APGD-CE Linf 8/255", "robust_accuracy"),
+]
+CW_THRESHOLDS = ("0.25", "0.5", "1.0")
+MARK_START, MARK_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
+
+
+def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*__*.json")):
+        model, key = path.stem.split("__", 1)
+        out.setdefault(model, {})[key] = json.loads(path.read_text())
+    return out
+
+
+def _metric(name: str, typ: str, value: float, rec: dict[str, Any], ci: list[float] | None) -> dict[str, Any]:
+    eot = rec.get("effective_eot_samples")
+    return {"name": name, "type": typ, "value": round(float(value), 6), "n": rec["n"],
+            "ci95": [round(c, 6) for c in ci] if ci else None,
+            "eot_samples": eot, "decision_samples": rec.get("decision_samples"), "record": rec.get("key")}
+
+
+def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-model metrics that go into results.json, the README and the card."""
+    metrics = []
+    for key, name, typ in TABLE:
+        rec = recs.get(key)
+        if rec is None:
+            continue
+        value = rec["clean_accuracy"] if key == "clean" else rec["robust_accuracy"]
+        ci = rec["clean_accuracy_ci95"] if key == "clean" else rec["robust_accuracy_ci95"]
+        metrics.append(_metric(name, typ, value, rec, ci))
+    cw = recs.get("cw_l2")
+    if cw is not None:
+        acc_at = cw.get("accuracy_at", {})
+        for t in CW_THRESHOLDS:
+            entry = acc_at.get(t) or acc_at.get(str(float(t)))
+            if entry is not None:
+                metrics.append(_metric(f"C&W-L2 accuracy at L2 {t}", "robust_accuracy", entry["accuracy"], cw,
+                                       entry.get("ci95")))
+        med = (cw.get("norms") or {}).get("median")
+        if med is not None:
+            m = _metric("C&W-L2 median minimal norm", "median_l2_norm", med, cw, None)
+            m["unit"] = "L2"
+            metrics.append(m)
+    return metrics
+
+
+def sweeps(recs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    fig3: dict[str, dict[str, float]] = {"fgsm": {}, "pgd20": {}}
+    fig4: dict[str, dict[str, float]] = {"fgsm": {}, "pgd20": {}, "cw_l2": {}}
+    for key, rec in recs.items():
+        if key.startswith(("fgsm_linf_", "pgd20_linf_")) and "_eot" not in key:
+            kind = "fgsm" if key.startswith("fgsm") else "pgd20"
+            fig3[kind][key.rsplit("_", 1)[1]] = rec["robust_accuracy"]
+        if "_eot" in key:
+            kind = "fgsm" if key.startswith("fgsm") else "pgd20" if key.startswith("pgd20") else "cw_l2"
+            k = key.rsplit("_eot", 1)[1]
+            if kind == "cw_l2":
+                entry = rec.get("accuracy_at", {}).get("0.5")
+                fig4[kind][k] = entry["accuracy"] if entry else None
+            else:
+                fig4[kind][k] = rec["robust_accuracy"]
+    eot_default = recs.get("pgd20_linf_8", {}).get("eot_samples")
+    # the table's 8/255 and eot=20 points complete the sweeps
+    for kind, key in (("fgsm", "fgsm_linf_8"), ("pgd20", "pgd20_linf_8")):
+        if key in recs:
+            fig3[kind].setdefault("8", recs[key]["robust_accuracy"])
+            if eot_default:
+                fig4[kind].setdefault(str(eot_default), recs[key]["robust_accuracy"])
+    if "cw_l2" in recs and eot_default:
+        entry = recs["cw_l2"].get("accuracy_at", {}).get("0.5")
+        if entry:
+            fig4["cw_l2"].setdefault(str(eot_default), entry["accuracy"])
+    srt = lambda d: dict(sorted(d.items(), key=lambda kv: float(kv[0])))  # noqa: E731
+    return {"fig3_accuracy_vs_linf_eps_255": {k: srt(v) for k, v in fig3.items()},
+            "fig4_accuracy_vs_eot_samples": {k: srt(v) for k, v in fig4.items()},
+            "fig5_cw_norms": (recs.get("cw_l2") or {}).get("norms_per_image")}
+
+
+def build_results(records: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    models = {}
+    for name in MODELS:
+        if name not in records:
+            continue
+        recs = records[name]
+        any_rec = next(iter(recs.values()))
+        models[name] = {"table": table_metrics(recs), **sweeps(recs),
+                        "randomized": any_rec.get("randomized"), "model_config": any_rec.get("model_config")}
+    any_rec = next((r for m in records.values() for r in m.values()), {})
+    return {
+        "description": "the bundled zoo measured by python -m train.experiments (ratzoo.evaluate)",
+        "dataset": any_rec.get("dataset", "CIFAR-10"),
+        "split": "test",
+        "decision_rule": any_rec.get("decision_rule"),
+        "models": models,
+    }
+
+
+def fmt_metric(m: dict[str, Any]) -> str:
+    """How a metric is written in the README table (the test parses this back)."""
+    if m.get("unit") == "L2":
+        return f"{m['value']:.2f}"
+    return f"{100 * m['value']:.1f}"
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    names = [name for _, name, _ in TABLE] + [f"C&W-L2 accuracy at L2 {t}" for t in CW_THRESHOLDS] + \
+        ["C&W-L2 median minimal norm"]
+    short = ["clean", "FGSM 8/255", "PGD-20 8/255", "PGD-20 L2 0.5", "APGD-CE 8/255",
+             "C&W @0.25", "C&W @0.5", "C&W @1.0", "C&W median L2"]
+    lines = ["| model | " + " | ".join(short) + " |", "| --- " * (len(short) + 1) + "|"]
+    ns = {}
+    for model, res in results["models"].items():
+        by = {m["name"]: m for m in res["table"]}
+        cells = [fmt_metric(by[n]) if n in by else "-" for n in names]
+        lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
+        for m in res["table"]:
+            ns.setdefault(m["name"], set()).add((m["n"], m.get("eot_samples")))
+    return "\n".join(lines)
+
+
+def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md") -> None:
+    text = readme.read_text()
+    if MARK_START not in text or MARK_END not in text:
+        raise SystemExit(f"{readme}: zoo-table markers missing")
+    n_table = {m["n"] for r in results["models"].values() for m in r["table"] if not m["name"].startswith("C&W")}
+    n_cw = {m["n"] for r in results["models"].values() for m in r["table"] if m["name"].startswith("C&W")}
+    eots = {m.get("eot_samples") for r in results["models"].values() for m in r["table"] if r.get("randomized")}
+    body = (
+        f"Accuracies in %, measured on {results['dataset']} test images by `python -m train.experiments` "
+        f"(n = {', '.join(map(str, sorted(n_table)))} for clean/FGSM/PGD/APGD; n = {', '.join(map(str, sorted(n_cw)))} "
+        f"for C&W; noisy models attacked with EOT-{', '.join(str(e) for e in sorted(x for x in eots if x))}; "
+        "robust = the EOT prediction over 100 fresh draws is the true label). 95% confidence intervals are in "
+        "`checkpoints/results/results.json` and in each model card. C&W columns: accuracy at an L2 threshold "
+        "(minimal adversarial norm above it, or not fooled).\n\n" + readme_table(results)
+    )
+    start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
+    readme.write_text(text[:start] + "\n" + body + "\n" + text[end:])
+
+
+def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, kind, title in zip(axes, ("fgsm", "pgd20"), ("FGSM", "PGD-20")):
+        for model, res in results["models"].items():
+            d = res["fig3_accuracy_vs_linf_eps_255"][kind]
+            if d:
+                ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model])
+        ax.set(title=f"{title} (Linf)", xlabel="eps (/255)", xscale="log", xticks=[2, 4, 8, 16, 32])
+        ax.set_xticklabels(["2", "4", "8", "16", "32"])
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Figure 3 on the zoo: accuracy vs Linf budget (EOT attacks)", fontsize=10)
+    fig.tight_layout()
+    paths.append(folder / "fig3_eps.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
+    for ax, kind, title in zip(axes, ("fgsm", "pgd20", "cw_l2"),
+                               ("FGSM Linf 8/255", "PGD-20 Linf 8/255", "C&W-L2: accuracy at L2 0.5")):
+        for model, res in results["models"].items():
+            d = {k: v for k, v in res["fig4_accuracy_vs_eot_samples"][kind].items() if v is not None}
+            if d:
+                ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model])
+        ax.set(title=title, xlabel="EOT samples", xscale="log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[2].legend(fontsize=8)
+    fig.suptitle("Figure 4 on the zoo: accuracy vs number of EOT samples", fontsize=10)
+    fig.tight_layout()
+    paths.append(folder / "fig4_eot.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    data, labels = [], []
+    for model, res in results["models"].items():
+        norms = [v for v in (res.get("fig5_cw_norms") or []) if v is not None and v != float("inf") and v > 0]
+        if norms:
+            data.append(norms)
+            labels.append(LABELS[model])
+    if data:
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set(ylabel="L2 norm of C&W adversarial", title="Figure 5 on the zoo: C&W minimal norms (fooled images)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths.append(folder / "fig5_cw_norms.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def update_cards(results: dict[str, Any]) -> list[str]:
+    from ratzoo.checkpoint import update_results
+
+    done = []
+    for model, res in results["models"].items():
+        folder = REPO_ROOT / "checkpoints" / model
+        if not (folder / "config.json").is_file():
+            continue
+        update_results(folder, {"dataset": results["dataset"], "dataset_id": "uoft-cs/cifar10", "split": "test",
+                                "source": "python -m train.experiments; python -m train.report",
+                                "metrics": res["table"]})
+        done.append(model)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-cards", action="store_true")
+    args = p.parse_args(argv)
+    records = load_records()
+    if not records:
+        print(f"no records in {RESULTS / 'records'}; run python -m train.experiments first", file=sys.stderr)
+        return 1
+    results = build_results(records)
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    write_readme(results)
+    if not args.no_plots:
+        for path in plots(results):
+            print(f"wrote {path}", file=sys.stderr)
+    if not args.no_cards:
+        print(f"updated cards: {update_cards(results)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
