@@ -71,6 +71,13 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--method", "at", "--noise-sigma", "0.5"], "is deterministic: drop --noise-sigma"),
         (["--attack", "cw"], "unknown training attack 'cw'"),
         (["--epochs", "0"], "epochs must be >= 1"),
+        (["--width", "0"], "width must be >= 1"),
+        (["--noise-layer", "2"], "noise_layer must be 0 (input pixels) or 1"),
+        (["--amp", "maybe"], "amp must be auto, on or off, got 'maybe'"),
+        (["--max-steps=-1"], "max_steps must be >= 0"),
+        (["--device", "tpu:banana"], "unknown device 'tpu:banana'"),
+        (["--push-to-hub", "just-a-name"], "--push-to-hub wants a repo id OWNER/NAME, got 'just-a-name'"),
+        (["--push-to-hub", "a/b/c"], "--push-to-hub wants a repo id OWNER/NAME"),
     ],
 )
 def test_bad_input_exits_2_before_any_work(argv, message, tiny_cifar_root: Path, tmp_path: Path,

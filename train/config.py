@@ -87,6 +87,31 @@ class TrainConfig:
             errs.append("attack_steps must be >= 1")
         if self.data_dir and not Path(self.data_dir).expanduser().is_dir():
             errs.append(f"data folder {self.data_dir} does not exist; point --data-dir at a CIFAR-10 copy in the Hub layout")
+        if self.width < 1:
+            errs.append(f"width must be >= 1, got {self.width}")
+        if self.noise_layer not in (0, 1):
+            errs.append(f"noise_layer must be 0 (input pixels) or 1 (after the first layer), got {self.noise_layer}")
+        for field in ("channels_last", "amp"):
+            if getattr(self, field) not in ("auto", "on", "off"):
+                errs.append(f"{field} must be auto, on or off, got {getattr(self, field)!r}")
+        for field in ("val_size", "train_subset", "max_steps", "eval_n"):
+            if getattr(self, field) < 0:
+                errs.append(f"{field} must be >= 0, got {getattr(self, field)}")
+        if self.eval_eot < 1:
+            errs.append(f"eval_eot must be >= 1, got {self.eval_eot}")
+        if self.device != "auto":
+            import torch
+
+            try:
+                dev = torch.device(self.device)
+            except (RuntimeError, ValueError):
+                errs.append(f"unknown device {self.device!r}; use cpu, cuda, cuda:N or auto")
+            else:
+                if dev.type == "cuda" and not torch.cuda.is_available():
+                    errs.append(f"device {self.device!r} asked for, but CUDA is not available here; use --device cpu")
+        if self.push_to_hub and (self.push_to_hub.count("/") != 1 or not all(self.push_to_hub.split("/"))):
+            errs.append(f"--push-to-hub wants a repo id OWNER/NAME, got {self.push_to_hub!r} "
+                        "(checked now so that it does not fail after the training)")
         if errs:
             raise ValueError("invalid training configuration:\n  - " + "\n  - ".join(errs))
 
