@@ -286,7 +286,7 @@ def _effective_stem_kernel(model: nn.Module) -> tuple[torch.Tensor, nn.Conv2d]:
         )
     scale = 1.0 / torch.sqrt(bn.running_var.detach().double() + bn.eps)
     if bn.affine:
-        scale = scale * bn.weight.detach().double().abs()
+        scale = scale * bn.weight.detach().double()
     std = model.std.detach().double().flatten()  # normalization (x - mean) / std
     w = conv.weight.detach().double() * scale.view(-1, 1, 1, 1) / std.view(1, -1, 1, 1)
     return w, conv
