@@ -11,6 +11,23 @@ from .logic import CLASSES
 
 IMAGE_COLORS = alt.Scale(domain=["clean", "adversarial"], range=["#4c78a8", "#e45756"])
 CLASS_SORT = list(CLASSES)
+# One colour per zoo model in every chart: RAT red, AT blue, R.N. orange, LeRAT purple.
+ZOO_COLORS = {"standard": "#9d9d9d", "at": "#4c78a8", "rn": "#f58518", "rat": "#e45756", "lerat": "#b279a2"}
+EXTRA_COLORS = ["#54a24b", "#eeca3b", "#72b7b2", "#ff9da6", "#9d755d", "#bab0ac"]
+
+
+def model_order(models) -> list[str]:
+    """Zoo models in the zoo's order, then any others in order of appearance."""
+    seen = list(dict.fromkeys(str(m) for m in models))
+    return [m for m in ZOO_COLORS if m in seen] + [m for m in seen if m not in ZOO_COLORS]
+
+
+def model_color(models, title: str = "model", legend: bool = True) -> alt.Color:
+    order = model_order(models)
+    extra = iter(EXTRA_COLORS * 4)
+    colors = [ZOO_COLORS.get(m) or next(extra) for m in order]
+    return alt.Color("model:N", scale=alt.Scale(domain=order, range=colors), sort=order, title=title,
+                     legend=alt.Legend() if legend else None)
 
 
 def probs_chart(rows: list[dict[str, Any]], samples: int) -> alt.LayerChart:
@@ -28,7 +45,9 @@ def probs_chart(rows: list[dict[str, Any]], samples: int) -> alt.LayerChart:
         tooltip=[alt.Tooltip("image:N"), alt.Tooltip("class:N"),
                  alt.Tooltip("mean probability:Q", format=".3f"), alt.Tooltip("std:Q", format=".3f")],
     )
-    whiskers = base.mark_rule(color="black", opacity=0.7).encode(y="low:Q", y2="high:Q")
+    # bandPosition 0.5: the whisker sits in the middle of its bar, not at the band's edge
+    whiskers = base.mark_rule(color="black", opacity=0.7).encode(
+        y="low:Q", y2="high:Q", xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"], bandPosition=0.5))
     return alt.layer(bars, whiskers).properties(height=260)
 
 
@@ -56,7 +75,7 @@ def compare_chart(rows: list[dict[str, Any]]) -> alt.Chart:
     df = pd.DataFrame(long)
     order = [r["model"] for r in rows if "problem" not in r]
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("model:N", sort=order, title=None),
+        x=alt.X("model:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
         xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"]),
         y=alt.Y("P(label):Q", scale=alt.Scale(domain=[0, 1]), title="EOT probability of the label"),
         color=alt.Color("image:N", scale=IMAGE_COLORS, title="image"),
@@ -71,18 +90,21 @@ def results_chart(rows: list[dict[str, Any]]) -> alt.LayerChart:
         df["ci_low"] = df["robust_accuracy"]
         df["ci_high"] = df["robust_accuracy"]
     base = alt.Chart(df).encode(
-        y=alt.Y("setting:N", title=None),
-        yOffset=alt.YOffset("model:N"),
+        y=alt.Y("setting:N", sort=list(dict.fromkeys(df["setting"])), title=None, axis=alt.Axis(labelLimit=260)),
+        yOffset=alt.YOffset("model:N", sort=model_order(df["model"])),
     )
     bars = base.mark_bar().encode(
-        x=alt.X("robust_accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="accuracy"),
-        color=alt.Color("model:N", title="model"),
+        x=alt.X("robust_accuracy:Q", scale=alt.Scale(domain=[0, 1], clamp=True), axis=alt.Axis(format="%"),
+                title="accuracy"),
+        color=model_color(df["model"]),
         tooltip=["model:N", "setting:N", alt.Tooltip("robust_accuracy:Q", format=".1%"),
                  alt.Tooltip("ci_low:Q", format=".1%", title="95% CI low"),
                  alt.Tooltip("ci_high:Q", format=".1%", title="95% CI high"), "n:Q"],
     )
-    whiskers = base.mark_rule(color="black").encode(x="ci_low:Q", x2="ci_high:Q")
-    return alt.layer(bars, whiskers)
+    whiskers = base.mark_rule(color="black").encode(
+        x="ci_low:Q", x2="ci_high:Q", yOffset=alt.YOffset("model:N", sort=model_order(df["model"]), bandPosition=0.5))
+    n_rows = df["setting"].nunique() * df["model"].nunique()
+    return alt.layer(bars, whiskers).properties(height=max(120, 14 * n_rows))
 
 
 def paper_chart(rows: list[dict[str, Any]]) -> alt.Chart:
@@ -90,7 +112,7 @@ def paper_chart(rows: list[dict[str, Any]]) -> alt.Chart:
     long = [{"model": r["model"], "attack": k, "accuracy": v}
             for r in rows for k, v in r.items() if k not in ("model", "method")]
     return alt.Chart(pd.DataFrame(long)).mark_bar().encode(
-        x=alt.X("model:N", sort=[r["model"] for r in rows], title=None),
+        x=alt.X("model:N", sort=[r["model"] for r in rows], title=None, axis=alt.Axis(labelAngle=0)),
         xOffset="attack:N",
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=alt.Color("attack:N", title="attack"),
@@ -120,25 +142,7 @@ def table_line_chart(rows: list[dict[str, Any]]) -> alt.Chart | None:
 def zoo_table_chart(rows: list[dict[str, Any]]) -> alt.LayerChart:
     """results.json's headline metrics: one group of bars per metric, one bar per model,
     with the 95% confidence interval."""
-    df = pd.DataFrame(rows)
-    if "ci_low" not in df:
-        df["ci_low"] = df["value"]
-        df["ci_high"] = df["value"]
-    metric_order = list(dict.fromkeys(df["metric"]))
-    model_order = list(dict.fromkeys(df["model"]))
-    base = alt.Chart(df).encode(
-        x=alt.X("metric:N", sort=metric_order, title=None, axis=alt.Axis(labelAngle=-20, labelLimit=160)),
-        xOffset=alt.XOffset("model:N", sort=model_order),
-    )
-    bars = base.mark_bar().encode(
-        y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="accuracy"),
-        color=alt.Color("model:N", sort=model_order, title="model"),
-        tooltip=["model:N", "metric:N", alt.Tooltip("value:Q", format=".1%"),
-                 alt.Tooltip("ci_low:Q", format=".1%", title="95% CI low"),
-                 alt.Tooltip("ci_high:Q", format=".1%", title="95% CI high"), "n:Q", "eot_samples:Q"],
-    )
-    whiskers = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
-    return alt.layer(bars, whiskers).properties(height=300)
+    return results_chart([{**r, "setting": r["metric"], "robust_accuracy": r["value"]} for r in rows])
 
 
 def sweep_chart(rows: list[dict[str, Any]], x: str, log_x: bool = False) -> alt.FacetChart:
@@ -149,15 +153,16 @@ def sweep_chart(rows: list[dict[str, Any]], x: str, log_x: bool = False) -> alt.
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", scale=scale, title=x),
         y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        color=alt.Color("model:N", title="model"),
+        color=model_color(df["model"]),
         tooltip=["model:N", "attack:N", f"{x}:Q", alt.Tooltip("accuracy:Q", format=".1%")],
     ).properties(width=260, height=220).facet(column=alt.Column("attack:N", title=None))
 
 
 def norms_chart(rows: list[dict[str, Any]]) -> alt.Chart:
     """Distribution of C&W's minimal L2 norms per model (the paper's Figure 5)."""
-    return alt.Chart(pd.DataFrame(rows)).mark_boxplot(extent="min-max").encode(
-        x=alt.X("model:N", title=None),
-        y=alt.Y("L2:Q", title="minimal adversarial L2 norm (C&W)"),
-        color=alt.Color("model:N", legend=None),
+    df = pd.DataFrame(rows)
+    return alt.Chart(df).mark_boxplot(extent="min-max").encode(
+        x=alt.X("model:N", sort=model_order(df["model"]), title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("L2:Q", title="minimal adversarial L2 (C&W)"),
+        color=model_color(df["model"], legend=False),
     ).properties(height=260)

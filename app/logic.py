@@ -326,7 +326,7 @@ def zoo_rows(models: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]
         }
         for metric, value in (m.get("results") or {}).items():
             try:
-                row[metric] = round(100 * float(value), 2)
+                row[f"{metric} (%)"] = round(100 * float(value), 2)
             except (TypeError, ValueError):
                 continue
         if m.get("error"):
@@ -337,9 +337,7 @@ def zoo_rows(models: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]
 
 def model_option_label(row: dict[str, Any]) -> str:
     """One line for the model picker: name, method and up to three headline numbers."""
-    nums = [f"{k} {v:.1f}%" for k, v in row.items()
-            if k not in ("model", "method", "available", "noise", "description", "problem")
-            and isinstance(v, (int, float)) and not isinstance(v, bool)][:3]
+    nums = [f"{k.removesuffix(' (%)')} {v:.1f}%" for k, v in row.items() if k.endswith(" (%)")][:3]
     status = "" if row.get("available") else "  [not trained yet]"
     return f"{row['model']} ({row['method']})" + (f": {'; '.join(nums)}" if nums else "") + status
 
@@ -859,16 +857,21 @@ def compare_models(
 
 
 def comparison_row(out: AttackOutcome) -> dict[str, Any]:
+    """One model's line of the comparison. ``robust`` is the evaluator's rule for this
+    image (clean and adversarial EOT predictions both right); ``attack succeeded`` is
+    only true for an image the model got right before the attack."""
     y = out.label
     return {
         "model": out.model,
         "randomized": out.randomized,
         "EOT samples": out.spec.eot_samples,
         "clean prediction": CLASSES[out.clean_label],
-        "P(label) clean": float(out.clean.probs[0, y]),
+        "P(label) clean": round(float(out.clean.probs[0, y]), 4),
         "adversarial prediction": CLASSES[out.adv_label],
-        "P(label) adversarial": float(out.adversarial.probs[0, y]),
-        "attack succeeded": out.success,
+        "P(label) adversarial": round(float(out.adversarial.probs[0, y]), 4),
+        "clean correct": out.clean_correct,
+        "attack succeeded": out.clean_correct and out.success,
+        "robust": out.clean_correct and not out.success,
         "Linf (/255)": round(out.norms.linf_255, 3),
         "L2": round(out.norms.l2, 4),
         "within budget": out.within_budget,

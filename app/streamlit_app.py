@@ -436,6 +436,10 @@ def compare_tab(state: dict[str, Any]) -> None:
         else:
             st.session_state["comparison"] = rows
             st.session_state["comparison_inputs"] = inputs
+            what = f"true label '{CLASSES[image.label]}'" if image.label is not None else \
+                "each model's own clean prediction (the upload has no label)"
+            st.session_state["comparison_label"] = (f"{image.source} · {spec.describe()} · attacked label: {what}. "
+                                                    "robust = right before and after (the evaluator's rule).")
         finally:
             bar.empty()
     rows = st.session_state.get("comparison")
@@ -448,6 +452,9 @@ def compare_tab(state: dict[str, Any]) -> None:
         if "problem" in r:
             st.error(f"{r['model']}: {r['problem']}")
     if ok:
+        label = st.session_state.get("comparison_label", "")
+        if label:
+            st.caption(label)
         st.dataframe(ok, hide_index=True, width="stretch")
         st.altair_chart(charts.compare_chart(ok), width="stretch")
 
@@ -459,10 +466,8 @@ def results_tab() -> None:
     st.markdown("#### The zoo")
     rows = logic.zoo_rows(zoo())
     st.dataframe(rows, hide_index=True, width="stretch")
-    card = [{"model": r["model"], "setting": k, "robust_accuracy": v / 100}
-            for r in rows for k, v in r.items()
-            if k not in ("model", "method", "available", "noise", "description", "problem")
-            and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    card = [{"model": r["model"], "setting": k.removesuffix(" (%)"), "robust_accuracy": v / 100}
+            for r in rows for k, v in r.items() if k.endswith(" (%)")]
     if card:
         st.markdown("Headline numbers from the model cards:")
         st.altair_chart(charts.results_chart(card), width="stretch")

@@ -233,6 +233,9 @@ def test_compare_all_models(app: AppTest) -> None:
     table = at.dataframe[0].value
     assert set(table["model"]) == {"at", "rat"}
     assert (table["Linf (/255)"] <= 8.0 + 1e-3).all() and table["within budget"].all()
+    truth = logic.CLASSES[logic.gallery_image(0).label]  # the default gallery image
+    assert (table["robust"] == ((table["clean prediction"] == truth) & (table["adversarial prediction"] == truth))).all()
+    assert (table["clean correct"] == (table["clean prediction"] == truth)).all()
     assert dict(zip(table["model"], table["EOT samples"])) == {"at": 1, "rat": 10}
     assert "lerat:" in texts(at.error)  # the corrupt checkpoint is reported, the rest compared
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")

@@ -255,7 +255,7 @@ def test_load_model_errors_are_model_unavailable(zoo_dir) -> None:
 
 def test_zoo_rows_show_availability_and_headline_numbers(zoo_dir) -> None:
     rows = {r["model"]: r for r in logic.zoo_rows()}
-    assert rows["rat"]["available"] and rows["rat"]["clean accuracy"] == 81.25
+    assert rows["rat"]["available"] and rows["rat"]["clean accuracy (%)"] == 81.25
     assert "fixed sigma=0.5 (layer 1)" == rows["rat"]["noise"]
     assert not rows["standard"]["available"]
     assert "81.2%" in logic.model_option_label(rows["rat"]) or "81.3%" in logic.model_option_label(rows["rat"])
