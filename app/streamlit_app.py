@@ -222,6 +222,13 @@ def sidebar() -> dict[str, Any]:
                           disabled=not randomized,
                           help=f"Noise draws averaged in each gradient step (1 to {logic.MAX_EOT_SAMPLES}). "
                                "Only for randomized models; a deterministic model needs one.")
+    try:
+        passes = int(steps) * int(info.fixed_kwargs.get("search_steps", 1)) * (int(eot) if randomized else 1)
+    except (TypeError, ValueError):
+        passes = 0
+    if passes > 2000:
+        sb.warning(f"{passes} forward/backward passes of the model: this takes a while on a CPU "
+                   "(20 steps x 10 draws = 200 takes about a second).")
     with sb.expander("Advanced"):
         seed = st.number_input("Seed", value=0, step=1, key="seed",
                                help="Seeds the attack and the 100 decision draws (independent streams), "
