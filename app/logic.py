@@ -726,9 +726,15 @@ def run_attack(
         t1 = time.perf_counter()
         adv, attack_norms = _run_attack(spec, model, x, y, tick)
         attack_seconds = time.perf_counter() - t1
+        if progress is not None:
+            progress(1.0, f"Judging: EOT prediction over {EVAL_SAMPLES} fresh noise draws")
         adversarial = predict(model, adv, spec.adv_seed)
         randomized = loaded.randomized
-        cert = certify_clean(loaded, x, seed=spec.seed, **certify) if certify is not None and randomized else None
+        cert = None
+        if certify is not None and randomized:
+            if progress is not None:
+                progress(1.0, f"Certifying the clean image ({certify.get('n', 1000)} noise draws)")
+            cert = certify_clean(loaded, x, seed=spec.seed, **certify)
     norms = perturbation_norms(x, adv)
     return AttackOutcome(
         model=loaded.name, spec=spec, source=image.source, x=x, adv=adv.detach(), label=int(label),

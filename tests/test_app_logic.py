@@ -302,11 +302,13 @@ def test_run_attack_matches_ratzoo_attack_and_evaluator(noisy, attack, eps) -> N
 
 def test_run_attack_on_an_upload_attacks_the_clean_prediction_and_reports_progress(noisy) -> None:
     up = logic.preprocess_upload(encode(Image.new("RGB", (50, 40), (200, 30, 60))), "u.png")
-    seen: list[float] = []
+    seen: list[tuple[float, str]] = []
     out = logic.run_attack(noisy, up, logic.validate_spec("pgd-linf", 8, 4, 2, 0, True),
-                           progress=lambda f, t: seen.append(f))
+                           progress=lambda f, t: seen.append((f, t)))
     assert out.label == out.clean_label and not out.label_is_true
-    assert seen and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) == 4
+    steps = [f for f, t in seen if "step" in t]
+    assert steps == [0.25, 0.5, 0.75, 1.0]  # one tick per gradient step
+    assert "fresh noise draws" in seen[-1][1]  # then the judging
 
 
 def test_cw_outcome_reports_found_and_has_no_budget(noisy) -> None:
