@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
+from .attacks import ALIASES, ATTACKS, AttackResult, attack_arguments, make_attack, parse_budget
 from .eot import predict_proba
 from .noise import is_randomized
 
@@ -187,7 +187,17 @@ def evaluate(
         atk = make_attack(name, model, eps=eps, steps=steps, eot_samples=eot_samples,
                           seed=derive_seed(seed, STREAM_ATTACK), progress=cb, **attack_kwargs)
         rec["params"] = atk.params()
-        result = atk.run(images, labels, estimate_success=False)
+        # Only images the model gets right can become robust errors, so only they are
+        # attacked (a misclassified image is its own adversarial example, at norm 0).
+        keep = clean_correct.nonzero().squeeze(1)
+        adv_images = images.clone()
+        norms = torch.zeros(n, dtype=torch.float32, device=device)
+        if len(keep):
+            sub = atk.run(images[keep], labels[keep], estimate_success=False)
+            adv_images[keep] = sub.adv_images
+            if sub.norms is not None:
+                norms[keep] = sub.norms.to(device, torch.float32)
+        result = AttackResult(adv_images, None, norms)
         if bar is not None:
             bar.close()
         adv_correct, adv_single = judge(result.adv_images, STREAM_ADV)
