@@ -60,6 +60,30 @@ PAPER_TABLE2 = (
 )
 
 
+THREADS_ENV = "RATZOO_APP_THREADS"
+
+
+def configure_threads() -> int:
+    """Set torch's CPU threads for the demo: ``$RATZOO_APP_THREADS``, default 1.
+
+    One image's attack is a batch of ``eot_samples`` small images: a second thread buys
+    little, and on a CPU shared with anything else (a training job, another visitor's
+    attack in the same server) OpenMP threads contend. Measured here with a training
+    job on the other core, PGD-20/EOT-10 took 0.41 s with 1 thread and 2.1 s with 2
+    (``benchmarks/bench_app.py``). Returns the thread count in effect.
+    """
+    import os
+
+    raw = os.environ.get(THREADS_ENV, "1")
+    try:
+        n = max(1, int(raw))
+    except ValueError:
+        n = 1
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 class InputError(ValueError):
     """Something the visitor chose or uploaded cannot be used; the message says why and what to do."""
 

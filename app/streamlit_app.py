@@ -518,6 +518,7 @@ def results_tab() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="ratzoo demo", layout="wide")
+    logic.configure_threads()
     # The images are enlarged 8x on the server with nearest neighbour; this keeps the
     # browser from smoothing them again if it rescales them (zoom, HiDPI screens).
     st.markdown("<style>img { image-rendering: pixelated; }</style>", unsafe_allow_html=True)

@@ -36,7 +36,8 @@ TARGET_S = 1.0  # the issue's budget for one PGD-20 / EOT-10 attack
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0 = the app's setting: $RATZOO_APP_THREADS, default 1)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--steps", type=int, default=20)
@@ -44,6 +45,8 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    else:
+        logic.configure_threads()
     torch.manual_seed(0)
     model = ratzoo.build_model(width=args.width, noise_kind="fixed", noise_sigma=0.5).eval()
     loaded = logic.LoadedModel(f"preact_resnet18-w{args.width}", model, ratzoo.is_randomized(model))

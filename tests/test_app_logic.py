@@ -490,3 +490,16 @@ def test_load_zoo_results_reads_what_train_report_writes(tmp_path) -> None:
     path.write_text("[1, 2]")
     with pytest.raises(logic.InputError, match="no 'models' section"):
         logic.load_zoo_results(path)
+
+
+def test_configure_threads_reads_the_environment(monkeypatch) -> None:
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(logic.THREADS_ENV, "2")
+        assert logic.configure_threads() == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv(logic.THREADS_ENV, "many")
+        assert logic.configure_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv(logic.THREADS_ENV)
+        assert logic.configure_threads() == 1
+    finally:
+        torch.set_num_threads(before)
