@@ -74,7 +74,10 @@ def seeded(seed: int, *tags: int, device: torch.device | str = "cpu") -> torch.G
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random crop (4-pixel zero padding) + horizontal flip, batched on the device.
 
-    ``x`` is ``(B, 3, 32, 32)`` uint8; returns the same shape and dtype.
+    ``x`` is ``(B, 3, 32, 32)`` uint8; returns the same shape and dtype, laid out
+    channels-last in memory (a view of the gathered NHWC crops). That layout is kept on
+    purpose: on this project's 2-core CPU a PreActResNet-18 w16 forward+backward of 128
+    such images took 0.23-0.28 s against 0.32 s for a contiguous copy (1 thread).
     """
     b, dev = x.shape[0], x.device
     pad = F.pad(x, (4, 4, 4, 4))
