@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Measure the zoo (python -m train.experiments, then python -m train.report) as each bundled
+# checkpoint appears; runs beside train/zoo.sh on the other core.
+#
+#   nohup bash train/eval_zoo.sh > ~/.cache/ratzoo/eval.log 2>&1 &
+#
+# Resumable: finished measurements are records in checkpoints/results/records/ and are not
+# measured again.
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+DATA=${RATZOO_CIFAR10:-../shared/data/cifar10}
+for name in ${MODELS:-standard at rn rat lerat}; do
+  while [ ! -f "checkpoints/$name/model.safetensors" ]; do sleep 60; done
+  echo "== $name: $(date -u +%FT%TZ)"
+  "$PY" -m train.experiments --models "$name" --data-dir "$DATA" --threads "${RATZOO_THREADS:-1}" \
+    || echo "!! experiments failed for $name"
+  "$PY" -m train.report --no-cards || true
+done
+echo "== eval done: $(date -u +%FT%TZ)"
