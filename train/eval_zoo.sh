@@ -15,6 +15,6 @@ for name in ${MODELS:-standard at rn rat lerat}; do
   echo "== $name: $(date -u +%FT%TZ)"
   "$PY" -m train.experiments --models "$name" --data-dir "$DATA" --threads "${RATZOO_THREADS:-1}" \
     || echo "!! experiments failed for $name"
-  "$PY" -m train.report --no-cards || true
+  "$PY" -m train.report || true
 done
 echo "== eval done: $(date -u +%FT%TZ)"
