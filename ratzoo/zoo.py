@@ -93,7 +93,9 @@ def _hub_folder(entry: ZooEntry) -> Path:
 def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None]:
     """The checkpoint folder for a zoo name or path, and its registry entry (if any)."""
     path = Path(name_or_path)
-    if isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or path.is_dir():
+    # A bare registry name always means the zoo entry (pass "./rat" for a local folder "rat").
+    is_name = isinstance(name_or_path, str) and os.sep not in name_or_path and name_or_path in _REGISTRY
+    if not is_name and (isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or path.is_dir()):
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such checkpoint folder")
         return path, None

@@ -404,3 +404,18 @@ def test_card_without_results(make_checkpoint) -> None:
     meta = metadata_load(folder / CARD)
     assert "model-index" not in meta
     assert "Not evaluated yet." in (folder / CARD).read_text()
+
+
+def test_bare_zoo_name_wins_over_a_local_folder_of_that_name(tmp_path, monkeypatch, make_checkpoint):
+    """`load("rat")` means the zoo entry even when ./rat exists; "./rat" means the folder."""
+    import shutil
+
+    folder = make_checkpoint(name="tiny")
+    shutil.copytree(folder, tmp_path / "rat")
+    empty = tmp_path / "empty_zoo"
+    empty.mkdir()
+    monkeypatch.setenv("RATZOO_CHECKPOINTS", str(empty))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ratzoo.CheckpointError, match="no trained checkpoint"):
+        ratzoo.load("rat")
+    assert ratzoo.load("./rat").config.width == ratzoo.load(folder).config.width
