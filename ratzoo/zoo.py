@@ -55,7 +55,7 @@ def register(entry: ZooEntry) -> ZooEntry:
 
 # The bundled zoo: PreActResNet-18 at width 16, trained on this project's CPU machines
 # with `python -m train` (the exact command is in each checkpoint's config.json).
-register(ZooEntry("standard", "standard", "PreActResNet-18 (w16), clean training", bundled="standard", sha256=None))
+register(ZooEntry("standard", "standard", "PreActResNet-18 (w16), clean training", bundled="standard", sha256="92b9d8d32906a4330b6de8c0a73a1507c60f5d0b61ad9bd613c3ac7fe8c711e8"))
 register(ZooEntry("at", "at", "PreActResNet-18 (w16), Linf adversarial training (Madry et al.)", bundled="at", sha256=None))
 register(ZooEntry("rn", "rn", "PreActResNet-18 (w16), noise injection, clean training (Pinot et al.)", bundled="rn", sha256=None))
 register(ZooEntry("rat", "rat", "PreActResNet-18 (w16), Randomized Adversarial Training", bundled="rat", sha256=None))
