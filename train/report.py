@@ -62,7 +62,7 @@ def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if cw is not None:
         acc_at = cw.get("accuracy_at", {})
         for t in CW_THRESHOLDS:
-            entry = acc_at.get(t) or acc_at.get(str(float(t)))
+            entry = acc_at.get(f"{float(t):g}") or acc_at.get(t)
             if entry is not None:
                 metrics.append(_metric(f"C&W-L2 accuracy at L2 {t}", "robust_accuracy", entry["accuracy"], cw,
                                        entry.get("ci95")))
@@ -138,13 +138,14 @@ def readme_table(results: dict[str, Any]) -> str:
     short = ["clean", "FGSM 8/255", "PGD-20 8/255", "PGD-20 L2 0.5", "APGD-CE 8/255",
              "C&W @0.25", "C&W @0.5", "C&W @1.0", "C&W median L2"]
     lines = ["| model | " + " | ".join(short) + " |", "| --- " * (len(short) + 1) + "|"]
-    ns = {}
+    ns: dict[str, set[int]] = {}
     for model, res in results["models"].items():
         by = {m["name"]: m for m in res["table"]}
         cells = [fmt_metric(by[n]) if n in by else "-" for n in names]
         lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
         for m in res["table"]:
-            ns.setdefault(m["name"], set()).add((m["n"], m.get("eot_samples")))
+            ns.setdefault(m["name"], set()).add(m["n"])
+    lines.append("| *images (n)* | " + " | ".join("/".join(map(str, sorted(ns.get(n, ())))) or "-" for n in names) + " |")
     return "\n".join(lines)
 
 
@@ -152,16 +153,15 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
     text = readme.read_text()
     if MARK_START not in text or MARK_END not in text:
         raise SystemExit(f"{readme}: zoo-table markers missing")
-    n_table = {m["n"] for r in results["models"].values() for m in r["table"] if not m["name"].startswith("C&W")}
-    n_cw = {m["n"] for r in results["models"].values() for m in r["table"] if m["name"].startswith("C&W")}
-    eots = {m.get("eot_samples") for r in results["models"].values() for m in r["table"] if r.get("randomized")}
+    eots = sorted({m.get("eot_samples") for r in results["models"].values() if r.get("randomized")
+                   for m in r["table"] if m.get("eot_samples")})
+    eot_text = (f"noisy models are attacked with EOT-{'/'.join(map(str, eots))} and " if eots else "")
     body = (
-        f"Accuracies in %, measured on {results['dataset']} test images by `python -m train.experiments` "
-        f"(n = {', '.join(map(str, sorted(n_table)))} for clean/FGSM/PGD/APGD; n = {', '.join(map(str, sorted(n_cw)))} "
-        f"for C&W; noisy models attacked with EOT-{', '.join(str(e) for e in sorted(x for x in eots if x))}; "
-        "robust = the EOT prediction over 100 fresh draws is the true label). 95% confidence intervals are in "
+        f"Accuracies in %, measured on {results['dataset']} test images (the first n of the test split) by "
+        f"`python -m train.experiments`; {eot_text}an example counts as robust when the EOT prediction over "
+        "100 fresh draws is the true label. 95% confidence intervals are in "
         "`checkpoints/results/results.json` and in each model card. C&W columns: accuracy at an L2 threshold "
-        "(minimal adversarial norm above it, or not fooled).\n\n" + readme_table(results)
+        "(minimal adversarial norm above it, or not fooled) and the median minimal norm.\n\n" + readme_table(results)
     )
     start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
     readme.write_text(text[:start] + "\n" + body + "\n" + text[end:])
