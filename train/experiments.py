@@ -51,11 +51,12 @@ def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]
         ("table", "cw_l2", args.n_cw, dict(attack="cw-l2", steps=args.cw_steps, search_steps=args.cw_search,
                                            eot_samples=e)),
     ]
-    for k in (2, 4, 16, 32):
-        out.append(("fig3", f"fgsm_linf_{k}", args.n_sweep, dict(attack="fgsm", eps=k / 255, eot_samples=e)))
-        out.append(("fig3", f"pgd20_linf_{k}", args.n_sweep,
+    # sweeps use their own n throughout (the table's 8/255 and EOT-20 points are not mixed in)
+    for k in (2, 4, 8, 16, 32):
+        out.append(("fig3", f"fgsm_linf_{k}_sweep" if k == 8 else f"fgsm_linf_{k}", args.n_sweep, dict(attack="fgsm", eps=k / 255, eot_samples=e)))
+        out.append(("fig3", f"pgd20_linf_{k}_sweep" if k == 8 else f"pgd20_linf_{k}", args.n_sweep,
                     dict(attack="pgd-linf", eps=k / 255, steps=20, step_size=max(k / 4, 0.5) / 255, eot_samples=e)))
-    for k in (1, 5, 10, 50):
+    for k in (1, 5, 10, 20, 50):
         out.append(("fig4", f"fgsm_linf_8_eot{k}", args.n_sweep, dict(attack="fgsm", eps=8 / 255, eot_samples=k)))
         out.append(("fig4", f"pgd20_linf_8_eot{k}", args.n_sweep,
                     dict(attack="pgd-linf", eps=8 / 255, steps=20, eot_samples=k)))
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-cw", type=int, default=200, help="test images for C&W in the table")
     p.add_argument("--n-sweep", type=int, default=300, help="test images for the eps and EOT sweeps")
     p.add_argument("--n-cw-sweep", type=int, default=50, help="test images for the C&W EOT sweep")
-    p.add_argument("--cw-sweep-max-eot", type=int, default=10, help="largest EOT of the C&W sweep (besides the table's)")
+    p.add_argument("--cw-sweep-max-eot", type=int, default=20, help="largest EOT of the C&W sweep")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--eot", type=int, default=20, help="EOT draws per attack step against noisy models")
     p.add_argument("--apgd-steps", type=int, default=50)

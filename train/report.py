@@ -78,10 +78,10 @@ def sweeps(recs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     fig3: dict[str, dict[str, float]] = {"fgsm": {}, "pgd20": {}}
     fig4: dict[str, dict[str, float]] = {"fgsm": {}, "pgd20": {}, "cw_l2": {}}
     for key, rec in recs.items():
-        if key.startswith(("fgsm_linf_", "pgd20_linf_")) and "_eot" not in key:
+        if rec.get("stage") == "fig3":
             kind = "fgsm" if key.startswith("fgsm") else "pgd20"
-            fig3[kind][key.rsplit("_", 1)[1]] = rec["robust_accuracy"]
-        if "_eot" in key:
+            fig3[kind][key.split("_")[2]] = rec["robust_accuracy"]
+        elif rec.get("stage") == "fig4":
             kind = "fgsm" if key.startswith("fgsm") else "pgd20" if key.startswith("pgd20") else "cw_l2"
             k = key.rsplit("_eot", 1)[1]
             if kind == "cw_l2":
@@ -89,17 +89,6 @@ def sweeps(recs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 fig4[kind][k] = entry["accuracy"] if entry else None
             else:
                 fig4[kind][k] = rec["robust_accuracy"]
-    eot_default = recs.get("pgd20_linf_8", {}).get("eot_samples")
-    # the table's 8/255 and eot=20 points complete the sweeps
-    for kind, key in (("fgsm", "fgsm_linf_8"), ("pgd20", "pgd20_linf_8")):
-        if key in recs:
-            fig3[kind].setdefault("8", recs[key]["robust_accuracy"])
-            if eot_default:
-                fig4[kind].setdefault(str(eot_default), recs[key]["robust_accuracy"])
-    if "cw_l2" in recs and eot_default:
-        entry = recs["cw_l2"].get("accuracy_at", {}).get("0.5")
-        if entry:
-            fig4["cw_l2"].setdefault(str(eot_default), entry["accuracy"])
     srt = lambda d: dict(sorted(d.items(), key=lambda kv: float(kv[0])))  # noqa: E731
     return {"fig3_accuracy_vs_linf_eps_255": {k: srt(v) for k, v in fig3.items()},
             "fig4_accuracy_vs_eot_samples": {k: srt(v) for k, v in fig4.items()},
@@ -182,6 +171,7 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
                 ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model])
         ax.set(title=f"{title} (Linf)", xlabel="eps (/255)", xscale="log", xticks=[2, 4, 8, 16, 32])
         ax.set_xticklabels(["2", "4", "8", "16", "32"])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     axes[1].legend(fontsize=8)
@@ -198,7 +188,9 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
             d = {k: v for k, v in res["fig4_accuracy_vs_eot_samples"][kind].items() if v is not None}
             if d:
                 ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model])
-        ax.set(title=title, xlabel="EOT samples", xscale="log")
+        ax.set(title=title, xlabel="EOT samples", xscale="log", xticks=[1, 5, 10, 20, 50])
+        ax.set_xticklabels(["1", "5", "10", "20", "50"])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     axes[2].legend(fontsize=8)
