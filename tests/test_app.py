@@ -248,8 +248,8 @@ def test_results_page_reads_results_json_and_survives_garbage(app: AppTest, zoo_
     rec = lambda acc, **kw: {"n": 20, "clean_accuracy": 0.6, "clean_accuracy_ci95": [0.4, 0.8],  # noqa: E731
                              "robust_accuracy": acc, "robust_accuracy_ci95": [0.1, 0.6], "randomized": True,
                              "effective_eot_samples": 10, "eot_samples": 10, **kw}
-    results = report.build_results({"rat": {"clean": rec(0.6), "pgd20_linf_8": rec(0.3), "pgd20_linf_4": rec(0.45),
-                                            "pgd20_linf_8_eot5": rec(0.35),
+    results = report.build_results({"rat": {"clean": rec(0.6), "pgd20_linf_8": rec(0.3), "pgd20_linf_4": rec(0.45, stage="fig3"),
+                                            "pgd20_linf_8_eot5": rec(0.35, stage="fig4"),
                                             "cw_l2": rec(0.0, norms={"median": 0.5}, norms_per_image=[0.4, 0.6])}})
     folder = zoo_root / "results"
     folder.mkdir(exist_ok=True)

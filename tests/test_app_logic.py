@@ -467,7 +467,9 @@ def test_load_zoo_results_reads_what_train_report_writes(tmp_path) -> None:
                                   "randomized": True, "effective_eot_samples": 10, "eot_samples": 10, **kw}
     records = {
         "rat": {"clean": rec("clean", 0.8), "pgd20_linf_8": rec("pgd20_linf_8", 0.4),
-                "pgd20_linf_2": rec("pgd20_linf_2", 0.7), "pgd20_linf_8_eot5": rec("x", 0.45),
+                "pgd20_linf_2": rec("pgd20_linf_2", 0.7, stage="fig3"),
+                "pgd20_linf_8_sweep": rec("pgd20_linf_8_sweep", 0.4, stage="fig3"),
+                "pgd20_linf_8_eot5": rec("x", 0.45, stage="fig4"),
                 "cw_l2": rec("cw_l2", 0.0, accuracy_at={"0.5": {"accuracy": 0.3, "ci95": [0.2, 0.4]}},
                              norms={"median": 0.6}, norms_per_image=[0.2, 0.6, None])},
         "at": {"clean": rec("clean", 0.7), "pgd20_linf_8": rec("pgd20_linf_8", 0.35)},

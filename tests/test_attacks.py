@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pytest
+from conftest import train_template_mlp
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -218,42 +219,13 @@ def test_cw_finds_the_exact_distance_to_the_boundary(affine) -> None:
 # --------------------------------------------------------------------------- strength
 
 
-class _Standardize(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.1
-
-
 @pytest.fixture(scope="module")
 def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """An undefended MLP trained here (about a second) on 8x8 images whose class is a
-    faint +-1 template under noise: 100% clean accuracy, with a margin an 8/255 attack can
-    erase."""
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    d = (3, 8, 8)
-    templates = torch.randint(0, 2, (10, *d), generator=g).float() * 2 - 1
-
-    def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gg = torch.Generator().manual_seed(seed)
-        y = torch.randint(0, 10, (n,), generator=gg)
-        return (0.5 + 0.025 * templates[y] + 0.05 * torch.randn(n, *d, generator=gg)).clamp(0, 1), y
-
-    xtr, ytr = data(2000, 1)
-    model = nn.Sequential(_Standardize(), nn.Flatten(), nn.Linear(192, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(8):
-        perm = torch.randperm(2000)
-        for i in range(0, 2000, 100):
-            idx = perm[i : i + 100]
-            opt.zero_grad()
-            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
-    for p in model.parameters():
-        p.grad = None
-    x, y = data(200, 2)
+    """An undefended MLP on faint-template 8x8 images (conftest.train_template_mlp)."""
+    model, x, y = train_template_mlp(200)
     with torch.no_grad():
         assert (model(x).argmax(1) == y).float().mean() > 0.9
-    return model.eval(), x, y
+    return model, x, y
 
 
 @pytest.mark.parametrize("name,kw", [("pgd-linf", {"steps": 20}), ("apgd-ce", {"steps": 20}),

@@ -9,48 +9,22 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import ratzoo
 from ratzoo.evaluate import check_large_budget, check_monotone, evaluate, main, wilson_interval
 
-from conftest import PYTHON, REPO_ROOT
+from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
 # the module (robust to ratzoo/__init__.py exporting a function named evaluate)
 ev = importlib.import_module("ratzoo.evaluate")
 
 
-class _Standardize(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.1
-
-
 @pytest.fixture(scope="module")
 def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """An undefended MLP on faint-template 8x8 images (see tests/test_attacks.py)."""
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-    d = (3, 8, 8)
-    templates = torch.randint(0, 2, (10, *d), generator=g).float() * 2 - 1
-
-    def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gg = torch.Generator().manual_seed(seed)
-        y = torch.randint(0, 10, (n,), generator=gg)
-        return (0.5 + 0.025 * templates[y] + 0.05 * torch.randn(n, *d, generator=gg)).clamp(0, 1), y
-
-    xtr, ytr = data(2000, 1)
-    model = nn.Sequential(_Standardize(), nn.Flatten(), nn.Linear(192, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    for _ in range(8):
-        perm = torch.randperm(2000)
-        for i in range(0, 2000, 100):
-            idx = perm[i : i + 100]
-            opt.zero_grad()
-            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
-    x, y = data(100, 2)
-    return model.eval(), x, y
+    """An undefended MLP on faint-template 8x8 images (conftest.train_template_mlp)."""
+    model, x, y = train_template_mlp(100)
+    return model, x, y
 
 
 @pytest.fixture(scope="module")

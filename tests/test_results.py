@@ -4,7 +4,6 @@ and the report machinery turns records into that table faithfully."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest

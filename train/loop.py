@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -19,9 +18,9 @@ from torch import nn
 
 import ratzoo
 from ratzoo.models import ModelConfig, build_model
-from ratzoo.noise import noise_control, noise_modules
+from ratzoo.noise import noise_control
 
-from .config import TrainConfig, command_line, config_from_args, default_state_dir
+from .config import TrainConfig, default_state_dir
 from .state import load_state, save_state
 
 # --------------------------------------------------------------------------- distributed
