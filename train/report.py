@@ -152,6 +152,18 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
         "`checkpoints/results/results.json` and in each model card. C&W columns: accuracy at an L2 threshold "
         "(minimal adversarial norm above it, or not fooled) and the median minimal norm.\n\n" + readme_table(results)
     )
+    commands = []
+    for model in MODELS:
+        cfg_path = REPO_ROOT / "checkpoints" / model / "config.json"
+        if cfg_path.is_file():
+            cfg = json.loads(cfg_path.read_text())
+            last = cfg.get("training", {}).get("final_epoch_log", {})
+            commands.append(f"# {model}: {cfg.get('training', {}).get('epochs_completed')} epochs, "
+                            f"{last.get('images_per_second', '?')} images/s in its last epoch\n"
+                            + cfg.get("training", {}).get("command", "?"))
+    if commands:
+        body += ("\n\nEach checkpoint was produced by exactly this command (also in its `config.json`), "
+                 "on a 2-core CPU:\n\n```bash\n" + "\n".join(commands) + "\n```")
     start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
     readme.write_text(text[:start] + "\n" + body + "\n" + text[end:])
 
