@@ -576,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from . import __version__
     from .checkpoint import CheckpointError, sha256_file
-    from .data import DatasetError, load_cifar10, to_tensor
+    from .data import DatasetError, describe_source, load_cifar10, to_tensor
     from .zoo import load, resolve
 
     ap = argparse.ArgumentParser(
@@ -691,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "lipschitz": lip.to_dict() if lip is not None else None,
                 "params": params,
                 "radii": radii,
-                "dataset": "CIFAR-10", "dataset_id": "uoft-cs/cifar10",
+                "dataset": describe_source(args.data_dir), "dataset_id": "uoft-cs/cifar10",
                 "data": {"split": args.split, "skip": args.skip,
                          "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
                 "complete": complete,

@@ -135,6 +135,25 @@ def load_cifar10(
     return images, labels
 
 
+def describe_source(root: str | os.PathLike | None = None) -> str:
+    """How to name the data ``load_cifar10(root=root)`` reads, next to any number measured on it.
+
+    The Hub dataset is "CIFAR-10"; a local folder whose README says it holds JPEG
+    re-encodings (like the offline copy this project is developed with) is "CIFAR-10 (JPEG
+    copy)"; any other local folder is "CIFAR-10 (local copy)".
+    """
+    if root is None:
+        root = os.environ.get(ENV_DIR) or None
+    if root is None:
+        return "CIFAR-10"
+    readme = Path(root).expanduser() / "README.md"
+    try:
+        text = readme.read_text(errors="replace") if readme.is_file() else ""
+    except OSError:
+        text = ""
+    return "CIFAR-10 (JPEG copy)" if "JPEG" in text else "CIFAR-10 (local copy)"
+
+
 def to_tensor(images: np.ndarray):
     """uint8 ``(N, 32, 32, 3)`` -> float ``(N, 3, 32, 32)`` in [0, 1]."""
     import torch

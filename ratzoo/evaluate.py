@@ -538,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
     from . import load, load_cifar10
     from .checkpoint import CheckpointError
-    from .data import DatasetError, to_tensor
+    from .data import DatasetError, describe_source, to_tensor
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -588,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         out = evaluate(model, x, y, attack=attack, **kw, **common)
         out["sanity"] = []
-    out.update(data={"split": args.split, "offset": offset, "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
+    out.update(dataset=describe_source(args.data_dir),
+               data={"split": args.split, "offset": offset, "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
                command="python -m ratzoo.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
     if attack != "none" and args.sanity:
         print("sanity: large budget", file=sys.stderr)

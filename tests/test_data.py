@@ -178,3 +178,18 @@ def test_shared_copy(cifar_root: Path) -> None:
     assert train_images.shape == (50_000, 32, 32, 3)
     assert np.bincount(train_labels, minlength=10).tolist() == [5000] * 10
     assert 0.3 < images.mean() / 255 < 0.7  # real pictures, not zeros
+
+
+def test_describe_source_names_the_jpeg_copy(tmp_path, monkeypatch):
+    """Numbers measured on a JPEG re-encoding must say so; the Hub is plain CIFAR-10."""
+    from ratzoo.data import describe_source
+
+    monkeypatch.delenv("RATZOO_CIFAR10", raising=False)
+    assert describe_source(None) == "CIFAR-10"
+    (tmp_path / "README.md").write_text("assembled from a public JPEG re-encoding")
+    assert describe_source(tmp_path) == "CIFAR-10 (JPEG copy)"
+    other = tmp_path / "other"
+    other.mkdir()
+    assert describe_source(other) == "CIFAR-10 (local copy)"
+    monkeypatch.setenv("RATZOO_CIFAR10", str(tmp_path))
+    assert describe_source(None) == "CIFAR-10 (JPEG copy)"

@@ -93,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     import ratzoo
-    from ratzoo.data import to_tensor
+    from ratzoo.data import describe_source, to_tensor
     from ratzoo.evaluate import evaluate
 
     xs, ys = ratzoo.load_cifar10("test", root=args.data_dir or None)
     stages = set(args.stages.split(","))
     only = set(filter(None, args.only.split(",")))
     todo = [s for s in specs(args) if s[0] in stages and (not only or s[1] in only)]
-    dataset = "CIFAR-10 (JPEG copy)" if "shared" in (args.data_dir or os.environ.get("RATZOO_CIFAR10", "")) else "CIFAR-10"
+    dataset = describe_source(args.data_dir or None)
     for stage, key, n, kw in todo:
         for name in args.models.split(","):
             path = record_path(name, key)

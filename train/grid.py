@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
     import ratzoo
-    from ratzoo.data import to_tensor
+    from ratzoo.data import describe_source, to_tensor
     from ratzoo.evaluate import evaluate
 
     from .config import PRESETS, TrainConfig, default_state_dir
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "description": "noise-std grid search for the zoo's rn/rat/lerat (python -m train.grid)",
         "command": "python -m train.grid " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "data": f"last {val} CIFAR-10 (JPEG copy) training images held out by the trainer; first {args.n} used",
+        "data": f"last {val} {describe_source(args.data_dir or None)} training images held out by the trainer; "
+                f"first {args.n} used",
         "selection": "max of mean(clean, EOT-PGD-10 Linf 8/255, EOT-PGD-10 L2 0.5) accuracies",
         "grid_epochs": args.grid_epochs,
         "base_preset": PRESETS["rat"],

@@ -46,14 +46,10 @@ def final_evaluation(model, cfg: TrainConfig) -> dict[str, Any]:
                         "ci95": rec["robust_accuracy_ci95"], "single_draw": rec.get("single_draw_accuracy"),
                         "record": rec})
         print(f"{name}: {100 * rec['robust_accuracy']:.2f}%", file=sys.stderr)
-    return {"dataset": "CIFAR-10 (JPEG copy)" if cfg.data_dir or _shared_copy() else "CIFAR-10",
+    from ratzoo.data import describe_source
+
+    return {"dataset": describe_source(cfg.data_dir or None),
             "dataset_id": "uoft-cs/cifar10", "split": "test", "metrics": metrics}
-
-
-def _shared_copy() -> bool:
-    import os
-
-    return "shared" in os.environ.get("RATZOO_CIFAR10", "")
 
 
 def export(result: dict[str, Any], cfg: TrainConfig) -> Path:
