@@ -3,7 +3,11 @@
 Weights resolve in one documented order: an explicit folder > the checkpoint bundled
 with the repository (``checkpoints/<name>/``) > the Hugging Face Hub (through
 huggingface_hub's cache, honouring ``HF_HUB_OFFLINE``). The sha256 of every weights file
-is recorded here and verified on load.
+that ships with the repository or comes from the Hub is recorded here and verified on load.
+
+``$RATZOO_CHECKPOINTS`` points ratzoo at another zoo folder (your own retrained models, a
+mirror): its checkpoints are yours, so they are verified against the sha256 recorded in their
+own ``config.json`` (which still catches truncated or swapped files), not against the registry.
 """
 
 from __future__ import annotations
@@ -63,10 +67,25 @@ register(ZooEntry("lerat", "lerat", "PreActResNet-18 (w16), RAT with a learned n
 # Larger Hub-hosted variants (e.g. a WideResNet-28-10 RAT) register here with hub_repo/hub_revision.
 
 
+# The repository's own bundled zoo, whose files the registry's sha256 pins.
+REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
 def checkpoints_dir() -> Path:
     """Where bundled checkpoints live: ``$RATZOO_CHECKPOINTS`` or the repository's ``checkpoints/``."""
     env = os.environ.get(ENV_CHECKPOINTS)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "checkpoints"
+    return Path(env) if env else REPO_CHECKPOINTS
+
+
+def pinned_sha256(folder: Path, entry: ZooEntry | None) -> str | None:
+    """The registry sha256 that ``folder`` must match: the entry's for the repository's own
+    checkpoints and for Hub downloads; None for a path or a ``$RATZOO_CHECKPOINTS`` zoo (those
+    are checked against their own ``config.json`` by :func:`load_checkpoint`)."""
+    if entry is None or entry.sha256 is None:
+        return None
+    if os.environ.get(ENV_CHECKPOINTS) and entry.bundled and folder == checkpoints_dir() / entry.bundled:
+        return None
+    return entry.sha256
 
 
 def entries() -> dict[str, ZooEntry]:
@@ -141,7 +160,7 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     >>> model = ratzoo.load("rat")
     """
     folder, entry = resolve(name_or_path)
-    return load_checkpoint(folder, device=device, expected_sha256=entry.sha256 if entry else None)
+    return load_checkpoint(folder, device=device, expected_sha256=pinned_sha256(folder, entry))
 
 
 def card_results(name_or_path: str | os.PathLike) -> dict[str, Any]:

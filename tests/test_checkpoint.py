@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -307,6 +308,9 @@ def test_load_path_wins_over_the_name(empty_zoo: Path, make_checkpoint, monkeypa
 
 
 def test_registry_sha_is_verified(empty_zoo: Path, make_checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry pins the repository's own checkpoints (here: the repo dir moved to a temp folder)."""
+    monkeypatch.delenv("RATZOO_CHECKPOINTS")
+    monkeypatch.setattr(zoo, "REPO_CHECKPOINTS", empty_zoo)
     src = make_checkpoint("tiny")
     shutil.copytree(src, empty_zoo / "tiny")
     good = sha256_file(src / WEIGHTS)
@@ -316,6 +320,20 @@ def test_registry_sha_is_verified(empty_zoo: Path, make_checkpoint, monkeypatch:
     assert str(empty_zoo / "tiny" / WEIGHTS) in str(info.value)
     monkeypatch.setitem(zoo._REGISTRY, "tiny", ZooEntry("tiny", "standard", "test", bundled="tiny", sha256=good))
     assert ratzoo.load("tiny").config.width == 2
+
+
+def test_own_zoo_is_checked_against_its_config_not_the_registry(
+        empty_zoo: Path, make_checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$RATZOO_CHECKPOINTS holds the user's own models: a registry-pinned name loads its weights
+    (other bytes than the registry's) but a corrupted file is still refused via config.json."""
+    shutil.copytree(make_checkpoint("at", width=3), empty_zoo / "at")
+    assert zoo.entries()["at"].sha256 != sha256_file(empty_zoo / "at" / WEIGHTS)
+    monkeypatch.setitem(zoo._REGISTRY, "at", dataclasses.replace(zoo.entries()["at"], sha256="cd" * 32))
+    assert ratzoo.load("at").config.width == 3
+    w = empty_zoo / "at" / WEIGHTS
+    w.write_bytes(w.read_bytes()[:-8] + bytes(8))
+    with pytest.raises(CheckpointError, match="recorded in config.json"):
+        ratzoo.load("at")
 
 
 def test_hub_entry_resolves_from_the_hub_cache(empty_zoo: Path, make_checkpoint,

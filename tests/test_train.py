@@ -273,7 +273,9 @@ def test_sigkill_and_resume_reach_the_same_weights(reference_run: Path, tiny_cif
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     _state_epoch(state)
+    # the export is all or nothing: a folder exists only with its weights and config
     if (tmp_path / "out").exists():  # it finished before the kill: start the last leg over
+        assert (tmp_path / "out" / "config.json").is_file()
         (tmp_path / "out" / WEIGHTS).unlink()
 
     # 3. resume to the end

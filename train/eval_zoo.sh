@@ -3,6 +3,7 @@
 # checkpoint appears; runs beside train/zoo.sh on the other core.
 #
 #   nohup bash train/eval_zoo.sh > ~/.cache/ratzoo/eval.log 2>&1 &
+#   STAGES=table MODELS="rn rat" nohup bash train/eval_zoo.sh > ~/.cache/ratzoo/eval.log 2>&1 &  # a part
 #
 # Resumable: finished measurements are records in checkpoints/results/records/ and are not
 # measured again.
@@ -14,6 +15,7 @@ for name in ${MODELS:-standard at rn rat lerat}; do
   while [ ! -f "checkpoints/$name/model.safetensors" ]; do sleep 60; done
   echo "== $name: $(date -u +%FT%TZ)"
   "$PY" -m train.experiments --models "$name" --data-dir "$DATA" --threads "${RATZOO_THREADS:-1}" \
+    --stages "${STAGES:-table,fig3,fig4}" \
     || echo "!! experiments failed for $name"
   "$PY" -m train.report || true
 done

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,19 @@ def export(result: dict[str, Any], cfg: TrainConfig) -> Path:
         "device": str(result["device"]),
     }
     out = Path(cfg.out) if cfg.out else REPO_ROOT / "checkpoints" / cfg.run_name()
-    save_checkpoint(model, out, name=cfg.run_name(), training=training, results=results)
+    # Written whole into a staging folder, then renamed: a kill mid-export never leaves a
+    # folder whose weights lack their config (`zoo.sh` treats existing weights as done).
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_checkpoint(model, staging, name=cfg.run_name(), training=training, results=results)
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        staging.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out)
     print(f"wrote {out}", file=sys.stderr)
     return out
 
