@@ -93,11 +93,71 @@ def test_cards_match_results_json():
             continue
         cfg = json.loads((folder / "config.json").read_text())
         got = {m["name"]: m["value"] for m in cfg["results"]["metrics"]}
-        assert got == {m["name"]: m["value"] for m in res["table"]}, model
+        assert got == {m["name"]: m["value"] for m in report.card_metrics(res)}, model
         card = ModelCard.load(folder / "README.md")
         card_vals = {r.metric_name: r.metric_value for r in card.data.eval_results}
-        for m in res["table"]:
+        for m in report.card_metrics(res):
             want = round(m["value"], 4) if m.get("unit") == "L2" else round(100 * m["value"], 2)
             assert card_vals[m["name"]] == pytest.approx(want), (model, m["name"])
         checked += 1
     assert checked > 0
+
+
+# --------------------------------------------------------------------------- paper comparison and certificates
+
+
+def _block_rows(text: str, start: str, end: str) -> dict[str, list[str]]:
+    body = text[text.index(start) + len(start): text.index(end)]
+    rows = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 1 and cells[0] in report.LABELS.values():
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _cert_record(acc: dict[str, float], n: int = 4) -> dict:
+    return {"kind": "certify", "n": n, "complete": True, "params": {"n": 1000, "n0": 100, "alpha": 0.001},
+            "noise": {"layer": 1, "sigma_min": 0.5}, "lipschitz": {"value": 20.0}, "certified_accuracy": acc,
+            "certified_accuracy_ci95": {r: [0.0, 1.0] for r in acc}, "seconds_per_image": 2.5,
+            "images": [{"correct": True, "radius": 0.03}, {"correct": True, "radius": 0.01},
+                       {"correct": False, "radius": 0.2}, {"correct": True, "radius": 0.0}]}
+
+
+def test_paper_and_certify_tables_round_trip(tmp_path):
+    records = {
+        "rat": {"clean": _record("clean", 0.8, clean=0.8),
+                "paper_pgd10_linf_0.15": _record("paper_pgd10_linf_0.15", 0.0612),
+                "pgd20_l2_0.5": _record("pgd20_l2_0.5", 0.5),
+                "cw_l2": _record("cw_l2", 0.4444, accuracy_at={"0.5": {"accuracy": 0.31, "ci95": [0.2, 0.4]}},
+                                 norms={"median": 0.4})},
+        "standard": {"clean": _record("clean", 0.9, clean=0.9)},
+    }
+    certs = {"rat": _cert_record({"0": 0.75, "0.05": 0.25, "0.25": 0.0})}
+    results = report.build_results(records, certs)
+    assert results["models"]["rat"]["certified"]["median_radius_correct"] == pytest.approx(0.01)
+    readme = tmp_path / "README.md"
+    readme.write_text("\n".join([report.MARK_START, report.MARK_END, report.PAPER_START, "old", report.PAPER_END,
+                                  report.CERT_START, "old", report.CERT_END, ""]))
+    report.write_readme(results, readme)
+    text = readme.read_text()
+    paper = _block_rows(text, report.PAPER_START, report.PAPER_END)
+    assert paper["RAT"] == ["40.9", "6.1", "49.9", "44.4", "-", "31.0"]
+    assert paper["Standard"] == ["-"] * 6
+    cert = _block_rows(text, report.CERT_START, report.CERT_END)
+    assert cert["RAT"] == ["0.5", "20.0", "75.0", "25.0", "0.0", "50.0", "31.0", "4", "1000", "2.5"]
+    assert "Standard" not in cert
+    names = [m["name"] for m in report.card_metrics(results["models"]["rat"])]
+    assert "certified accuracy at L2 0.05" in names and report.PAPER_LINF_NAME in names
+
+
+def test_readme_paper_and_certify_tables_match_results_json():
+    text = (REPO_ROOT / "README.md").read_text()
+    if not RESULTS_JSON.is_file():
+        pytest.skip("no checkpoints/results/results.json yet")
+    results = json.loads(RESULTS_JSON.read_text())
+    expected = report.paper_table(results)
+    body = text[text.index(report.PAPER_START) + len(report.PAPER_START): text.index(report.PAPER_END)]
+    assert body.strip() == expected.strip()
+    body = text[text.index(report.CERT_START) + len(report.CERT_START): text.index(report.CERT_END)]
+    assert body.strip() == report.certify_table(results).strip()

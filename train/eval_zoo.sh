@@ -15,7 +15,7 @@ for name in ${MODELS:-standard at rn rat lerat}; do
   while [ ! -f "checkpoints/$name/model.safetensors" ]; do sleep 60; done
   echo "== $name: $(date -u +%FT%TZ)"
   "$PY" -m train.experiments --models "$name" --data-dir "$DATA" --threads "${RATZOO_THREADS:-1}" \
-    --stages "${STAGES:-table,fig3,fig4}" \
+    --stages "${STAGES:-table,table2,fig3,fig4}" \
     || echo "!! experiments failed for $name"
   "$PY" -m train.report || true
 done

@@ -10,6 +10,9 @@ One command measures everything the README and the model cards show, with
 - ``fig3``: accuracy vs Linf eps (2/255 .. 32/255) for FGSM and PGD-20 (paper's Figure 3).
 - ``fig4``: accuracy vs number of EOT samples (1 .. 50) for FGSM, PGD-20 and C&W
   (paper's Figure 4).
+- ``table2``: the paper's Table 2 Linf setting: PGD-10 at eps 0.3 on the paper's [-1, 1]
+  input scale, i.e. eps 0.15 (38/255) and step 0.01 on ours, with EOT-50 (``--n-table2``
+  images). Its L2 column is read off the table's C&W record (images C&W does not fool).
 - Figure 5 (C&W norm distributions) and Table 2 are read off the records above by
   ``python -m train.report``, which also writes the plots, the README table and the cards.
 
@@ -51,6 +54,9 @@ def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]
         ("table", "cw_l2", args.n_cw, dict(attack="cw-l2", steps=args.cw_steps, search_steps=args.cw_search,
                                            eot_samples=e)),
     ]
+    # the paper's Table 2 (Linf): eps 0.3 and step 0.02 on inputs in [-1, 1] = 0.15 / 0.01 on [0, 1]
+    out.append(("table2", "paper_pgd10_linf_0.15", args.n_table2,
+                dict(attack="pgd-linf", eps=0.15, steps=10, step_size=0.01, eot_samples=args.table2_eot)))
     # sweeps use their own n throughout (the table's 8/255 and EOT-20 points are not mixed in)
     for k in (2, 4, 8, 16, 32):
         out.append(("fig3", f"fgsm_linf_{k}_sweep" if k == 8 else f"fgsm_linf_{k}", args.n_sweep, dict(attack="fgsm", eps=k / 255, eot_samples=e)))
@@ -73,10 +79,12 @@ def record_path(model: str, key: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="zoo names, comma-separated")
-    p.add_argument("--stages", default="table,fig3,fig4", help="which stages to run")
+    p.add_argument("--stages", default="table,table2,fig3,fig4", help="which stages to run")
     p.add_argument("--n", type=int, default=1000, help="test images for the table")
     p.add_argument("--n-apgd", type=int, default=500, help="test images for APGD-CE in the table")
     p.add_argument("--n-cw", type=int, default=200, help="test images for C&W in the table")
+    p.add_argument("--n-table2", type=int, default=500, help="test images for the paper's Table 2 Linf setting")
+    p.add_argument("--table2-eot", type=int, default=50, help="EOT draws of the Table 2 setting (paper: 50)")
     p.add_argument("--n-sweep", type=int, default=300, help="test images for the eps and EOT sweeps")
     p.add_argument("--n-cw-sweep", type=int, default=50, help="test images for the C&W EOT sweep")
     p.add_argument("--cw-sweep-max-eot", type=int, default=20, help="largest EOT of the C&W sweep")

@@ -5,7 +5,9 @@ and writes, never by hand:
 
 - ``checkpoints/results/results.json``: the zoo table, the paper's Figures 3-5 data;
 - ``checkpoints/results/fig3_eps.png``, ``fig4_eot.png``, ``fig5_cw_norms.png``;
-- the README's zoo table (between the ``zoo-table`` markers);
+- the README's zoo table (between the ``zoo-table`` markers), its comparison with the
+  paper's Table 2 (``paper-table`` markers) and the certified accuracies (``certify-table``
+  markers, from ``checkpoints/results/certify_<model>.json`` written by ``python -m ratzoo.certify``);
 - each bundled checkpoint's measured results (``config.json`` + model card metadata).
 """
 
@@ -31,6 +33,13 @@ TABLE = [
 ]
 CW_THRESHOLDS = ("0.25", "0.5", "1.0")
 MARK_START, MARK_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
+PAPER_START, PAPER_END = "<!-- paper-table:start -->", "<!-- paper-table:end -->"
+CERT_START, CERT_END = "<!-- certify-table:start -->", "<!-- certify-table:end -->"
+# The paper's Table 2 (WideResNet-28-10, full CIFAR-10 training): Linf = PGD-10 at eps 0.3 on
+# inputs in [-1, 1] with EOT-50; L2 = C&W (9 binary-search steps, 40 iterations) with EOT-50.
+PAPER_TABLE2 = {"at": (0.400, 0.056), "rn": (0.356, 0.489), "rat": (0.409, 0.499), "lerat": (0.400, 0.296)}
+PAPER_LINF_NAME = "PGD-10 Linf 0.15 (paper's Table 2 setting)"
+CW_NOT_FOOLED_NAME = "C&W-L2 not fooled (unbounded)"
 
 
 def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict[str, Any]]]:
@@ -58,8 +67,14 @@ def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         value = rec["clean_accuracy"] if key == "clean" else rec["robust_accuracy"]
         ci = rec["clean_accuracy_ci95"] if key == "clean" else rec["robust_accuracy_ci95"]
         metrics.append(_metric(name, typ, value, rec, ci))
+    t2 = recs.get("paper_pgd10_linf_0.15")
+    if t2 is not None:
+        metrics.append(_metric(PAPER_LINF_NAME, "robust_accuracy", t2["robust_accuracy"], t2,
+                               t2["robust_accuracy_ci95"]))
     cw = recs.get("cw_l2")
     if cw is not None:
+        metrics.append(_metric(CW_NOT_FOOLED_NAME, "robust_accuracy", cw["robust_accuracy"], cw,
+                               cw["robust_accuracy_ci95"]))
         acc_at = cw.get("accuracy_at", {})
         for t in CW_THRESHOLDS:
             entry = acc_at.get(f"{float(t):g}") or acc_at.get(t)
@@ -95,7 +110,51 @@ def sweeps(recs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "fig5_cw_norms": (recs.get("cw_l2") or {}).get("norms_per_image")}
 
 
-def build_results(records: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+def load_certificates(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
+    """``certify_<model>.json`` records (``python -m ratzoo.certify``), by model name."""
+    out = {}
+    for path in sorted(folder.glob("certify_*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("kind") == "certify":
+            out[path.stem.split("_", 1)[1]] = rec
+    return out
+
+
+def certified_summary(rec: dict[str, Any]) -> dict[str, Any]:
+    """What results.json keeps of a certification record (not the per-image list)."""
+    lip = rec.get("lipschitz") or {}
+    params = rec.get("params", {})
+    return {"n": rec["n"], "complete": rec.get("complete"), "draws": params.get("n"), "n0": params.get("n0"),
+            "alpha": params.get("alpha"), "sigma_min": rec["noise"]["sigma_min"], "noise_layer": rec["noise"]["layer"],
+            "lipschitz": lip.get("value"), "accuracy_at": rec["certified_accuracy"],
+            "ci95": rec.get("certified_accuracy_ci95"), "ci_method": rec.get("ci_method"),
+            "abstain_rate": rec.get("abstain_rate"), "seconds_per_image": rec.get("seconds_per_image"),
+            "threads": rec.get("threads"), "command": rec.get("command"),
+            "median_radius_correct": _median([r["radius"] for r in rec.get("images", []) if r.get("correct")])}
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
+
+
+def certified_metrics(cert: dict[str, Any]) -> list[dict[str, Any]]:
+    """Certified accuracies as card metrics (type ``certified_accuracy``)."""
+    out = []
+    for r, acc in cert["accuracy_at"].items():
+        ci = (cert.get("ci95") or {}).get(r)
+        out.append({"name": f"certified accuracy at L2 {r}", "type": "certified_accuracy",
+                    "value": round(float(acc), 6), "n": cert["n"], "ci95": [round(c, 6) for c in ci] if ci else None,
+                    "draws": cert["draws"], "alpha": cert["alpha"], "record": "certify"})
+    return out
+
+
+def build_results(records: dict[str, dict[str, dict[str, Any]]],
+                  certificates: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    certificates = certificates or {}
     models = {}
     for name in MODELS:
         if name not in records:
@@ -104,6 +163,8 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]]) -> dict[str, An
         any_rec = next(iter(recs.values()))
         models[name] = {"table": table_metrics(recs), **sweeps(recs),
                         "randomized": any_rec.get("randomized"), "model_config": any_rec.get("model_config")}
+        if name in certificates:
+            models[name]["certified"] = certified_summary(certificates[name])
     any_rec = next((r for m in records.values() for r in m.values()), {})
     return {
         "description": "the bundled zoo measured by python -m train.experiments (ratzoo.evaluate)",
@@ -138,10 +199,65 @@ def readme_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def paper_table(results: dict[str, Any]) -> str:
+    """Our zoo against the paper's Table 2, cell by cell (the test parses this back)."""
+    lines = ["| model | paper: Linf | ours: Linf, same setting | paper: L2 (C&W) | ours: C&W not fooled "
+             "| ours: PGD-20 Linf 8/255 | ours: C&W acc. at L2 0.5 |", "| --- " * 7 + "|"]
+    for model, res in results["models"].items():
+        by = {m["name"]: m for m in res["table"]}
+        paper = PAPER_TABLE2.get(model)
+        cells = [f"{100 * paper[0]:.1f}" if paper else "-",
+                 fmt_metric(by[PAPER_LINF_NAME]) if PAPER_LINF_NAME in by else "-",
+                 f"{100 * paper[1]:.1f}" if paper else "-",
+                 fmt_metric(by[CW_NOT_FOOLED_NAME]) if CW_NOT_FOOLED_NAME in by else "-",
+                 fmt_metric(by["PGD-20 Linf 8/255"]) if "PGD-20 Linf 8/255" in by else "-",
+                 fmt_metric(by["C&W-L2 accuracy at L2 0.5"]) if "C&W-L2 accuracy at L2 0.5" in by else "-"]
+        lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
+    ns = {name: sorted({m["n"] for r in results["models"].values() for m in r["table"] if m["name"] == name})
+          for name in (PAPER_LINF_NAME, CW_NOT_FOOLED_NAME, "PGD-20 Linf 8/255", "C&W-L2 accuracy at L2 0.5")}
+    lines.append("| *images (n)* | not stated | " + " | ".join(
+        ["/".join(map(str, ns[PAPER_LINF_NAME])) or "-", "not stated", "/".join(map(str, ns[CW_NOT_FOOLED_NAME])) or "-",
+         "/".join(map(str, ns["PGD-20 Linf 8/255"])) or "-", "/".join(map(str, ns["C&W-L2 accuracy at L2 0.5"])) or "-"])
+        + " |")
+    return "\n".join(lines)
+
+
+def certify_table(results: dict[str, Any]) -> str:
+    """Certified accuracy per radius next to the empirical L2 robust accuracy."""
+    certs = {m: r["certified"] for m, r in results["models"].items() if r.get("certified")}
+    if not certs:
+        return "*No certificates yet: run `python -m ratzoo.certify` (command below).*"
+    radii = sorted({r for c in certs.values() for r in c["accuracy_at"]}, key=float)
+    head = ["model", "sigma", "L", *[f"cert. @{r}" for r in radii], "PGD-20 L2 0.5 (empirical)", "C&W acc. at L2 0.5",
+            "n", "draws", "s/image"]
+    lines = ["| " + " | ".join(head) + " |", "| --- " * len(head) + "|"]
+    for model, c in certs.items():
+        by = {m["name"]: m for m in results["models"][model]["table"]}
+        cells = [f"{c['sigma_min']:g}", f"{c['lipschitz']:.1f}" if c.get("lipschitz") else "1 (input)",
+                 *[f"{100 * c['accuracy_at'][r]:.1f}" if r in c["accuracy_at"] else "-" for r in radii],
+                 fmt_metric(by["PGD-20 L2 0.5"]) if "PGD-20 L2 0.5" in by else "-",
+                 fmt_metric(by["C&W-L2 accuracy at L2 0.5"]) if "C&W-L2 accuracy at L2 0.5" in by else "-",
+                 str(c["n"]), str(c["draws"]),
+                 f"{c['seconds_per_image']:.1f}" if c.get("seconds_per_image") is not None else "-"]
+        lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _replace_block(text: str, start_mark: str, end_mark: str, body: str, readme: Path) -> str:
+    if start_mark not in text or end_mark not in text:
+        raise SystemExit(f"{readme}: markers {start_mark} ... {end_mark} missing")
+    start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
+    return text[:start] + "\n" + body + "\n" + text[end:]
+
+
 def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md") -> None:
     text = readme.read_text()
     if MARK_START not in text or MARK_END not in text:
         raise SystemExit(f"{readme}: zoo-table markers missing")
+    if PAPER_START in text:
+        text = _replace_block(text, PAPER_START, PAPER_END, paper_table(results), readme)
+    if CERT_START in text:
+        text = _replace_block(text, CERT_START, CERT_END, certify_table(results), readme)
     eots = sorted({m.get("eot_samples") for r in results["models"].values() if r.get("randomized")
                    for m in r["table"] if m.get("eot_samples")})
     eot_text = (f"noisy models are attacked with EOT-{'/'.join(map(str, eots))} and " if eots else "")
@@ -231,6 +347,11 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
     return paths
 
 
+def card_metrics(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """A model's card metrics: its table, then its certified accuracies (if certified)."""
+    return res["table"] + (certified_metrics(res["certified"]) if res.get("certified") else [])
+
+
 def update_cards(results: dict[str, Any]) -> list[str]:
     from ratzoo.checkpoint import update_results
 
@@ -240,8 +361,8 @@ def update_cards(results: dict[str, Any]) -> list[str]:
         if not (folder / "config.json").is_file():
             continue
         update_results(folder, {"dataset": results["dataset"], "dataset_id": "uoft-cs/cifar10", "split": "test",
-                                "source": "python -m train.experiments; python -m train.report",
-                                "metrics": res["table"]})
+                                "source": "python -m train.experiments; python -m ratzoo.certify; python -m train.report",
+                                "metrics": card_metrics(res)})
         done.append(model)
     return done
 
@@ -255,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"no records in {RESULTS / 'records'}; run python -m train.experiments first", file=sys.stderr)
         return 1
-    results = build_results(records)
+    results = build_results(records, load_certificates())
     (RESULTS / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     write_readme(results)
     if not args.no_plots:
