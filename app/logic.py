@@ -952,6 +952,10 @@ class ZooResults:
         eot_sweep: the paper's Fig. 4: ``model``, ``attack``, ``EOT samples``, ``accuracy``.
         cw_norms: the paper's Fig. 5: ``model``, ``L2`` (one row per image with a found
             example); ``cw_not_found`` counts, per model, the images without one.
+        certified: randomized-smoothing certificates (``python -m ratzoo.certify``), one row per
+            model: ``model``, ``sigma``, ``L`` (first-layer Lipschitz bound, None for input
+            noise), ``n``, ``draws``, ``certified @r`` (accuracy in [0, 1]) per radius, and the
+            empirical ``PGD-20 L2 0.5`` and ``C&W acc. at L2 0.5`` of the same model.
     """
 
     description: str = ""
@@ -963,6 +967,7 @@ class ZooResults:
     eot_sweep: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     cw_norms: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     cw_not_found: dict[str, int] = dataclasses.field(default_factory=dict)
+    certified: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def load_zoo_results(path: Path) -> ZooResults | None:
@@ -998,6 +1003,16 @@ def load_zoo_results(path: Path) -> ZooResults | None:
                     xv, av = _safe_float(x), _num(acc)
                     if xv is not None and av is not None:
                         target.append({"model": model, "attack": attack, xname: xv, "accuracy": av})
+        cert = res.get("certified")
+        if isinstance(cert, dict) and isinstance(cert.get("accuracy_at"), dict):
+            table = {str(m.get("name")): _num(m.get("value")) for m in res.get("table") or [] if isinstance(m, dict)}
+            row: dict[str, Any] = {"model": model, "sigma": _num(cert.get("sigma_min")), "L": _num(cert.get("lipschitz")),
+                                   "n": cert.get("n"), "draws": cert.get("draws")}
+            for r, acc in sorted(cert["accuracy_at"].items(), key=lambda kv: _safe_float(kv[0]) or 0.0):
+                row[f"certified @{r}"] = _num(acc)
+            row["PGD-20 L2 0.5"] = table.get("PGD-20 L2 0.5")
+            row["C&W acc. at L2 0.5"] = table.get("C&W-L2 accuracy at L2 0.5")
+            out.certified.append(row)
         norms = res.get("fig5_cw_norms")
         if isinstance(norms, list):
             finite = [float(v) for v in norms if _num(v) is not None]

@@ -110,6 +110,13 @@ def show_zoo_results(zr: logic.ZooResults) -> None:
         if missing:
             st.caption("Images on which C&W found no adversarial example (not in the plot): "
                        + ", ".join(f"{m} {k}" for m, k in missing.items()))
+    if zr.certified:
+        st.markdown("Certified vs empirical L2 robustness (accuracy in [0, 1]): `certified @r` is the share of "
+                    "images whose randomized-smoothing certificate (`python -m ratzoo.certify`) proves the "
+                    "majority vote correct within L2 radius r; the empirical columns are what the EOT attacks "
+                    "leave. For noise after the first layer the radius is divided by the first layer's Lipschitz "
+                    "bound L, which is why only small radii certify.")
+        st.dataframe(zr.certified, hide_index=True, width="stretch")
     if zr.table:
         with st.expander("The numbers"):
             st.dataframe(zr.table + zr.norms_table, hide_index=True, width="stretch")
@@ -493,7 +500,8 @@ def results_tab() -> None:
                 "`python -m train.experiments` then `python -m train.report` write it once the zoo is trained.")
     else:
         show_zoo_results(zr)
-    others = results(str(folder), (logic.RESULTS_FILE,))
+    certify_files = tuple(p.name for p in folder.glob("certify_*.json")) if zr and zr.certified else ()
+    others = results(str(folder), (logic.RESULTS_FILE, *certify_files))
     records = results(str(folder / "records"), ())
     for f in others:
         show_result_file(f, expanded=not f.problem)
@@ -509,7 +517,8 @@ def results_tab() -> None:
     st.markdown("#### The paper's Table 2, for context")
     st.caption("Araujo et al. (arXiv:1903.10219): WideResNet-28-10 on CIFAR-10, EOT attacks with 50 draws; "
                "Linf = PGD-10 at eps 0.3, L2 = C&W with 40 iterations. A bigger model and another protocol "
-               "than the zoo's, so compare the ordering, not the numbers.")
+               "than the zoo's, so compare the ordering, not the numbers; the README also measures the zoo "
+               "in the paper's Linf setting (PGD-10, eps 0.15 on [0, 1], EOT-50).")
     st.altair_chart(charts.paper_chart(list(logic.PAPER_TABLE2)), width="stretch")
 
 

@@ -250,7 +250,10 @@ def test_results_page_reads_results_json_and_survives_garbage(app: AppTest, zoo_
                              "effective_eot_samples": 10, "eot_samples": 10, **kw}
     results = report.build_results({"rat": {"clean": rec(0.6), "pgd20_linf_8": rec(0.3), "pgd20_linf_4": rec(0.45, stage="fig3"),
                                             "pgd20_linf_8_eot5": rec(0.35, stage="fig4"),
-                                            "cw_l2": rec(0.0, norms={"median": 0.5}, norms_per_image=[0.4, 0.6])}})
+                                            "cw_l2": rec(0.0, norms={"median": 0.5}, norms_per_image=[0.4, 0.6])}},
+                                   {"rat": {"kind": "certify", "n": 20, "params": {"n": 1000, "alpha": 0.001},
+                                            "noise": {"layer": 1, "sigma_min": 0.4}, "lipschitz": {"value": 12.5},
+                                            "certified_accuracy": {"0": 0.55, "0.1": 0.2}, "images": []}})
     folder = zoo_root / "results"
     folder.mkdir(exist_ok=True)
     try:
@@ -263,6 +266,9 @@ def test_results_page_reads_results_json_and_survives_garbage(app: AppTest, zoo_
         charts = at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
         assert len(charts) >= 5  # zoo table, Fig. 3, Fig. 4, Fig. 5, the paper's Table 2
         assert "PGD-20 Linf 8/255" in str([c.proto for c in charts])
+        frames = [df.value for df in at.dataframe]
+        cert = [f for f in frames if "certified @0.1" in f.columns]
+        assert len(cert) == 1 and cert[0]["L"].tolist() == [12.5] and cert[0]["certified @0.1"].tolist() == [0.2]
     finally:
         for f in folder.iterdir():
             f.unlink()

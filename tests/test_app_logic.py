@@ -474,9 +474,17 @@ def test_load_zoo_results_reads_what_train_report_writes(tmp_path) -> None:
                              norms={"median": 0.6}, norms_per_image=[0.2, 0.6, None])},
         "at": {"clean": rec("clean", 0.7), "pgd20_linf_8": rec("pgd20_linf_8", 0.35)},
     }
+    records["rat"]["pgd20_l2_0.5"] = rec("pgd20_l2_0.5", 0.55)
+    cert = {"kind": "certify", "n": 20, "params": {"n": 1000, "n0": 100, "alpha": 0.001},
+            "noise": {"layer": 1, "sigma_min": 1.0}, "lipschitz": {"value": 30.0},
+            "certified_accuracy": {"0.25": 0.0, "0": 0.75, "0.05": 0.3}, "images": []}
     path = tmp_path / "results.json"
-    path.write_text(json.dumps(report.build_results(records)))
+    path.write_text(json.dumps(report.build_results(records, {"rat": cert})))
     zr = logic.load_zoo_results(path)
+    (row,) = zr.certified
+    assert row["model"] == "rat" and row["L"] == 30.0 and row["sigma"] == 1.0
+    assert [k for k in row if k.startswith("certified @")] == ["certified @0", "certified @0.05", "certified @0.25"]
+    assert row["certified @0.05"] == 0.3 and row["PGD-20 L2 0.5"] == 0.55
     table = {(r["model"], r["metric"]): r for r in zr.table}
     assert table[("rat", "PGD-20 Linf 8/255")]["value"] == 0.4
     assert table[("at", "clean accuracy")]["value"] == 0.8  # the clean record's clean accuracy
