@@ -287,6 +287,37 @@ def test_attacks_never_change_the_smoothed_prediction_inside_the_certified_radiu
     print(f"noise layer {noise_layer}: {flips} flips, smallest flip norm / certified radius = {closest:.2f}")
 
 
+def test_certificates_of_the_bundled_rn_hold_against_eot_pgd_on_cifar(cifar_root: Path) -> None:
+    """The same soundness check on a real model: the bundled R.N. (noise after its trained
+    first layer, Lipschitz bound ~33) on CIFAR-10 test images. A certificate that forgot to
+    divide by the first layer's Lipschitz constant would be ~33x too large and fail here."""
+    from ratzoo.attacks import PGDL2
+    from ratzoo.data import to_tensor
+    from ratzoo.zoo import checkpoints_dir
+
+    if not (checkpoints_dir() / "rn" / "model.safetensors").is_file():
+        pytest.skip("the bundled rn checkpoint is not in this checkout")
+    model = ratzoo.load("rn")
+    xs, ys = ratzoo.load_cifar10("test", root=cifar_root)
+    x = to_tensor(xs[:12])
+    certs = certify(model, x, n0=100, n=2000, alpha=0.001, seed=0)
+    keep = [i for i, c in enumerate(certs) if c.label >= 0]
+    assert len(keep) >= 8, "most images get a certificate"
+    xs_k, labels = x[keep], torch.tensor([certs[i].label for i in keep])
+    radius = torch.tensor([certs[i].radius for i in keep])
+    assert float(radius.max()) < 0.2, "first-layer noise with L ~ 33 certifies only small radii"
+    flips = 0
+    for eps in (0.05, 0.1, 0.25, 0.5, 1.0):
+        adv = PGDL2(model, eps=eps, steps=10, eot_samples=8, seed=1)(xs_k, labels)
+        norm = (adv - xs_k).flatten(1).norm(dim=1)
+        flipped = _smoothed_is_not(model, adv, labels, draws=400, seed=2)
+        flips += int(flipped.sum())
+        assert not bool((flipped & (norm < radius)).any()), (
+            f"eps={eps}: the smoothed prediction changed inside the certified radius: "
+            f"norms {norm[flipped].tolist()} vs radii {radius[flipped].tolist()}")
+    assert flips >= 5, "the attack hardly changed the smoothed prediction: the check above proved little"
+
+
 # --------------------------------------------------------------------------- CLI
 
 
