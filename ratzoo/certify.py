@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .eot import _check_images, forward_draws
+from .eot import _check_images, default_chunk, forward_draws
 from .noise import is_randomized, noise_control, noise_modules
 
 # `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
@@ -60,7 +60,7 @@ from .noise import is_randomized, noise_control, noise_modules
 # second copy. Harmless here: main() only uses the names of the module it runs in.
 warnings.filterwarnings("ignore", message=r"'ratzoo\.certify' found in sys\.modules", category=RuntimeWarning)
 
-DEFAULT_BATCH = 500  # images (image x draw) per forward pass; larger was slower on our CPU
+DEFAULT_BATCH = None  # images (image x draw) per forward pass: ratzoo.eot.default_chunk (256 on CPU)
 _NORMAL = statistics.NormalDist()
 
 
@@ -441,7 +441,7 @@ def certify(
     n0: int = 100,
     n: int = 100_000,
     alpha: float = 0.001,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     lipschitz: float | None = None,
@@ -454,7 +454,8 @@ def certify(
         n0: draws used to select the candidate class (default 100).
         n: draws used to lower-bound its probability (default 100,000).
         alpha: the certificate fails with probability at most ``alpha`` per image.
-        batch_size: images per forward pass (image copies x draws); bounds memory.
+        batch_size: images per forward pass (image copies x draws); bounds memory. Default:
+            :func:`ratzoo.eot.default_chunk` for the images' device (256 on CPU).
         seed: seed the noise (reproducible for the same ``x`` and ``batch_size``).
         generator: draw the noise from this generator (exclusive with ``seed``).
         lipschitz: layer-1 noise only: an upper bound on the first layer's L2 Lipschitz
@@ -472,6 +473,7 @@ def certify(
     >>> [(c.label, c.radius) for c in certs]  # (class or -1, L2 radius in [0, 1] pixels)
     """
     _check_images(x)
+    batch_size = batch_size or default_chunk(x.device)
     _check_sampling(n, alpha, batch_size, n0=n0)
     sigma, layer = _smoothing_setup(model)
     if layer == 0:
@@ -505,7 +507,7 @@ def predict(
     x: torch.Tensor,
     n: int = 100_000,
     alpha: float = 0.001,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = DEFAULT_BATCH,
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -520,6 +522,7 @@ def predict(
         ``(N,)`` int64 labels, -1 for abstain.
     """
     _check_images(x)
+    batch_size = batch_size or default_chunk(x.device)
     _check_sampling(n, alpha, batch_size)
     _smoothing_setup(model)
     with noise_control(model, seed=seed, generator=generator):
@@ -596,7 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="certify_{model}.json",
                     help="output JSON; '{model}' is replaced by the model name (default certify_{model}.json)")
     ap.add_argument("--data-dir", default=None, help="local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
-    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="images per forward pass")
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="images per forward pass (default: 256 on CPU, where bigger is slower; 4096 on GPU)")
     ap.add_argument("--seed", type=int, default=0, help="image i uses the noise seed SEED * 2^20 + i")
     ap.add_argument("--split", default="test", choices=("test", "train"), help="CIFAR-10 split (default test)")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
@@ -611,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(models) > 1 and "{model}" not in args.out:
         ap.error("several models need '{model}' in --out")
     for name, v in (("--n", args.n), ("--n0", args.n0), ("--n-images", args.n_images),
-                    ("--skip", args.skip), ("--batch-size", args.batch_size)):
+                    ("--skip", args.skip), ("--batch-size", args.batch_size or 1)):
         if v < 1:
             ap.error(f"{name} must be >= 1, got {v}")
     if not 0 < args.alpha < 1:
@@ -619,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    args.batch_size = args.batch_size or default_chunk(device)
     for name in models:  # fail fast on a bad name, before loading the data
         try:
             resolve(name)

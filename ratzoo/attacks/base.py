@@ -53,13 +53,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..eot import forward_draws
+from ..eot import default_chunk, forward_draws
 from ..noise import is_randomized, noise_control
 
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)``: called after every gradient step of an attack."""
 
-DEFAULT_ATTACK_CHUNK = 2048  # images x draws per forward/backward; bounds peak memory
+DEFAULT_ATTACK_CHUNK = 2048  # images x draws per forward/backward on an accelerator; bounds peak memory
 EOT_OUTPUTS = ("softmax", "logits")
 
 
@@ -228,8 +228,9 @@ class Attack:
             ``"logits"`` (mean logits).
         chunk_size: at most ``chunk_size`` images x draws per forward/backward; the
             image batch is split into sub-batches of ``max(1, chunk_size // K)``
-            (default 2048: about 3 GB at PreActResNet-18 width 16). On a CUDA
-            out-of-memory error the run is retried, reseeded, with half the chunk.
+            (default: 2048 on an accelerator, about 3 GB at PreActResNet-18 width 16;
+            256 on CPU, where bigger passes are slower, see :func:`ratzoo.eot.default_chunk`).
+            On a CUDA out-of-memory error the run is retried, reseeded, with half the chunk.
         progress: optional ``progress(done, total)`` called after each gradient step.
     """
 
@@ -244,7 +245,7 @@ class Attack:
         eot_samples: int = 1,
         seed: int = 0,
         eot_output: str = "softmax",
-        chunk_size: int = DEFAULT_ATTACK_CHUNK,
+        chunk_size: int | None = None,
         progress: ProgressFn | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -258,7 +259,7 @@ class Attack:
         if eot_output not in EOT_OUTPUTS:
             raise ValueError(f"eot_output must be one of {EOT_OUTPUTS}, got {eot_output!r}")
         self.eot_output = eot_output
-        self.chunk_size = _positive_int(chunk_size, "chunk_size")
+        self.chunk_size = None if chunk_size is None else _positive_int(chunk_size, "chunk_size")
         self.progress = progress
         self.generator: torch.Generator | None = None
         self._k = 1
@@ -346,7 +347,7 @@ class Attack:
         check_inputs(images, labels)
         device = images.device
         labels = labels.to(device)
-        chunk = self.chunk_size
+        chunk = self.chunk_size or default_chunk(device, DEFAULT_ATTACK_CHUNK)
         while True:
             try:
                 return self._run(images, labels, estimate_success, chunk)
