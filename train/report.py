@@ -152,6 +152,17 @@ def certified_metrics(cert: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def elapsed_minutes(recs: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Minutes the records of one model took, per stage (their ``elapsed_s``)."""
+    out: dict[str, float] = {}
+    for rec in recs.values():
+        if rec.get("note"):  # copied from another record, not measured
+            continue
+        stage = rec.get("stage", "table")
+        out[stage] = out.get(stage, 0.0) + float(rec.get("elapsed_s") or 0.0) / 60
+    return {k: round(v, 1) for k, v in sorted(out.items())}
+
+
 def build_results(records: dict[str, dict[str, dict[str, Any]]],
                   certificates: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     certificates = certificates or {}
@@ -162,7 +173,8 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]],
         recs = records[name]
         any_rec = next(iter(recs.values()))
         models[name] = {"table": table_metrics(recs), **sweeps(recs),
-                        "randomized": any_rec.get("randomized"), "model_config": any_rec.get("model_config")}
+                        "randomized": any_rec.get("randomized"), "model_config": any_rec.get("model_config"),
+                        "elapsed_minutes": elapsed_minutes(recs)}
         if name in certificates:
             models[name]["certified"] = certified_summary(certificates[name])
     any_rec = next((r for m in records.values() for r in m.values()), {})
@@ -268,6 +280,11 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
         "`checkpoints/results/results.json` and in each model card. C&W columns: accuracy at an L2 threshold "
         "(minimal adversarial norm above it, or not fooled) and the median minimal norm.\n\n" + readme_table(results)
     )
+    timing = [f"{LABELS.get(m, m)} {sum(r.get('elapsed_minutes', {}).values()):.0f}"
+              for m, r in results["models"].items()]
+    if timing:
+        body += ("\n\nMeasuring took (minutes of one CPU core, the records' elapsed times, all stages): "
+                 + ", ".join(timing) + ".")
     commands = []
     for model in MODELS:
         cfg_path = REPO_ROOT / "checkpoints" / model / "config.json"
