@@ -161,3 +161,28 @@ def test_readme_paper_and_certify_tables_match_results_json():
     assert body.strip() == expected.strip()
     body = text[text.index(report.CERT_START) + len(report.CERT_START): text.index(report.CERT_END)]
     assert body.strip() == report.certify_table(results).strip()
+
+
+def test_findings_verdicts_follow_the_confidence_intervals():
+    def res(**vals):
+        return {"models": {m: {"table": [{"name": "PGD-20 Linf 8/255", "value": v, "n": 1000, "ci95": [v - 0.03, v + 0.03]}]}
+                           for m, v in vals.items()}}
+    assert report.verdict({"ci95": [0.5, 0.6]}, {"ci95": [0.3, 0.4]}, ">") == "agrees"
+    assert report.verdict({"ci95": [0.2, 0.3]}, {"ci95": [0.35, 0.4]}, ">=") == "contradicts"
+    assert report.verdict({"ci95": [0.3, 0.4]}, {"ci95": [0.35, 0.45]}, ">").startswith("not resolved")
+    assert report.verdict({"ci95": [0.3, 0.4]}, {"ci95": [0.35, 0.45]}, ">=").startswith("agrees")
+    text = report.findings(res(rat=0.30, at=0.41, rn=0.01))
+    line = next(x for x in text.splitlines() if x.startswith("- *RAT is at least as robust as AT against Linf attacks*"))
+    assert "**contradicts**" in line and "RAT 30.0 [27.0, 33.0] (n=1000) vs AT 41.0" in line
+    line = next(x for x in text.splitlines() if x.startswith("- *AT is more robust than R.N."))
+    assert "**agrees**" in line
+    assert "LeRAT is at least as robust as RAT against Linf attacks* (Table 2: 40.0 vs 40.9; Figure 4): not measured" \
+        in text
+
+
+def test_readme_findings_match_results_json():
+    if not RESULTS_JSON.is_file():
+        pytest.skip("no checkpoints/results/results.json yet")
+    text = (REPO_ROOT / "README.md").read_text()
+    body = text[text.index(report.FIND_START) + len(report.FIND_START): text.index(report.FIND_END)]
+    assert body.strip() == report.findings(json.loads(RESULTS_JSON.read_text())).strip()

@@ -234,6 +234,72 @@ def paper_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+FIND_START, FIND_END = "<!-- findings:start -->", "<!-- findings:end -->"
+# The paper's comparative claims, checked on the zoo: (claim, paper's evidence, metric, a, b, relation).
+# relation ">": a is more robust than b; ">=": a is at least as robust as b.
+CLAIMS = [
+    ("RAT is at least as robust as AT against Linf attacks", "Table 2: 40.9 vs 40.0",
+     "PGD-20 Linf 8/255", "rat", "at", ">="),
+    ("RAT is at least as robust as AT against Linf attacks (our stronger APGD-CE check)", "Table 2: 40.9 vs 40.0",
+     "APGD-CE Linf 8/255", "rat", "at", ">="),
+    ("RAT is more robust than AT against L2 attacks", "Table 2 (C&W): 49.9 vs 5.6",
+     "C&W-L2 accuracy at L2 0.5", "rat", "at", ">"),
+    ("RAT is more robust than AT against L2 attacks (PGD-L2)", "Table 2 (C&W): 49.9 vs 5.6",
+     "PGD-20 L2 0.5", "rat", "at", ">"),
+    ("RAT is at least as robust as R.N. against L2 attacks", "Table 2 (C&W): 49.9 vs 48.9",
+     "C&W-L2 accuracy at L2 0.5", "rat", "rn", ">="),
+    ("AT is more robust than R.N. against Linf attacks", "Table 2: 40.0 vs 35.6",
+     "PGD-20 Linf 8/255", "at", "rn", ">"),
+    ("RAT is more robust than LeRAT against L2 attacks", "Table 2 (C&W): 49.9 vs 29.6",
+     "C&W-L2 accuracy at L2 0.5", "rat", "lerat", ">"),
+    ("LeRAT is at least as robust as RAT against Linf attacks", "Table 2: 40.0 vs 40.9; Figure 4",
+     "PGD-20 Linf 8/255", "lerat", "rat", ">="),
+]
+
+
+def _ci_of(results: dict[str, Any], model: str, metric: str) -> dict[str, Any] | None:
+    res = results["models"].get(model)
+    if res is None:
+        return None
+    return next((m for m in res["table"] if m["name"] == metric and m.get("ci95")), None)
+
+
+def verdict(a: dict[str, Any], b: dict[str, Any], relation: str) -> str:
+    """``agrees`` / ``contradicts`` / ``not resolved`` from the two 95% confidence intervals
+    (separated intervals = a clear difference; overlapping = not resolved at this n)."""
+    a_lo, a_hi = a["ci95"]
+    b_lo, b_hi = b["ci95"]
+    if a_hi < b_lo:
+        return "contradicts"
+    if a_lo > b_hi:
+        return "agrees"
+    return "agrees (no clear difference)" if relation == ">=" else "not resolved (95% CIs overlap)"
+
+
+def findings(results: dict[str, Any]) -> str:
+    """The paper's claims checked on the zoo, one line each (generated: never typed by hand)."""
+    lines = []
+    for claim, evidence, metric, a, b, rel in CLAIMS:
+        ma, mb = _ci_of(results, a, metric), _ci_of(results, b, metric)
+        if ma is None or mb is None:
+            lines.append(f"- *{claim}* ({evidence}): not measured yet ({metric}).")
+            continue
+        v = verdict(ma, mb, rel)
+        lines.append(
+            f"- *{claim}* (paper, {evidence}): **{v}**. {metric}: {LABELS[a]} {100 * ma['value']:.1f} "
+            f"[{100 * ma['ci95'][0]:.1f}, {100 * ma['ci95'][1]:.1f}] (n={ma['n']}) vs {LABELS[b]} "
+            f"{100 * mb['value']:.1f} [{100 * mb['ci95'][0]:.1f}, {100 * mb['ci95'][1]:.1f}] (n={mb['n']}).")
+    for model, (paper_linf, _) in PAPER_TABLE2.items():
+        m = _ci_of(results, model, PAPER_LINF_NAME)
+        if m is None:
+            continue
+        v = "contradicts" if m["ci95"][1] < paper_linf else "agrees" if m["ci95"][0] <= paper_linf else "exceeds"
+        lines.append(f"- *{LABELS[model]} keeps {100 * paper_linf:.1f}% under the paper's own Linf attack* "
+                     f"(Table 2; PGD-10, eps 0.3 on [-1, 1], EOT-50): **{v}**: ours keeps {100 * m['value']:.1f} "
+                     f"[{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] (n={m['n']}).")
+    return "\n".join(lines)
+
+
 def certify_table(results: dict[str, Any]) -> str:
     """Certified accuracy per radius next to the empirical L2 robust accuracy."""
     certs = {m: r["certified"] for m, r in results["models"].items() if r.get("certified")}
@@ -270,6 +336,8 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
         text = _replace_block(text, PAPER_START, PAPER_END, paper_table(results), readme)
     if CERT_START in text:
         text = _replace_block(text, CERT_START, CERT_END, certify_table(results), readme)
+    if FIND_START in text:
+        text = _replace_block(text, FIND_START, FIND_END, findings(results), readme)
     eots = sorted({m.get("eot_samples") for r in results["models"].values() if r.get("randomized")
                    for m in r["table"] if m.get("eot_samples")})
     eot_text = (f"noisy models are attacked with EOT-{'/'.join(map(str, eots))} and " if eots else "")
