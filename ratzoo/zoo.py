@@ -63,7 +63,7 @@ register(ZooEntry("standard", "standard", "PreActResNet-18 (w16), clean training
 register(ZooEntry("at", "at", "PreActResNet-18 (w16), Linf adversarial training (Madry et al.)", bundled="at", sha256="0ea32a9982e4b9b1a47d41a52980d660b56fd5f28e554dc09398db04922f5fda"))
 register(ZooEntry("rn", "rn", "PreActResNet-18 (w16), noise injection, clean training (Pinot et al.)", bundled="rn", sha256="dcfc1afe8a6ed7d45bce0b98c77573ac821321116239bef8209b345addb5e9da"))
 register(ZooEntry("rat", "rat", "PreActResNet-18 (w16), Randomized Adversarial Training", bundled="rat", sha256="771d8f63a0d4de5ec8bb14ca1a91b32c11989cb752990a787baad71bd1e87937"))
-register(ZooEntry("lerat", "lerat", "PreActResNet-18 (w16), RAT with a learned noise std", bundled="lerat", sha256=None))
+register(ZooEntry("lerat", "lerat", "PreActResNet-18 (w16), RAT with a learned noise std", bundled="lerat", sha256="9fb24aed32bc63b05159a3bed4d7565facd937e6a5ab513b9754fc7eb577b379"))
 # Larger Hub-hosted variants (e.g. a WideResNet-28-10 RAT) register here with hub_repo/hub_revision.
 
 
