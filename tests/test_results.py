@@ -145,7 +145,8 @@ def test_paper_and_certify_tables_round_trip(tmp_path):
     assert paper["RAT"] == ["40.9", "6.1", "49.9", "44.4", "-", "31.0"]
     assert paper["Standard"] == ["-"] * 6
     cert = _block_rows(text, report.CERT_START, report.CERT_END)
-    assert cert["RAT"] == ["0.5", "20.0", "75.0", "25.0", "0.0", "50.0", "31.0", "4", "1000", "2.5"]
+    # max radius: 0.5 * Phi^-1(0.001^(1/1000)) / 20 = 0.5 * 2.463 / 20 = 0.0616
+    assert cert["RAT"] == ["0.5", "20.0", "0.062", "75.0", "25.0", "0.0", "50.0", "31.0", "4", "1000", "2.5"]
     assert "Standard" not in cert
     names = [m["name"] for m in report.card_metrics(results["models"]["rat"])]
     assert "certified accuracy at L2 0.05" in names and report.PAPER_LINF_NAME in names

@@ -130,7 +130,19 @@ def certified_summary(rec: dict[str, Any]) -> dict[str, Any]:
             "ci95": rec.get("certified_accuracy_ci95"), "ci_method": rec.get("ci_method"),
             "abstain_rate": rec.get("abstain_rate"), "seconds_per_image": rec.get("seconds_per_image"),
             "threads": rec.get("threads"), "command": rec.get("command"),
-            "median_radius_correct": _median([r["radius"] for r in rec.get("images", []) if r.get("correct")])}
+            "median_radius_correct": _median([r["radius"] for r in rec.get("images", []) if r.get("correct")]),
+            "radius_ceiling": radius_ceiling(rec["noise"]["sigma_min"], lip.get("value"), params.get("n"),
+                                             params.get("alpha"))}
+
+
+def radius_ceiling(sigma: float, lipschitz: float | None, n: int | None, alpha: float | None) -> float | None:
+    """The largest radius CERTIFY can return with n draws: every draw votes for the top class,
+    so pA's Clopper-Pearson lower bound is alpha^(1/n) and r = sigma * Phi^-1(alpha^(1/n)) / L."""
+    if not n or not alpha:
+        return None
+    from statistics import NormalDist
+
+    return sigma * NormalDist().inv_cdf(alpha ** (1 / n)) / (lipschitz or 1.0)
 
 
 def _median(values: list[float]) -> float | None:
@@ -306,12 +318,13 @@ def certify_table(results: dict[str, Any]) -> str:
     if not certs:
         return "*No certificates yet: run `python -m ratzoo.certify` (command below).*"
     radii = sorted({r for c in certs.values() for r in c["accuracy_at"]}, key=float)
-    head = ["model", "sigma", "L", *[f"cert. @{r}" for r in radii], "PGD-20 L2 0.5 (empirical)", "C&W acc. at L2 0.5",
-            "n", "draws", "s/image"]
+    head = ["model", "sigma", "L", "max radius", *[f"cert. @{r}" for r in radii], "PGD-20 L2 0.5 (empirical)",
+            "C&W acc. at L2 0.5", "n", "draws", "s/image"]
     lines = ["| " + " | ".join(head) + " |", "| --- " * len(head) + "|"]
     for model, c in certs.items():
         by = {m["name"]: m for m in results["models"][model]["table"]}
-        cells = [f"{c['sigma_min']:g}", f"{c['lipschitz']:.1f}" if c.get("lipschitz") else "1 (input)",
+        cells = [f"{c['sigma_min']:.3g}", f"{c['lipschitz']:.1f}" if c.get("lipschitz") else "1 (input)",
+                 f"{c['radius_ceiling']:.3f}" if c.get("radius_ceiling") is not None else "-",
                  *[f"{100 * c['accuracy_at'][r]:.1f}" if r in c["accuracy_at"] else "-" for r in radii],
                  fmt_metric(by["PGD-20 L2 0.5"]) if "PGD-20 L2 0.5" in by else "-",
                  fmt_metric(by["C&W-L2 accuracy at L2 0.5"]) if "C&W-L2 accuracy at L2 0.5" in by else "-",
