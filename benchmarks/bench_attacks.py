@@ -43,7 +43,7 @@ class LoopedPGD(PGD):
 
 def run(cls: type[PGD], model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace
         ) -> tuple[float, torch.Tensor]:
-    attack = cls(model, eps=8 / 255, steps=args.steps, eot_samples=args.eot, seed=0, chunk_size=args.chunk_size)
+    attack = cls(model, eps=8 / 255, steps=args.steps, eot_samples=args.eot, seed=0, chunk_size=args.chunk_size or None)
     t0 = time.perf_counter()
     adv = attack.run(x, y, estimate_success=False).adv_images
     return time.perf_counter() - t0, adv
@@ -55,7 +55,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="PGD steps (default 20)")
     p.add_argument("--eot", type=int, default=20, help="noise draws per step (default 20)")
     p.add_argument("--width", type=int, default=16, help="PreActResNet-18 width (default 16)")
-    p.add_argument("--chunk-size", type=int, default=2048, help="images x draws per pass (default 2048)")
+    p.add_argument("--chunk-size", type=int, default=0,
+                   help="images x draws per pass (default: the attacks' own, 256 on CPU, 2048 on GPU)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs of each variant; the best is kept")
     args = p.parse_args()
@@ -66,8 +67,12 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(args.n, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (args.n,), generator=g)
+    from ratzoo.attacks.base import DEFAULT_ATTACK_CHUNK
+    from ratzoo.eot import default_chunk
+
+    chunk = args.chunk_size or default_chunk(x.device, DEFAULT_ATTACK_CHUNK)
     print(f"EOT-PGD Linf 8/255: {args.steps} steps, {args.eot} draws, {args.n} images, PreActResNet-18 width "
-          f"{args.width}, chunk {args.chunk_size} (sub-batches of {max(1, args.chunk_size // args.eot)} images)")
+          f"{args.width}, chunk {chunk} (sub-batches of {max(1, chunk // args.eot)} images)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()})")
     warm = x[: min(4, args.n)], y[: min(4, args.n)]
