@@ -254,6 +254,28 @@ def _smoothed_is_not(model: nn.Module, x: torch.Tensor, label: torch.Tensor, dra
     return torch.tensor([1 - binomial_lower_bound(draws - k, draws, 1e-3) < 0.5 for k in hits])
 
 
+def _attack_ladder_respects_radius(model: nn.Module, xs: torch.Tensor, labels: torch.Tensor, radius: torch.Tensor,
+                                   budgets: tuple[float, ...], steps: int, draws: int) -> tuple[int, float]:
+    """EOT PGD-L2 at each budget; asserts that wherever the smoothed prediction provably changed,
+    the perturbation is at least the certified radius. Returns (number of such changes, the
+    smallest ratio perturbation norm / radius among them)."""
+    from ratzoo.attacks import PGDL2
+
+    flips, closest = 0, math.inf
+    for eps in budgets:
+        adv = PGDL2(model, eps=eps, steps=steps, eot_samples=8, seed=1)(xs, labels)
+        norm = (adv - xs).flatten(1).norm(dim=1)
+        flipped = _smoothed_is_not(model, adv, labels, draws=draws, seed=2)
+        flips += int(flipped.sum())
+        assert not bool((flipped & (norm < radius)).any()), (
+            f"eps={eps}: the smoothed prediction changed inside the certified radius: "
+            f"norms {norm[flipped].tolist()} vs radii {radius[flipped].tolist()}"
+        )
+        if flipped.any():
+            closest = min(closest, float((norm / radius)[flipped].min()))
+    return flips, closest
+
+
 @pytest.mark.parametrize("noise_layer, sigma", [(0, 0.25), (1, 1.0)])
 def test_attacks_never_change_the_smoothed_prediction_inside_the_certified_radius(
     noise_layer: int, sigma: float
@@ -262,8 +284,6 @@ def test_attacks_never_change_the_smoothed_prediction_inside_the_certified_radiu
     smoothed prediction provably changed, the perturbation is at least the certified radius.
     (Measured here: the closest such perturbation is ~1.4x the radius for input noise and
     ~1.8x for layer-1 noise, so a certificate 1.5-2x too large fails this test.)"""
-    from ratzoo.attacks import PGDL2
-
     model = _train_tiny_noisy_model(noise_layer, sigma)
     x, y = _tiny_task(24, seed=1)
     certs = certify(model, x, n0=100, n=4000, alpha=0.001, seed=0)
@@ -271,18 +291,8 @@ def test_attacks_never_change_the_smoothed_prediction_inside_the_certified_radiu
     assert len(keep) >= 16  # the test is not vacuous: most images get a certificate
     xs, labels = x[keep], torch.tensor([certs[i].label for i in keep])
     radius = torch.tensor([certs[i].radius for i in keep])
-    flips, closest = 0, math.inf
-    for eps in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7):
-        adv = PGDL2(model, eps=eps, steps=15, eot_samples=8, seed=1)(xs, labels)
-        norm = (adv - xs).flatten(1).norm(dim=1)
-        flipped = _smoothed_is_not(model, adv, labels, draws=500, seed=2)
-        flips += int(flipped.sum())
-        assert not bool((flipped & (norm < radius)).any()), (
-            f"eps={eps}: the smoothed prediction changed inside the certified radius: "
-            f"norms {norm[flipped].tolist()} vs radii {radius[flipped].tolist()}"
-        )
-        if flipped.any():
-            closest = min(closest, float((norm / radius)[flipped].min()))
+    flips, closest = _attack_ladder_respects_radius(model, xs, labels, radius, (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4,
+                                                                                0.5, 0.7), steps=15, draws=500)
     assert flips >= 10, "the attack hardly changed the smoothed prediction: the check above proved little"
     print(f"noise layer {noise_layer}: {flips} flips, smallest flip norm / certified radius = {closest:.2f}")
 
@@ -291,7 +301,6 @@ def test_certificates_of_the_bundled_rn_hold_against_eot_pgd_on_cifar(cifar_root
     """The same soundness check on a real model: the bundled R.N. (noise after its trained
     first layer, Lipschitz bound ~33) on CIFAR-10 test images. A certificate that forgot to
     divide by the first layer's Lipschitz constant would be ~33x too large and fail here."""
-    from ratzoo.attacks import PGDL2
     from ratzoo.data import to_tensor
     from ratzoo.zoo import checkpoints_dir
 
@@ -306,15 +315,8 @@ def test_certificates_of_the_bundled_rn_hold_against_eot_pgd_on_cifar(cifar_root
     xs_k, labels = x[keep], torch.tensor([certs[i].label for i in keep])
     radius = torch.tensor([certs[i].radius for i in keep])
     assert float(radius.max()) < 0.2, "first-layer noise with L ~ 33 certifies only small radii"
-    flips = 0
-    for eps in (0.05, 0.1, 0.25, 0.5, 1.0):
-        adv = PGDL2(model, eps=eps, steps=10, eot_samples=8, seed=1)(xs_k, labels)
-        norm = (adv - xs_k).flatten(1).norm(dim=1)
-        flipped = _smoothed_is_not(model, adv, labels, draws=400, seed=2)
-        flips += int(flipped.sum())
-        assert not bool((flipped & (norm < radius)).any()), (
-            f"eps={eps}: the smoothed prediction changed inside the certified radius: "
-            f"norms {norm[flipped].tolist()} vs radii {radius[flipped].tolist()}")
+    flips, _ = _attack_ladder_respects_radius(model, xs_k, labels, radius, (0.05, 0.1, 0.25, 0.5, 1.0),
+                                              steps=10, draws=400)
     assert flips >= 5, "the attack hardly changed the smoothed prediction: the check above proved little"
 
 

@@ -14,14 +14,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_JSON = REPO_ROOT / "checkpoints" / "results" / "results.json"
 
 
-def _readme_rows(text: str) -> dict[str, list[str]]:
-    body = text[text.index(report.MARK_START) + len(report.MARK_START): text.index(report.MARK_END)]
+def _block_rows(text: str, start: str, end: str) -> dict[str, list[str]]:
+    """The table rows (model label -> cells) between two README markers."""
+    body = text[text.index(start) + len(start): text.index(end)]
     rows = {}
     for line in body.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) > 1 and cells[0] in report.LABELS.values():
             rows[cells[0]] = cells[1:]
     return rows
+
+
+def _readme_rows(text: str) -> dict[str, list[str]]:
+    return _block_rows(text, report.MARK_START, report.MARK_END)
 
 
 def _expected_cells(res: dict) -> list[str]:
@@ -104,16 +109,6 @@ def test_cards_match_results_json():
 
 
 # --------------------------------------------------------------------------- paper comparison and certificates
-
-
-def _block_rows(text: str, start: str, end: str) -> dict[str, list[str]]:
-    body = text[text.index(start) + len(start): text.index(end)]
-    rows = {}
-    for line in body.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) > 1 and cells[0] in report.LABELS.values():
-            rows[cells[0]] = cells[1:]
-    return rows
 
 
 def _cert_record(acc: dict[str, float], n: int = 4) -> dict:

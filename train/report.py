@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
@@ -35,9 +38,6 @@ CW_THRESHOLDS = ("0.25", "0.5", "1.0")
 MARK_START, MARK_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 PAPER_START, PAPER_END = "<!-- paper-table:start -->", "<!-- paper-table:end -->"
 CERT_START, CERT_END = "<!-- certify-table:start -->", "<!-- certify-table:end -->"
-# The paper's Table 2 (WideResNet-28-10, full CIFAR-10 training): Linf = PGD-10 at eps 0.3 on
-# inputs in [-1, 1] with EOT-50; L2 = C&W (9 binary-search steps, 40 iterations) with EOT-50.
-PAPER_TABLE2 = {"at": (0.400, 0.056), "rn": (0.356, 0.489), "rat": (0.409, 0.499), "lerat": (0.400, 0.296)}
 PAPER_LINF_NAME = "PGD-10 Linf 0.15 (paper's Table 2 setting)"
 CW_NOT_FOOLED_NAME = "C&W-L2 not fooled (unbounded)"
 
@@ -130,27 +130,24 @@ def certified_summary(rec: dict[str, Any]) -> dict[str, Any]:
             "ci95": rec.get("certified_accuracy_ci95"), "ci_method": rec.get("ci_method"),
             "abstain_rate": rec.get("abstain_rate"), "seconds_per_image": rec.get("seconds_per_image"),
             "threads": rec.get("threads"), "command": rec.get("command"),
-            "median_radius_correct": _median([r["radius"] for r in rec.get("images", []) if r.get("correct")]),
+            "median_radius_correct": _median_or_none([r["radius"] for r in rec.get("images", []) if r.get("correct")]),
             "radius_ceiling": radius_ceiling(rec["noise"]["sigma_min"], lip.get("value"), params.get("n"),
                                              params.get("alpha"))}
 
 
+def _median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def radius_ceiling(sigma: float, lipschitz: float | None, n: int | None, alpha: float | None) -> float | None:
     """The largest radius CERTIFY can return with n draws: every draw votes for the top class,
-    so pA's Clopper-Pearson lower bound is alpha^(1/n) and r = sigma * Phi^-1(alpha^(1/n)) / L."""
+    so pA is the Clopper-Pearson lower bound of n successes in n, alpha^(1/n), and
+    r = sigma * Phi^-1(pA) / L."""
     if not n or not alpha:
         return None
-    from statistics import NormalDist
+    from ratzoo.certify import binomial_lower_bound
 
-    return sigma * NormalDist().inv_cdf(alpha ** (1 / n)) / (lipschitz or 1.0)
-
-
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    mid = len(v) // 2
-    return v[mid] if len(v) % 2 else 0.5 * (v[mid - 1] + v[mid])
+    return sigma * statistics.NormalDist().inv_cdf(binomial_lower_bound(n, n, alpha)) / (lipschitz or 1.0)
 
 
 def certified_metrics(cert: dict[str, Any]) -> list[dict[str, Any]]:
@@ -206,6 +203,11 @@ def fmt_metric(m: dict[str, Any]) -> str:
     return f"{100 * m['value']:.1f}"
 
 
+def _cell(by: dict[str, dict[str, Any]], name: str) -> str:
+    """A metric as the README writes it, or "-" when it was not measured."""
+    return fmt_metric(by[name]) if name in by else "-"
+
+
 def readme_table(results: dict[str, Any]) -> str:
     names = [name for _, name, _ in TABLE] + [f"C&W-L2 accuracy at L2 {t}" for t in CW_THRESHOLDS] + \
         ["C&W-L2 median minimal norm"]
@@ -215,7 +217,7 @@ def readme_table(results: dict[str, Any]) -> str:
     ns: dict[str, set[int]] = {}
     for model, res in results["models"].items():
         by = {m["name"]: m for m in res["table"]}
-        cells = [fmt_metric(by[n]) if n in by else "-" for n in names]
+        cells = [_cell(by, n) for n in names]
         lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
         for m in res["table"]:
             ns.setdefault(m["name"], set()).add(m["n"])
@@ -231,11 +233,9 @@ def paper_table(results: dict[str, Any]) -> str:
         by = {m["name"]: m for m in res["table"]}
         paper = PAPER_TABLE2.get(model)
         cells = [f"{100 * paper[0]:.1f}" if paper else "-",
-                 fmt_metric(by[PAPER_LINF_NAME]) if PAPER_LINF_NAME in by else "-",
+                 _cell(by, PAPER_LINF_NAME),
                  f"{100 * paper[1]:.1f}" if paper else "-",
-                 fmt_metric(by[CW_NOT_FOOLED_NAME]) if CW_NOT_FOOLED_NAME in by else "-",
-                 fmt_metric(by["PGD-20 Linf 8/255"]) if "PGD-20 Linf 8/255" in by else "-",
-                 fmt_metric(by["C&W-L2 accuracy at L2 0.5"]) if "C&W-L2 accuracy at L2 0.5" in by else "-"]
+                 _cell(by, CW_NOT_FOOLED_NAME), _cell(by, "PGD-20 Linf 8/255"), _cell(by, "C&W-L2 accuracy at L2 0.5")]
         lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
     ns = {name: sorted({m["n"] for r in results["models"].values() for m in r["table"] if m["name"] == name})
           for name in (PAPER_LINF_NAME, CW_NOT_FOOLED_NAME, "PGD-20 Linf 8/255", "C&W-L2 accuracy at L2 0.5")}
@@ -247,34 +247,32 @@ def paper_table(results: dict[str, Any]) -> str:
 
 
 FIND_START, FIND_END = "<!-- findings:start -->", "<!-- findings:end -->"
-# The paper's comparative claims, checked on the zoo: (claim, paper's evidence, metric, a, b, relation).
-# relation ">": a is more robust than b; ">=": a is at least as robust as b.
+# The paper's comparative claims, checked on the zoo: (claim, Table 2 column, metric, a, b,
+# relation, note). relation ">": a is more robust than b; ">=": a is at least as robust as b.
+# The paper's evidence is read from PAPER_TABLE2's column (0: Linf, 1: L2 = C&W).
+LINF, L2 = 0, 1
 CLAIMS = [
-    ("RAT is at least as robust as AT against Linf attacks", "Table 2: 40.9 vs 40.0",
-     "PGD-20 Linf 8/255", "rat", "at", ">="),
-    ("RAT is at least as robust as AT against Linf attacks (our stronger APGD-CE check)", "Table 2: 40.9 vs 40.0",
-     "APGD-CE Linf 8/255", "rat", "at", ">="),
-    ("RAT is more robust than AT against L2 attacks", "Table 2 (C&W): 49.9 vs 5.6",
-     "C&W-L2 accuracy at L2 0.5", "rat", "at", ">"),
-    ("RAT is more robust than AT against L2 attacks (PGD-L2)", "Table 2 (C&W): 49.9 vs 5.6",
-     "PGD-20 L2 0.5", "rat", "at", ">"),
-    ("RAT is at least as robust as R.N. against L2 attacks", "Table 2 (C&W): 49.9 vs 48.9",
-     "C&W-L2 accuracy at L2 0.5", "rat", "rn", ">="),
-    ("RAT is at least as robust as R.N. against L2 attacks (PGD-L2)", "Table 2 (C&W): 49.9 vs 48.9",
-     "PGD-20 L2 0.5", "rat", "rn", ">="),
-    ("R.N. is more robust than AT against L2 attacks", "Table 2 (C&W): 48.9 vs 5.6",
-     "C&W-L2 accuracy at L2 0.5", "rn", "at", ">"),
-    ("R.N. is more robust than AT against L2 attacks (PGD-L2)", "Table 2 (C&W): 48.9 vs 5.6",
-     "PGD-20 L2 0.5", "rn", "at", ">"),
-    ("AT is more robust than R.N. against Linf attacks", "Table 2: 40.0 vs 35.6",
-     "PGD-20 Linf 8/255", "at", "rn", ">"),
-    ("RAT is more robust than LeRAT against L2 attacks", "Table 2 (C&W): 49.9 vs 29.6",
-     "C&W-L2 accuracy at L2 0.5", "rat", "lerat", ">"),
-    ("RAT is more robust than LeRAT against L2 attacks (PGD-L2)", "Table 2 (C&W): 49.9 vs 29.6",
-     "PGD-20 L2 0.5", "rat", "lerat", ">"),
-    ("LeRAT is at least as robust as RAT against Linf attacks", "Table 2: 40.0 vs 40.9; Figure 4",
-     "PGD-20 Linf 8/255", "lerat", "rat", ">="),
+    ("RAT is at least as robust as AT against Linf attacks", LINF, "PGD-20 Linf 8/255", "rat", "at", ">=", ""),
+    ("RAT is at least as robust as AT against Linf attacks (our stronger APGD-CE check)", LINF,
+     "APGD-CE Linf 8/255", "rat", "at", ">=", ""),
+    ("RAT is more robust than AT against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rat", "at", ">", ""),
+    ("RAT is more robust than AT against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rat", "at", ">", ""),
+    ("RAT is at least as robust as R.N. against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rat", "rn", ">=", ""),
+    ("RAT is at least as robust as R.N. against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rat", "rn", ">=", ""),
+    ("R.N. is more robust than AT against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rn", "at", ">", ""),
+    ("R.N. is more robust than AT against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rn", "at", ">", ""),
+    ("AT is more robust than R.N. against Linf attacks", LINF, "PGD-20 Linf 8/255", "at", "rn", ">", ""),
+    ("RAT is more robust than LeRAT against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rat", "lerat", ">", ""),
+    ("RAT is more robust than LeRAT against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rat", "lerat", ">", ""),
+    ("LeRAT is at least as robust as RAT against Linf attacks", LINF, "PGD-20 Linf 8/255", "lerat", "rat", ">=",
+     "; Figure 4"),
 ]
+
+
+def _evidence(column: int, a: str, b: str, note: str) -> str:
+    """The paper's numbers behind a claim, e.g. "Table 2 (C&W): 49.9 vs 5.6"."""
+    return (f"Table 2{' (C&W)' if column == L2 else ''}: {100 * PAPER_TABLE2[a][column]:.1f} vs "
+            f"{100 * PAPER_TABLE2[b][column]:.1f}{note}")
 
 
 def _ci_of(results: dict[str, Any], model: str, metric: str) -> dict[str, Any] | None:
@@ -299,7 +297,8 @@ def verdict(a: dict[str, Any], b: dict[str, Any], relation: str) -> str:
 def findings(results: dict[str, Any]) -> str:
     """The paper's claims checked on the zoo, one line each (generated: never typed by hand)."""
     lines = []
-    for claim, evidence, metric, a, b, rel in CLAIMS:
+    for claim, column, metric, a, b, rel, note in CLAIMS:
+        evidence = _evidence(column, a, b, note)
         ma, mb = _ci_of(results, a, metric), _ci_of(results, b, metric)
         if ma is None or mb is None:
             lines.append(f"- *{claim}* ({evidence}): not measured yet ({metric}).")
@@ -334,8 +333,7 @@ def certify_table(results: dict[str, Any]) -> str:
         cells = [f"{c['sigma_min']:.3g}", f"{c['lipschitz']:.1f}" if c.get("lipschitz") else "1 (input)",
                  f"{c['radius_ceiling']:.3f}" if c.get("radius_ceiling") is not None else "-",
                  *[f"{100 * c['accuracy_at'][r]:.1f}" if r in c["accuracy_at"] else "-" for r in radii],
-                 fmt_metric(by["PGD-20 L2 0.5"]) if "PGD-20 L2 0.5" in by else "-",
-                 fmt_metric(by["C&W-L2 accuracy at L2 0.5"]) if "C&W-L2 accuracy at L2 0.5" in by else "-",
+                 _cell(by, "PGD-20 L2 0.5"), _cell(by, "C&W-L2 accuracy at L2 0.5"),
                  str(c["n"]), str(c["draws"]),
                  f"{c['seconds_per_image']:.1f}" if c.get("seconds_per_image") is not None else "-"]
         lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
