@@ -17,11 +17,13 @@ from torch import nn
 from .noise import is_randomized, noise_control
 
 DEFAULT_CHUNK = 4096  # images per forward pass on an accelerator; bounds peak memory
-# On CPU big batches are slower, not faster: PreActResNet-18 w16 at 1 thread measured
-# 1300-1500 forward/s at 64-256 images per pass, 920 at 512 and 550 at 2048 (forward +
-# input gradient: ~700/s at 128-256, 390 at 512, 250 at 2048), the activations of a big
-# batch no longer fitting in cache. So CPU passes default to 256 images.
-CPU_CHUNK = 256
+# On CPU big batches are slower, not faster, the activations of a big batch no longer fitting
+# in cache. PreActResNet-18 w16 (channels_last, as load_checkpoint returns it), 1 thread, beside
+# another job: forward + input gradient at 930-1050 / 940-1030 / 750-970 / 420 images/s for 64 /
+# 128 / 256 / 512 images per pass; at 2 threads, 256-image passes ran at half the speed of
+# 64-image ones (benchmarks/bench_eot.py). So CPU passes default to 64 images
+# (benchmarks/bench_layout.py sweeps it).
+CPU_CHUNK = 64
 
 
 def default_chunk(device: torch.device | str, accelerator: int = DEFAULT_CHUNK) -> int:

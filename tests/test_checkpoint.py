@@ -75,6 +75,7 @@ def test_round_trip_identical_logits(tmp_path: Path, overrides: dict) -> None:
     loaded = load_checkpoint(folder)
     assert not loaded.training, "a loaded model must be in eval() mode"
     assert loaded.config == model.config
+    model = model.to(memory_format=torch.channels_last)  # the layout load_checkpoint returns
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad(), noise_control(model, enabled=False), noise_control(loaded, enabled=False):
         assert torch.equal(model(x), loaded(x))
@@ -108,6 +109,33 @@ def test_bf16_storage_loads_as_float32(tmp_path: Path) -> None:
     assert all(v.dtype in (torch.float32, torch.int64) for v in loaded.state_dict().values())
     for k, v in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[k], v.to(torch.bfloat16).to(v.dtype), rtol=0, atol=0)
+
+
+def test_loaded_models_are_channels_last_and_attackable(tmp_path: Path) -> None:
+    """load_checkpoint returns channels_last weights (the faster layout, benchmarks/bench_layout.py);
+    logits and attacks on plain contiguous images must be those of the default layout, and a
+    re-save from a loaded model must work (safetensors needs contiguous tensors)."""
+    torch.manual_seed(0)
+    model = ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.3).eval()
+    folder = save_checkpoint(model, tmp_path / "ck")
+    loaded = load_checkpoint(folder)
+    convs = [m.weight for m in loaded.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(w.is_contiguous() for w in convs)  # (1x1 kernels are both layouts at once)
+    x = torch.rand(8, 3, 32, 32)
+    with torch.no_grad(), noise_control(model, seed=3):
+        want = model(x)
+    with torch.no_grad(), noise_control(loaded, seed=3):
+        got = loaded(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    y = want.argmax(1)
+    for attack in (ratzoo.attacks.PGD(loaded, eps=8 / 255, steps=3, eot_samples=2, seed=0),
+                   ratzoo.attacks.PGDL2(loaded, eps=0.5, steps=3, eot_samples=2, seed=0)):
+        adv = attack(x, y)
+        assert adv.shape == x.shape and 0 <= adv.min() and adv.max() <= 1
+    again = load_file(save_checkpoint(loaded, tmp_path / "again") / WEIGHTS)
+    first = load_file(folder / WEIGHTS)
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
 
 
 def test_saved_files_are_readable_like_ordinary_files(tmp_path: Path) -> None:

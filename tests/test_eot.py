@@ -77,8 +77,18 @@ def test_seed_makes_prediction_reproducible(noisy_model, images) -> None:
 def test_k_draws_cost_one_batched_pass(noisy_model, images) -> None:
     k = 20
     with ForwardCounter(noisy_model) as count:
-        predict_proba(noisy_model, images, samples=k, seed=0)
+        predict_proba(noisy_model, images, samples=k, seed=0, chunk_size=k * len(images))
     assert count.calls == [k * len(images)]
+
+
+def test_cpu_default_passes_are_cpu_chunk_images(noisy_model, images) -> None:
+    from ratzoo.eot import CPU_CHUNK
+
+    k = 20
+    with ForwardCounter(noisy_model) as count:
+        predict_proba(noisy_model, images, samples=k, seed=0)
+    n = len(images)  # whole draws per pass: as many as fit in CPU_CHUNK images
+    assert sum(count.calls) == k * n and max(count.calls) == min(k, max(1, CPU_CHUNK // n)) * n
 
 
 def test_chunks_bound_the_images_per_pass(noisy_model, images) -> None:
