@@ -178,6 +178,29 @@ def test_findings_verdicts_follow_the_confidence_intervals():
         in text
 
 
+def test_findings_flag_cw_weaker_than_pgd_l2():
+    """A C&W comparison is not evidence on a model where bounded PGD-L2 finds clearly more."""
+    def m(name, v, n):
+        return {"name": name, "value": v, "n": n, "ci95": [v - 0.05, v + 0.05]}
+    res = {"models": {
+        "rn": {"table": [m(report.CW_AT_05, 0.83, 200), m(report.PGD_L2_05, 0.21, 1000)]},
+        "at": {"table": [m(report.CW_AT_05, 0.55, 200), m(report.PGD_L2_05, 0.55, 1000)]},
+        "rat": {"table": [m(report.CW_AT_05, 0.62, 200), m(report.PGD_L2_05, 0.60, 1000)]},
+    }}
+    assert report.cw_weaker_than_pgd(res, "rn") is not None
+    assert report.cw_weaker_than_pgd(res, "at") is None and report.cw_weaker_than_pgd(res, "rat") is None
+    lines = report.findings(res).splitlines()
+    cw_rn = next(x for x in lines if x.startswith("- *R.N. is more robust than AT against L2 attacks*"))
+    assert "**agrees**" in cw_rn and "**Not evidence:** on R.N." in cw_rn
+    pgd_rn = next(x for x in lines if x.startswith("- *R.N. is more robust than AT against L2 attacks (PGD-L2)*"))
+    assert "**contradicts**" in pgd_rn and "Not evidence" not in pgd_rn
+    cw_rat = next(x for x in lines if x.startswith("- *RAT is more robust than AT against L2 attacks*"))
+    assert "Not evidence" not in cw_rat
+    flagged = [x for x in lines if x.startswith("- *C&W-L2 measures")]
+    assert len(flagged) == 1 and "R.N.'s" in flagged[0] and "**contradicts**" in flagged[0]
+    assert "83.0 [78.0, 88.0] (n=200)" in flagged[0] and "21.0 [16.0, 26.0] (n=1000)" in flagged[0]
+
+
 def test_readme_findings_match_results_json():
     if not RESULTS_JSON.is_file():
         pytest.skip("no checkpoints/results/results.json yet")
