@@ -140,7 +140,9 @@ def evaluate(
         ``n``, ``seed``, ``clean_accuracy`` (+ ``_ci95``), ``robust_accuracy`` (+
         ``_ci95``), ``single_draw_accuracy``, ``clean_single_draw_accuracy``,
         ``decision_samples``, ``decision_rule``, ``ci_method``, ``elapsed_s``,
-        ``versions``; for C&W also ``norms`` (statistics), ``norms_per_image`` and
+        ``versions``; for C&W also ``norms`` (statistics), ``norms_per_image``,
+        ``fooled_per_image`` (the decision rule was fooled: against a noisy model a
+        minimal-norm example found on the attack's own estimate often is not) and
         ``accuracy_at`` (per threshold, with CIs). For ``attack="none"``,
         ``robust_accuracy`` is the clean accuracy.
 
@@ -223,6 +225,7 @@ def evaluate(
         broken_any = clean_correct & ~adv_correct  # decision rule fooled by the found example
         rec["norms"] = _norm_stats(norms[clean_correct & torch.isfinite(norms)])
         rec["norms_per_image"] = [None if not math.isfinite(v) else round(v, 6) for v in norms.tolist()]
+        rec["fooled_per_image"] = broken_any.tolist()
         acc_at = {}
         for t in thresholds:
             broken = broken_any & (norms <= t)

@@ -216,6 +216,8 @@ def test_cli_cw_and_sweeps(noisy_checkpoint, tiny_cifar_root, tmp_path) -> None:
     assert main([*common, "--attack", "cw-l2", "--steps", "3", "--search-steps", "2", "--out", str(out)]) == 0
     rec = json.loads(out.read_text())
     assert {"norms", "accuracy_at", "norms_per_image"} <= set(rec) and set(rec["accuracy_at"]) == {"0.25", "0.5", "1"}
+    fooled = rec["fooled_per_image"]  # clean-correct = robust + fooled, image by image
+    assert len(fooled) == 4 and rec["robust_accuracy"] + sum(fooled) / 4 == pytest.approx(rec["clean_accuracy"])
 
     out = tmp_path / "sweep.json"
     assert main([*common, "--attack", "fgsm", "--sweep-eps", "1/255,4/255,8/255", "--out", str(out)]) == 0

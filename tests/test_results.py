@@ -201,6 +201,12 @@ def test_findings_flag_cw_weaker_than_pgd_l2():
     assert "83.0 [78.0, 88.0] (n=200)" in flagged[0] and "21.0 [16.0, 26.0] (n=1000)" in flagged[0]
 
 
+def test_fig5_keeps_the_fooled_images_when_the_record_says_which():
+    assert report._fig5_norms({"norms_per_image": [0.1, None, 0.3], "fooled_per_image": [True, False, False]}) == [0.1]
+    assert report._fig5_norms({"norms_per_image": [0.1, None, 0.3]}) == [0.1, None, 0.3]
+    assert report._fig5_norms({}) is None
+
+
 def test_readme_findings_match_results_json():
     if not RESULTS_JSON.is_file():
         pytest.skip("no checkpoints/results/results.json yet")
