@@ -425,6 +425,12 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
     readme.write_text(text[:start] + "\n" + body + "\n" + text[end:])
 
 
+def _color(model: str) -> str:
+    """One colour per zoo model in every figure (matplotlib's tab10, in zoo order)."""
+    order = list(LABELS)
+    return f"C{order.index(model) % 10}" if model in order else "0.4"
+
+
 def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
     import matplotlib
 
@@ -437,7 +443,8 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
         for model, res in results["models"].items():
             d = res["fig3_accuracy_vs_linf_eps_255"][kind]
             if d:
-                ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model])
+                ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model],
+                        color=_color(model))
         ax.set(title=f"{title} (Linf)", xlabel="eps (/255)", xscale="log", xticks=[2, 4, 8, 16, 32])
         ax.set_xticklabels(["2", "4", "8", "16", "32"])
         ax.minorticks_off()
@@ -456,13 +463,14 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
         for model, res in results["models"].items():
             d = {k: v for k, v in res["fig4_accuracy_vs_eot_samples"][kind].items() if v is not None}
             if d:
-                ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model])
+                ax.plot([float(k) for k in d], [100 * v for v in d.values()], marker="o", label=LABELS[model],
+                        color=_color(model))
         ax.set(title=title, xlabel="EOT samples", xscale="log", xticks=[1, 5, 10, 20, 50])
         ax.set_xticklabels(["1", "5", "10", "20", "50"])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    axes[2].legend(fontsize=8)
+    axes[2].legend(fontsize=8, loc="center right")  # the C&W panel is empty between AT and Standard
     fig.suptitle("Figure 4 on the zoo: accuracy vs number of EOT samples", fontsize=10)
     fig.tight_layout()
     paths.append(folder / "fig4_eot.png")
