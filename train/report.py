@@ -470,7 +470,7 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    axes[2].legend(fontsize=8, loc="center right")  # the C&W panel is empty between AT and Standard
+    axes[2].legend(fontsize=8, loc="center left")  # the C&W panel is empty between AT and Standard
     fig.suptitle("Figure 4 on the zoo: accuracy vs number of EOT samples", fontsize=10)
     fig.tight_layout()
     paths.append(folder / "fig4_eot.png")
