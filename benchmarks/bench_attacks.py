@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--eot", type=int, default=20, help="noise draws per step (default 20)")
     p.add_argument("--width", type=int, default=16, help="PreActResNet-18 width (default 16)")
     p.add_argument("--chunk-size", type=int, default=0,
-                   help="images x draws per pass (default: the attacks' own, 256 on CPU, 2048 on GPU)")
+                   help="images x draws per pass (default: the attacks' own, ratzoo.eot.CPU_CHUNK on CPU, 2048 on GPU)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs of each variant; the best is kept")
     args = p.parse_args()

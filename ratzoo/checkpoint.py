@@ -187,8 +187,9 @@ def load_checkpoint(
         raise CheckpointError(f"{wpath}: shape mismatch for {len(bad)} tensors, e.g. {bad[:3]}")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
-    # channels_last: PreActResNet-18 w16 at 1 CPU thread, beside another job, measured 1.2-1.5x
-    # more forward + input-gradient passes per second than the default layout at 64-256 images
-    # per pass (benchmarks/bench_layout.py) and it is the fast layout on GPUs. Inputs need no
-    # conversion (a conv follows its weight's layout); logits agree with the default layout to 1e-6.
+    # channels_last: PreActResNet-18 w16 at 1 CPU thread, beside another job, measured 1.0-1.7x
+    # (mostly 1.2-1.5x) the forward + input-gradient passes per second of the default layout at
+    # 64-256 images per pass over three runs (benchmarks/bench_layout.py), and it is the fast
+    # layout on GPUs. Inputs need no conversion (a conv follows its weight's layout); logits
+    # agree with the default layout to 1e-6.
     return model.to(device, memory_format=torch.channels_last).eval()

@@ -40,6 +40,7 @@ PAPER_START, PAPER_END = "<!-- paper-table:start -->", "<!-- paper-table:end -->
 CERT_START, CERT_END = "<!-- certify-table:start -->", "<!-- certify-table:end -->"
 PAPER_LINF_NAME = "PGD-10 Linf 0.15 (paper's Table 2 setting)"
 CW_NOT_FOOLED_NAME = "C&W-L2 not fooled (unbounded)"
+CW_AT_05, PGD_L2_05 = "C&W-L2 accuracy at L2 0.5", "PGD-20 L2 0.5"  # the L2 0.5 metrics compared
 
 
 def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict[str, Any]]]:
@@ -244,13 +245,13 @@ def paper_table(results: dict[str, Any]) -> str:
         cells = [f"{100 * paper[0]:.1f}" if paper else "-",
                  _cell(by, PAPER_LINF_NAME),
                  f"{100 * paper[1]:.1f}" if paper else "-",
-                 _cell(by, CW_NOT_FOOLED_NAME), _cell(by, "PGD-20 Linf 8/255"), _cell(by, "C&W-L2 accuracy at L2 0.5")]
+                 _cell(by, CW_NOT_FOOLED_NAME), _cell(by, "PGD-20 Linf 8/255"), _cell(by, CW_AT_05)]
         lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
     ns = {name: sorted({m["n"] for r in results["models"].values() for m in r["table"] if m["name"] == name})
-          for name in (PAPER_LINF_NAME, CW_NOT_FOOLED_NAME, "PGD-20 Linf 8/255", "C&W-L2 accuracy at L2 0.5")}
+          for name in (PAPER_LINF_NAME, CW_NOT_FOOLED_NAME, "PGD-20 Linf 8/255", CW_AT_05)}
     lines.append("| *images (n)* | not stated | " + " | ".join(
         ["/".join(map(str, ns[PAPER_LINF_NAME])) or "-", "not stated", "/".join(map(str, ns[CW_NOT_FOOLED_NAME])) or "-",
-         "/".join(map(str, ns["PGD-20 Linf 8/255"])) or "-", "/".join(map(str, ns["C&W-L2 accuracy at L2 0.5"])) or "-"])
+         "/".join(map(str, ns["PGD-20 Linf 8/255"])) or "-", "/".join(map(str, ns[CW_AT_05])) or "-"])
         + " |")
     return "\n".join(lines)
 
@@ -264,15 +265,15 @@ CLAIMS = [
     ("RAT is at least as robust as AT against Linf attacks", LINF, "PGD-20 Linf 8/255", "rat", "at", ">=", ""),
     ("RAT is at least as robust as AT against Linf attacks (our stronger APGD-CE check)", LINF,
      "APGD-CE Linf 8/255", "rat", "at", ">=", ""),
-    ("RAT is more robust than AT against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rat", "at", ">", ""),
-    ("RAT is more robust than AT against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rat", "at", ">", ""),
-    ("RAT is at least as robust as R.N. against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rat", "rn", ">=", ""),
-    ("RAT is at least as robust as R.N. against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rat", "rn", ">=", ""),
-    ("R.N. is more robust than AT against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rn", "at", ">", ""),
-    ("R.N. is more robust than AT against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rn", "at", ">", ""),
+    ("RAT is more robust than AT against L2 attacks", L2, CW_AT_05, "rat", "at", ">", ""),
+    ("RAT is more robust than AT against L2 attacks (PGD-L2)", L2, PGD_L2_05, "rat", "at", ">", ""),
+    ("RAT is at least as robust as R.N. against L2 attacks", L2, CW_AT_05, "rat", "rn", ">=", ""),
+    ("RAT is at least as robust as R.N. against L2 attacks (PGD-L2)", L2, PGD_L2_05, "rat", "rn", ">=", ""),
+    ("R.N. is more robust than AT against L2 attacks", L2, CW_AT_05, "rn", "at", ">", ""),
+    ("R.N. is more robust than AT against L2 attacks (PGD-L2)", L2, PGD_L2_05, "rn", "at", ">", ""),
     ("AT is more robust than R.N. against Linf attacks", LINF, "PGD-20 Linf 8/255", "at", "rn", ">", ""),
-    ("RAT is more robust than LeRAT against L2 attacks", L2, "C&W-L2 accuracy at L2 0.5", "rat", "lerat", ">", ""),
-    ("RAT is more robust than LeRAT against L2 attacks (PGD-L2)", L2, "PGD-20 L2 0.5", "rat", "lerat", ">", ""),
+    ("RAT is more robust than LeRAT against L2 attacks", L2, CW_AT_05, "rat", "lerat", ">", ""),
+    ("RAT is more robust than LeRAT against L2 attacks (PGD-L2)", L2, PGD_L2_05, "rat", "lerat", ">", ""),
     ("LeRAT is at least as robust as RAT against Linf attacks", LINF, "PGD-20 Linf 8/255", "lerat", "rat", ">=",
      "; Figure 4"),
 ]
@@ -301,9 +302,6 @@ def verdict(a: dict[str, Any], b: dict[str, Any], relation: str) -> str:
     if a_lo > b_hi:
         return "agrees"
     return "agrees (no clear difference)" if relation == ">=" else "not resolved (95% CIs overlap)"
-
-
-CW_AT_05, PGD_L2_05 = "C&W-L2 accuracy at L2 0.5", "PGD-20 L2 0.5"
 
 
 def _ci_text(m: dict[str, Any]) -> str:
@@ -370,7 +368,7 @@ def certify_table(results: dict[str, Any]) -> str:
         cells = [f"{c['sigma_min']:.3g}", f"{c['lipschitz']:.1f}" if c.get("lipschitz") else "1 (input)",
                  f"{c['radius_ceiling']:.3f}" if c.get("radius_ceiling") is not None else "-",
                  *[f"{100 * c['accuracy_at'][r]:.1f}" if r in c["accuracy_at"] else "-" for r in radii],
-                 _cell(by, "PGD-20 L2 0.5"), _cell(by, "C&W-L2 accuracy at L2 0.5"),
+                 _cell(by, PGD_L2_05), _cell(by, CW_AT_05),
                  str(c["n"]), str(c["draws"]),
                  f"{c['seconds_per_image']:.1f}" if c.get("seconds_per_image") is not None else "-"]
         lines.append(f"| {LABELS.get(model, model)} | " + " | ".join(cells) + " |")
