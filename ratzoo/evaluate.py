@@ -79,6 +79,10 @@ STREAM_ATTACK, STREAM_CLEAN, STREAM_ADV = 1, 2, 3
 
 
 def _norm_stats(norms: torch.Tensor) -> dict[str, Any]:
+    """Statistics of the attacked images' norms (``inf`` = no example found).
+
+    ``found_fraction`` is over all of ``norms``, so pass the attacked images' norms
+    including the ``inf`` ones; the quantiles are over the finite ones."""
     finite = norms[torch.isfinite(norms)].double().cpu().numpy()
     out: dict[str, Any] = {"found_fraction": float(len(finite) / max(len(norms), 1))}
     if len(finite):
@@ -223,18 +227,113 @@ def evaluate(
     if result is not None and name.startswith("cw"):
         norms = result.norms.to(device)
         broken_any = clean_correct & ~adv_correct  # decision rule fooled by the found example
-        rec["norms"] = _norm_stats(norms[clean_correct & torch.isfinite(norms)])
+        # over the attacked (clean-correct) images, the ones C&W found nothing for included
+        rec["norms"] = _norm_stats(norms[clean_correct])
         rec["norms_per_image"] = [None if not math.isfinite(v) else round(v, 6) for v in norms.tolist()]
+        rec["clean_correct_per_image"] = clean_correct.tolist()
         rec["fooled_per_image"] = broken_any.tolist()
-        acc_at = {}
-        for t in thresholds:
-            broken = broken_any & (norms <= t)
-            k = int((clean_correct & ~broken).sum())
-            acc_at[f"{t:g}"] = {"accuracy": k / n if n else float("nan"), "ci95": list(wilson_interval(k, n))}
-        rec["accuracy_at"] = acc_at
+        rec["accuracy_at"] = _accuracy_at(clean_correct, broken_any, norms, thresholds)
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     rec["device"] = str(device)
     rec["versions"] = _versions()
+    return rec
+
+
+def _accuracy_at(clean_correct: torch.Tensor, fooled: torch.Tensor, norms: torch.Tensor,
+                 thresholds: Sequence[float]) -> dict[str, Any]:
+    n = len(clean_correct)
+    out = {}
+    for t in thresholds:
+        k = int((clean_correct & ~(fooled & (norms <= t))).sum())
+        out[f"{t:g}"] = {"accuracy": k / n if n else float("nan"), "ci95": list(wilson_interval(k, n))}
+    return out
+
+
+# Keys that must agree between the parts of one measurement (everything but the images
+# and the seed); ``params`` is compared without its derived ``seed``.
+_MERGE_SAME = ("model", "model_config", "randomized", "attack", "eot_samples", "effective_eot_samples",
+               "decision_samples", "decision_rule", "ci_method")
+
+
+def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One record from records of the same measurement on disjoint sets of images.
+
+    This is how a long measurement is split into parts that can each be run (and
+    re-run after a kill) on their own: ``python -m train.experiments --shard 200``
+    measures images ``[0, 200)``, ``[200, 400)``, ... as separate :func:`evaluate` calls
+    (each with its own seed) and merges them here. Counts, confidence intervals, single-draw
+    accuracies, C&W norm statistics and accuracies at thresholds are recomputed over all
+    images, so the merged record reads exactly like one :func:`evaluate` record of
+    ``sum(n)`` images; ``parts`` lists each part's ``n``, ``seed`` and ``elapsed_s``, and
+    ``seed``/``params["seed"]`` are ``None`` (there is no single seed).
+
+    Raises:
+        ValueError: no parts, parts of different measurements (model, attack, attack
+            arguments, EOT or decision settings differ), or C&W parts without the
+            per-image fields (records written before ratzoo recorded
+            ``clean_correct_per_image``: re-measure them).
+    """
+    parts = list(parts)
+    if not parts:
+        raise ValueError("merge_records() needs at least one record")
+    first = parts[0]
+
+    def strip(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in params.items() if k != "seed"}
+
+    for i, r in enumerate(parts[1:], 1):
+        diff = [k for k in _MERGE_SAME if r.get(k) != first.get(k)]
+        if strip(r.get("params", {})) != strip(first.get("params", {})):
+            diff.append("params")
+        if diff:
+            raise ValueError(f"part {i} is not the same measurement as part 0: {', '.join(diff)} differ; "
+                             "merge only parts measured by one command")
+    n = sum(int(r["n"]) for r in parts)
+
+    def count(r: dict[str, Any], key: str) -> int:
+        return round(float(r[key]) * int(r["n"]))
+
+    k_clean = sum(count(r, "clean_accuracy") for r in parts)
+    k_rob = sum(count(r, "robust_accuracy") for r in parts)
+
+    def weighted(key: str) -> float:
+        return sum(float(r[key]) * int(r["n"]) for r in parts) / n if n else float("nan")
+
+    rec: dict[str, Any] = {k: first[k] for k in ("model", "model_config", "randomized", "attack") if k in first}
+    rec["params"] = {**first.get("params", {}), "seed": None} if "seed" in first.get("params", {}) else dict(first.get("params", {}))
+    rec.update(
+        n=n,
+        seed=None,
+        **{k: first.get(k) for k in ("eot_samples", "effective_eot_samples", "decision_samples",
+                                     "decision_rule", "ci_method")},
+        clean_accuracy=k_clean / n if n else float("nan"),
+        clean_accuracy_ci95=list(wilson_interval(k_clean, n)),
+        robust_accuracy=k_rob / n if n else float("nan"),
+        robust_accuracy_ci95=list(wilson_interval(k_rob, n)),
+        clean_single_draw_accuracy=weighted("clean_single_draw_accuracy"),
+        single_draw_accuracy=weighted("single_draw_accuracy"),
+    )
+    if "norms_per_image" in first:
+        missing = [i for i, r in enumerate(parts)
+                   if not all(k in r for k in ("norms_per_image", "clean_correct_per_image", "fooled_per_image"))]
+        if missing:
+            raise ValueError(f"parts {missing} lack norms_per_image / clean_correct_per_image / fooled_per_image "
+                             "(written by an older ratzoo): re-measure them")
+        raw = [v for r in parts for v in r["norms_per_image"]]
+        norms = torch.tensor([float("inf") if v is None else float(v) for v in raw])
+        clean = torch.tensor([bool(v) for r in parts for v in r["clean_correct_per_image"]])
+        fooled = torch.tensor([bool(v) for r in parts for v in r["fooled_per_image"]])
+        thresholds = [float(t) for t in first.get("accuracy_at", {})]
+        rec["norms"] = _norm_stats(norms[clean])
+        rec["norms_per_image"] = raw
+        rec["clean_correct_per_image"] = clean.tolist()
+        rec["fooled_per_image"] = fooled.tolist()
+        rec["accuracy_at"] = _accuracy_at(clean, fooled, norms, thresholds)
+    rec["elapsed_s"] = round(sum(float(r.get("elapsed_s") or 0.0) for r in parts), 3)
+    rec["device"] = first.get("device")
+    rec["versions"] = first.get("versions")
+    rec["parts"] = [{"n": int(r["n"]), "seed": r.get("seed"), "elapsed_s": r.get("elapsed_s"),
+                     **({"offset": r["offset"]} if "offset" in r else {})} for r in parts]
     return rec
 
 

@@ -252,3 +252,58 @@ def test_cli_bad_arguments(args, message, noisy_checkpoint, capsys) -> None:
 def test_cli_unknown_model(capsys) -> None:
     assert main(["--model", "no-such-model"]) == 2
     assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- merging parts
+
+
+def test_cw_found_fraction_counts_images_with_no_example(trained) -> None:
+    model, x, y = trained
+    # one Adam step at a tiny c: most attacked images get no adversarial example
+    rec = evaluate(model, x[:40], y[:40], attack="cw-l2", steps=1, search_steps=1, initial_const=1e-6)
+    attacked = [v for v, ok in zip(rec["norms_per_image"], rec["clean_correct_per_image"]) if ok]
+    found = sum(v is not None for v in attacked)
+    assert found < len(attacked)  # the setting above must leave some images without an example
+    assert rec["norms"]["found_fraction"] == pytest.approx(found / len(attacked))
+    assert rec["clean_correct_per_image"].count(True) == round(rec["clean_accuracy"] * 40)
+
+
+@pytest.mark.parametrize("attack,kw", [("pgd-linf", dict(eps=0.1, steps=5)),
+                                       ("cw-l2", dict(steps=10, search_steps=3, thresholds=(0.1, 0.3, 1.0)))])
+def test_merged_parts_read_like_one_record(trained, attack, kw) -> None:
+    """Deterministic model: the parts [0, 15) + [15, 40) merge into the record of [0, 40)."""
+    model, x, y = trained
+    x, y = x[:40], y[:40]
+    whole = evaluate(model, x, y, attack=attack, seed=0, **kw)
+    parts = [evaluate(model, x[:15], y[:15], attack=attack, seed=0, **kw),
+             evaluate(model, x[15:], y[15:], attack=attack, seed=15, **kw)]
+    merged = ev.merge_records(parts)
+    assert set(REQUIRED) <= set(merged)
+    assert merged["n"] == 40 and merged["seed"] is None and merged["params"]["seed"] is None
+    assert [p["n"] for p in merged["parts"]] == [15, 25] and [p["seed"] for p in merged["parts"]] == [0, 15]
+    for k in ("clean_accuracy", "robust_accuracy", "single_draw_accuracy", "clean_single_draw_accuracy"):
+        assert merged[k] == pytest.approx(whole[k], abs=1e-9), k
+    assert merged["robust_accuracy_ci95"] == pytest.approx(whole["robust_accuracy_ci95"])
+    assert merged["elapsed_s"] == pytest.approx(parts[0]["elapsed_s"] + parts[1]["elapsed_s"], abs=1e-3)
+    if attack == "cw-l2":
+        assert merged["accuracy_at"].keys() == whole["accuracy_at"].keys()
+        for t in whole["accuracy_at"]:
+            assert merged["accuracy_at"][t]["accuracy"] == pytest.approx(whole["accuracy_at"][t]["accuracy"], abs=0.026)
+        assert merged["norms"]["median"] == pytest.approx(whole["norms"]["median"], rel=0.05)
+        assert len(merged["norms_per_image"]) == len(merged["fooled_per_image"]) == 40
+        assert merged["clean_correct_per_image"] == parts[0]["clean_correct_per_image"] + parts[1]["clean_correct_per_image"]
+
+
+def test_merge_refuses_parts_of_different_measurements(trained) -> None:
+    model, x, y = trained
+    a = evaluate(model, x[:10], y[:10], attack="pgd-linf", eps=0.1, steps=3)
+    b = evaluate(model, x[10:20], y[10:20], attack="pgd-linf", eps=0.2, steps=3, seed=10)
+    with pytest.raises(ValueError, match="params"):
+        ev.merge_records([a, b])
+    with pytest.raises(ValueError, match="at least one"):
+        ev.merge_records([])
+    c = evaluate(model, x[:10], y[:10], attack="cw-l2", steps=2, search_steps=1)
+    d = evaluate(model, x[10:20], y[10:20], attack="cw-l2", steps=2, search_steps=1, seed=10)
+    del d["clean_correct_per_image"]  # as in records written before the field existed
+    with pytest.raises(ValueError, match="re-measure"):
+        ev.merge_records([c, d])

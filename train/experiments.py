@@ -20,17 +20,26 @@ The sample sizes (``--n*``) are chosen so that the whole set runs in a few CPU h
 2-core machine; each record states its n and its 95% confidence interval.
 
 Every measurement is one JSON record in ``checkpoints/results/records/``; a record that
-exists is not measured again, so the command resumes after a kill.
+exists is not measured again, so the command resumes after a kill. With ``--shard K`` a
+record of more than K images is measured in parts of K images (images ``[0, K)``,
+``[K, 2K)``, ...; the part at offset ``o`` uses seed ``--seed + o``) that are kept under
+``$RATZOO_CACHE/experiment_parts`` (outside the checkout) and merged into the record
+(``ratzoo.evaluate.merge_records``) once all exist, so a kill loses at most one part and
+two processes can share one record. A record of at most K images is identical with and
+without ``--shard``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +85,84 @@ def record_path(model: str, key: str) -> Path:
     return RESULTS / "records" / f"{model}__{key}.json"
 
 
+def parts_dir() -> Path:
+    """Where ``--shard`` keeps finished parts: resume state, outside the checkout."""
+    return Path(os.environ.get("RATZOO_CACHE", Path.home() / ".cache" / "ratzoo")) / "experiment_parts"
+
+
+def part_folder(model: str, key: str, kw: dict[str, Any], seed: int, sha256: str | None) -> Path:
+    """One folder per measurement: the attack arguments, seed and weights are in its name,
+    so changing any of them never merges stale parts."""
+    tag = hashlib.sha256(json.dumps([kw, seed, sha256], sort_keys=True).encode()).hexdigest()[:12]
+    return parts_dir() / f"{model}__{key}__{tag}"
+
+
+def _measure(model: Any, name: str, x: torch.Tensor, y: torch.Tensor, seed: int, kw: dict[str, Any]) -> dict[str, Any]:
+    from ratzoo.evaluate import evaluate
+
+    return evaluate(model, x, y, seed=seed, model_name=name, progress=sys.stderr.isatty(), **kw)
+
+
+def _measure_sharded(model: Any, name: str, key: str, xs: Any, ys: Any, n: int, shard: int, seed: int,
+                     kw: dict[str, Any]) -> dict[str, Any] | None:
+    """Measure images ``[0, n)`` in parts of ``shard`` images, skipping finished parts and
+    parts another process is measuring; the merged record, or None while parts are missing."""
+    from ratzoo import zoo
+    from ratzoo.data import to_tensor
+    from ratzoo.evaluate import merge_records
+
+    entry = zoo.entries().get(name)
+    folder = part_folder(name, key, kw, seed, entry.sha256 if entry else None)
+    paths = [folder / f"{start:06d}-{min(start + shard, n):06d}.json" for start in range(0, n, shard)]
+    for i, path in enumerate(paths):
+        start, stop = i * shard, min((i + 1) * shard, n)
+        with _claim(path) as mine:
+            if path.is_file() or not mine:
+                continue  # finished, or being measured by another process right now
+            print(f"   part [{start}, {stop}) seed {seed + start} -> {path}", file=sys.stderr, flush=True)
+            t0 = time.time()
+            rec = _measure(model, name, to_tensor(xs[start:stop]), torch.from_numpy(ys[start:stop].copy()),
+                           seed + start, kw)
+            rec["offset"] = start
+            _write(path, rec)
+            print(f"   part robust {100 * rec['robust_accuracy']:.1f}% ({time.time() - t0:.0f}s)",
+                  file=sys.stderr, flush=True)
+    if not all(p.is_file() for p in paths):
+        return None  # the process measuring the last part merges
+    return merge_records([json.loads(p.read_text()) for p in paths])
+
+
+@contextlib.contextmanager
+def _claim(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path``'s part while measuring it (False: another live
+    process holds it). The lock is an flock, so a killed process never leaves a stale one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no sharing between processes, one process still works
+        yield True
+        return
+    with open(path.with_suffix(".lock"), "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            if path.is_file():  # done: the lock is no longer needed (a waiter re-checks the part)
+                path.with_suffix(".lock").unlink(missing_ok=True)
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(MODELS), help="zoo names, comma-separated")
     p.add_argument("--stages", default="table,table2,fig3,fig4", help="which stages to run")
     p.add_argument("--n", type=int, default=1000, help="test images for the table")
-    p.add_argument("--n-apgd", type=int, default=500, help="test images for APGD-CE in the table")
-    p.add_argument("--n-cw", type=int, default=200, help="test images for C&W in the table")
+    p.add_argument("--n-apgd", type=int, default=1000, help="test images for APGD-CE in the table")
+    p.add_argument("--n-cw", type=int, default=1000, help="test images for C&W in the table")
     p.add_argument("--n-table2", type=int, default=500, help="test images for the paper's Table 2 Linf setting")
     p.add_argument("--table2-eot", type=int, default=50, help="EOT draws of the Table 2 setting (paper: 50)")
     p.add_argument("--n-sweep", type=int, default=300, help="test images for the eps and EOT sweeps")
@@ -96,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="", help="CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="", help="run only these record keys (comma-separated)")
+    p.add_argument("--shard", type=int, default=0,
+                   help="measure records of more images than this in resumable parts of this many images "
+                        "(0 = one run per record)")
     args = p.parse_args(argv)
+    if args.shard < 0:
+        p.error(f"--shard must be >= 0 (0 = no parts), got {args.shard}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     import ratzoo
     from ratzoo.data import describe_source, to_tensor
-    from ratzoo.evaluate import evaluate
 
     xs, ys = ratzoo.load_cifar10("test", root=args.data_dir or None)
     stages = set(args.stages.split(","))
@@ -110,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [s for s in specs(args) if s[0] in stages and (not only or s[1] in only)]
     dataset = describe_source(args.data_dir or None)
     for stage, key, n, kw in todo:
+        n = min(n, len(xs))
         for name in args.models.split(","):
             path = record_path(name, key)
             if path.is_file():
@@ -123,11 +208,16 @@ def main(argv: list[str] | None = None) -> int:
                     rec["note"] = "deterministic model: identical to eot_samples=1"
                     _write(path, rec)
                     continue
-            x = to_tensor(xs[:n])
-            y = torch.from_numpy(ys[:n].copy())
             print(f"== {name} {key} (n={n}) {json.dumps({k: v for k, v in kw.items()})}", file=sys.stderr, flush=True)
             t0 = time.time()
-            rec = evaluate(model, x, y, seed=args.seed, model_name=name, progress=sys.stderr.isatty(), **kw)
+            if args.shard and n > args.shard:
+                rec = _measure_sharded(model, name, key, xs, ys, n, args.shard, args.seed, kw)
+                if rec is None:
+                    print("   other parts are being measured by another process, which will write the record",
+                          file=sys.stderr, flush=True)
+                    continue
+            else:
+                rec = _measure(model, name, to_tensor(xs[:n]), torch.from_numpy(ys[:n].copy()), args.seed, kw)
             rec.update(stage=stage, key=key, dataset=dataset, split="test", first_n=n,
                        command="python -m train.experiments " + " ".join(argv if argv is not None else sys.argv[1:]))
             _write(path, rec)

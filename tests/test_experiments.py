@@ -1,0 +1,93 @@
+"""``python -m train.experiments``: records, resuming, measuring in parts (``--shard``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from train import experiments
+
+
+@pytest.fixture
+def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(experiments, "RESULTS", tmp_path / "results")
+    monkeypatch.setenv("RATZOO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "results"
+
+
+def _run(root: Path, *extra: str) -> None:
+    # the bundled `standard` checkpoint, a cheap C&W on the tiny test split
+    assert experiments.main(["--models", "standard", "--stages", "table", "--only", "cw_l2", "--cw-steps", "3",
+                             "--cw-search", "2", "--threads", "1", "--data-dir", str(root), *extra]) == 0
+
+
+def test_shard_measures_parts_resumes_and_merges(results, tiny_cifar_root, monkeypatch) -> None:
+    _run(tiny_cifar_root, "--n-cw", "10", "--shard", "4")
+    rec = json.loads((results / "records" / "standard__cw_l2.json").read_text())
+    assert rec["n"] == 10 and rec["first_n"] == 10
+    assert [(p["n"], p["seed"], p["offset"]) for p in rec["parts"]] == [(4, 0, 0), (4, 4, 4), (2, 8, 8)]
+    assert len(rec["norms_per_image"]) == len(rec["clean_correct_per_image"]) == 10
+    assert "--shard 4" in rec["command"]
+    folders = list(experiments.parts_dir().iterdir())
+    assert len(folders) == 1
+    assert sorted(p.name for p in folders[0].iterdir()) == ["000000-000004.json", "000004-000008.json",
+                                                            "000008-000010.json"]
+
+    # a killed run resumes: with the record gone and one part lost, only that part is measured
+    (results / "records" / "standard__cw_l2.json").unlink()
+    (folders[0] / "000004-000008.json").unlink()
+    calls = []
+    measure = experiments._measure
+    monkeypatch.setattr(experiments, "_measure", lambda *a: calls.append(a[4]) or measure(*a))
+    _run(tiny_cifar_root, "--n-cw", "10", "--shard", "4")
+    assert calls == [4]  # the seed of the part at offset 4
+    again = json.loads((results / "records" / "standard__cw_l2.json").read_text())
+    for k in ("robust_accuracy", "clean_accuracy", "accuracy_at", "norms_per_image"):
+        assert again[k] == rec[k], k  # the re-measured part is the same measurement
+
+    # other attack arguments never reuse these parts
+    (results / "records" / "standard__cw_l2.json").unlink()
+    calls.clear()
+    _run(tiny_cifar_root, "--n-cw", "10", "--shard", "4", "--cw-search", "1")
+    assert calls == [0, 4, 8]
+
+
+def test_a_record_within_one_shard_equals_the_unsharded_one(results, tiny_cifar_root) -> None:
+    _run(tiny_cifar_root, "--n-cw", "4", "--shard", "4")
+    a = json.loads((results / "records" / "standard__cw_l2.json").read_text())
+    (results / "records" / "standard__cw_l2.json").unlink()
+    _run(tiny_cifar_root, "--n-cw", "4")
+    b = json.loads((results / "records" / "standard__cw_l2.json").read_text())
+    assert "parts" not in a and a["seed"] == b["seed"] == 0
+    for k in ("robust_accuracy", "accuracy_at", "norms_per_image", "params"):
+        assert a[k] == b[k], k
+
+
+def test_negative_shard_is_a_usage_error(results, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        experiments.main(["--shard", "-1"])
+    assert e.value.code == 2 and "--shard must be >= 0" in capsys.readouterr().err
+
+
+def test_two_processes_share_a_record(results, tiny_cifar_root, monkeypatch) -> None:
+    """A part locked by another live process is skipped; whoever finishes last merges."""
+    import fcntl
+
+    from ratzoo import zoo
+
+    kw = dict(attack="cw-l2", steps=3, search_steps=2, eot_samples=20)
+    folder = experiments.part_folder("standard", "cw_l2", kw, 0, zoo.entries()["standard"].sha256)
+    folder.mkdir(parents=True)
+    calls = []
+    measure = experiments._measure
+    monkeypatch.setattr(experiments, "_measure", lambda *a: calls.append(a[4]) or measure(*a))
+    with open(folder / "000004-000008.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "another process" measures [4, 8)
+        _run(tiny_cifar_root, "--n-cw", "10", "--shard", "4")
+        assert calls == [0, 8]
+        assert not (results / "records" / "standard__cw_l2.json").exists()  # not all parts yet
+    _run(tiny_cifar_root, "--n-cw", "10", "--shard", "4")  # the lock is gone: measured, merged
+    assert calls == [0, 8, 4]
+    assert json.loads((results / "records" / "standard__cw_l2.json").read_text())["n"] == 10
