@@ -91,3 +91,19 @@ def test_two_processes_share_a_record(results, tiny_cifar_root, monkeypatch) -> 
     _run(tiny_cifar_root, "--n-cw", "10", "--shard", "4")  # the lock is gone: measured, merged
     assert calls == [0, 8, 4]
     assert json.loads((results / "records" / "standard__cw_l2.json").read_text())["n"] == 10
+
+
+def test_a_record_of_other_images_or_arguments_is_measured_again(results, tiny_cifar_root, monkeypatch) -> None:
+    calls = []
+    measure = experiments._measure
+    monkeypatch.setattr(experiments, "_measure", lambda *a: calls.append(len(a[2])) or measure(*a))
+    _run(tiny_cifar_root, "--n-cw", "4")
+    _run(tiny_cifar_root, "--n-cw", "4")  # up to date: skipped
+    assert calls == [4]
+    _run(tiny_cifar_root, "--n-cw", "6")  # more images than the record has
+    assert calls == [4, 6]
+    assert json.loads((results / "records" / "standard__cw_l2.json").read_text())["n"] == 6
+    _run(tiny_cifar_root, "--n-cw", "6", "--cw-steps", "4")  # other attack arguments
+    assert calls == [4, 6, 6]
+    _run(tiny_cifar_root, "--n-cw", "6", "--cw-steps", "4")
+    assert calls == [4, 6, 6]

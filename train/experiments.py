@@ -20,7 +20,8 @@ The sample sizes (``--n*``) are chosen so that the whole set runs in a few CPU h
 2-core machine; each record states its n and its 95% confidence interval.
 
 Every measurement is one JSON record in ``checkpoints/results/records/``; a record that
-exists is not measured again, so the command resumes after a kill. With ``--shard K`` a
+exists for the same images and attack arguments is not measured again, so the command
+resumes after a kill (one with another ``n`` or other arguments is re-measured and replaced). With ``--shard K`` a
 record of more than K images is measured in parts of K images (images ``[0, K)``,
 ``[K, 2K)``, ...; the part at offset ``o`` uses seed ``--seed + o``) that are kept under
 ``$RATZOO_CACHE/experiment_parts`` (outside the checkout) and merged into the record
@@ -83,6 +84,22 @@ def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]
 
 def record_path(model: str, key: str) -> Path:
     return RESULTS / "records" / f"{model}__{key}.json"
+
+
+def up_to_date(rec: dict[str, Any], n: int, kw: dict[str, Any]) -> bool:
+    """Whether an existing record is this measurement: same first ``n`` images, same attack
+    and attack arguments (EOT draws are not compared for a deterministic model, whose EOT
+    sweep points are copies of its single-draw record). A record that is not is measured
+    again and replaced when the new one is done (e.g. after raising ``--n-cw``)."""
+    if int(rec.get("first_n", rec.get("n", -1))) != n or rec.get("attack") != kw.get("attack"):
+        return False
+    params = rec.get("params") or {}
+    for k, v in kw.items():
+        if k == "attack" or (k == "eot_samples" and not rec.get("randomized", True)):
+            continue
+        if params.get(k) != v:
+            return False
+    return True
 
 
 def parts_dir() -> Path:
@@ -197,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         n = min(n, len(xs))
         for name in args.models.split(","):
             path = record_path(name, key)
-            if path.is_file():
+            if path.is_file() and up_to_date(json.loads(path.read_text()), n, kw):
                 continue
             model = ratzoo.load(name)
             if not ratzoo.is_randomized(model) and kw.get("eot_samples", 1) > 1 and stage == "fig4":
