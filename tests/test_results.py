@@ -213,3 +213,36 @@ def test_readme_findings_match_results_json():
     text = (REPO_ROOT / "README.md").read_text()
     body = text[text.index(report.FIND_START) + len(report.FIND_START): text.index(report.FIND_END)]
     assert body.strip() == report.findings(json.loads(RESULTS_JSON.read_text())).strip()
+
+
+def test_readme_measuring_minutes_match_results_json():
+    """The README's "Measuring took" line (per model and total) is the sum of the records' elapsed times."""
+    text = (REPO_ROOT / "README.md").read_text()
+    if not RESULTS_JSON.is_file():
+        pytest.skip("no checkpoints/results/results.json yet (python -m train.experiments && python -m train.report)")
+    results = json.loads(RESULTS_JSON.read_text())
+    line = next(ln for ln in text.splitlines() if ln.startswith("Measuring took"))
+    per_model, total = line.split(": ", 1)[1].rstrip(".").split("; ")
+    shown = dict(item.rsplit(" ", 1) for item in per_model.split(", "))
+    minutes = {report.LABELS[m]: sum(r.get("elapsed_minutes", {}).values()) for m, r in results["models"].items()}
+    assert shown == {label: f"{v:.0f}" for label, v in minutes.items()}
+    assert total.startswith(f"{sum(minutes.values()):.0f} in all")
+
+
+def test_readme_cw_prose_holds_for_the_committed_records():
+    """The hand-written C&W paragraph's claims hold for the committed cw_l2 records: C&W found an
+    example for at least 99 % of the attacked images, the noisy models keep 40 % or more not fooled,
+    AT almost nothing (<= 5 %). If a re-measurement breaks one, the README must be rewritten."""
+    text = (REPO_ROOT / "README.md").read_text()
+    records = REPO_ROOT / "checkpoints" / "results" / "records"
+    recs = {m: json.loads((records / f"{m}__cw_l2.json").read_text())
+            for m in report.MODELS if (records / f"{m}__cw_l2.json").is_file()}
+    if not recs:
+        pytest.skip("no C&W records committed yet")
+    if "at least 99 %" in text:
+        assert all(r["norms"]["found_fraction"] >= 0.99 for r in recs.values()), \
+            {m: r["norms"]["found_fraction"] for m, r in recs.items()}
+    if "the noisy models keep 40 %" in text:
+        noisy = {m: r["robust_accuracy"] for m, r in recs.items() if r["randomized"]}
+        assert noisy and min(noisy.values()) >= 0.40, noisy
+        assert recs["at"]["robust_accuracy"] <= 0.05

@@ -402,11 +402,12 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
         "`checkpoints/results/results.json` and in each model card. C&W columns: accuracy at an L2 threshold "
         "(minimal adversarial norm above it, or not fooled) and the median minimal norm.\n\n" + readme_table(results)
     )
-    timing = [f"{LABELS.get(m, m)} {sum(r.get('elapsed_minutes', {}).values()):.0f}"
-              for m, r in results["models"].items()]
-    if timing:
+    minutes = {m: sum(r.get("elapsed_minutes", {}).values()) for m, r in results["models"].items()}
+    if minutes:
+        total = sum(minutes.values())
         body += ("\n\nMeasuring took (minutes of one CPU core, the records' elapsed times, all stages): "
-                 + ", ".join(timing) + ".")
+                 + ", ".join(f"{LABELS.get(m, m)} {v:.0f}" for m, v in minutes.items())
+                 + f"; {total:.0f} in all (about {total / 60:.0f} core-hours).")
     commands = []
     for model in MODELS:
         cfg_path = REPO_ROOT / "checkpoints" / model / "config.json"
