@@ -107,3 +107,20 @@ def test_a_record_of_other_images_or_arguments_is_measured_again(results, tiny_c
     assert calls == [4, 6, 6]
     _run(tiny_cifar_root, "--n-cw", "6", "--cw-steps", "4")
     assert calls == [4, 6, 6]
+
+
+def test_margin_stage_measures_cw_with_kappa(results, tiny_cifar_root) -> None:
+    assert experiments.main(["--models", "standard", "--stages", "margin", "--cw-kappa", "0.5,2", "--n-cw-margin", "4",
+                             "--cw-steps", "3", "--cw-search", "2", "--threads", "1",
+                             "--data-dir", str(tiny_cifar_root)]) == 0
+    for key, kappa in (("cw_l2_kappa0.5", 0.5), ("cw_l2_kappa2", 2.0)):
+        rec = json.loads((results / "records" / f"standard__{key}.json").read_text())
+        assert rec["stage"] == "margin" and rec["attack"] == "cw-l2" and rec["n"] == 4
+        assert rec["params"]["kappa"] == kappa
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "x", ""])
+def test_bad_kappa_is_a_usage_error(results, capsys, bad) -> None:
+    with pytest.raises(SystemExit):
+        experiments.main(["--cw-kappa", bad])
+    assert "--cw-kappa" in capsys.readouterr().err

@@ -246,3 +246,27 @@ def test_readme_cw_prose_holds_for_the_committed_records():
         noisy = {m: r["robust_accuracy"] for m, r in recs.items() if r["randomized"]}
         assert noisy and min(noisy.values()) >= 0.40, noisy
         assert recs["at"]["robust_accuracy"] <= 0.05
+
+
+def test_margin_records_reach_results_and_findings():
+    """A C&W record of the ``margin`` stage lands in results.json (not in the table) and gets a
+    finding line that compares it with PGD-20 L2 and with kappa 0 at L2 0.5."""
+    acc_at = lambda a, lo, hi: {"0.5": {"accuracy": a, "ci95": [lo, hi]}}  # noqa: E731
+    records = {"rn": {
+        "clean": _record("clean", 0.87, clean=0.87),
+        "pgd20_l2_0.5": _record("pgd20_l2_0.5", 0.21, n=1000),
+        "cw_l2": _record("cw_l2", 0.7, accuracy_at=acc_at(0.81, 0.78, 0.84), norms={"median": 0.3}),
+        "cw_l2_kappa1": _record("cw_l2_kappa1", 0.3, stage="margin", params={"kappa": 1.0},
+                                accuracy_at=acc_at(0.22, 0.17, 0.28), norms={"median": 0.9, "found_fraction": 1.0}),
+    }}
+    results = report.build_results(records)
+    res = results["models"]["rn"]
+    assert res["cw_margin"]["cw_l2_kappa1"]["accuracy_at_0.5"] == 0.22
+    assert res["cw_margin"]["cw_l2_kappa1"]["kappa"] == 1.0
+    assert all(m["record"] != "cw_l2_kappa1" for m in res["table"])
+    lines = [ln for ln in report.findings(results).splitlines() if "with a margin" in ln]
+    assert len(lines) == 1 and "**no clear difference from PGD-20 L2**" in lines[0]
+    assert "22.0 [17.0, 28.0] (n=100)" in lines[0] and "kappa 0 left 81.0 [78.0, 84.0]" in lines[0]
+    records["rn"]["cw_l2_kappa1"]["accuracy_at"] = acc_at(0.6, 0.55, 0.65)
+    lines = [ln for ln in report.findings(report.build_results(records)).splitlines() if "with a margin" in ln]
+    assert "**still clearly weaker than PGD-20 L2**" in lines[0]

@@ -90,6 +90,27 @@ def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return metrics
 
 
+def margin_metrics(recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """C&W with a confidence margin (the ``margin`` stage), by record key: kappa, n, the fraction
+    not fooled and the accuracy at L2 0.5 with their 95% CIs, the median minimal norm and the
+    fraction of images with an example."""
+    out = {}
+    for key, rec in sorted(recs.items()):
+        if rec.get("stage") != "margin":
+            continue
+        at05 = (rec.get("accuracy_at") or {}).get("0.5") or {}
+        norms = rec.get("norms") or {}
+        r6 = lambda v: None if v is None else round(float(v), 6)  # noqa: E731
+        out[key] = {"kappa": (rec.get("params") or {}).get("kappa"), "n": rec["n"],
+                    "eot_samples": rec.get("effective_eot_samples"), "decision_samples": rec.get("decision_samples"),
+                    "not_fooled": r6(rec["robust_accuracy"]),
+                    "not_fooled_ci95": [r6(c) for c in rec["robust_accuracy_ci95"]],
+                    "accuracy_at_0.5": r6(at05.get("accuracy")),
+                    "accuracy_at_0.5_ci95": [r6(c) for c in at05["ci95"]] if at05.get("ci95") else None,
+                    "median_norm": r6(norms.get("median")), "found_fraction": r6(norms.get("found_fraction"))}
+    return out
+
+
 def sweeps(recs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     fig3: dict[str, dict[str, float]] = {"fgsm": {}, "pgd20": {}}
     fig4: dict[str, dict[str, float]] = {"fgsm": {}, "pgd20": {}, "cw_l2": {}}
@@ -194,6 +215,8 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]],
         models[name] = {"table": table_metrics(recs), **sweeps(recs),
                         "randomized": any_rec.get("randomized", True if name in certificates else None), "model_config": any_rec.get("model_config"),
                         "elapsed_minutes": elapsed_minutes(recs)}
+        if margin_metrics(recs):
+            models[name]["cw_margin"] = margin_metrics(recs)
         if name in certificates:
             models[name]["certified"] = certified_summary(certificates[name])
     any_rec = next((r for m in records.values() for r in m.values()), {})
@@ -343,6 +366,22 @@ def findings(results: dict[str, Any]) -> str:
                 f"**contradicts**: at L2 0.5 C&W leaves {_ci_text(cw)} but PGD-20 L2 leaves {_ci_text(pgd)}. "
                 "C&W's minimal-norm examples sit on the decision boundary of the attack's own noise estimate, "
                 "and fresh draws undo many of them.")
+    for model, res in results["models"].items():
+        pgd = _ci_of(results, model, PGD_L2_05)
+        kappa0 = _ci_of(results, model, CW_AT_05)
+        for m in (res.get("cw_margin") or {}).values():
+            if pgd is None or not m.get("accuracy_at_0.5_ci95"):
+                continue
+            cw = {"value": m["accuracy_at_0.5"], "ci95": m["accuracy_at_0.5_ci95"], "n": m["n"]}
+            v = ("still clearly weaker than PGD-20 L2" if cw["ci95"][0] > pgd["ci95"][1] else
+                 "clearly stronger than PGD-20 L2" if cw["ci95"][1] < pgd["ci95"][0] else
+                 "no clear difference from PGD-20 L2")
+            before = f"; kappa 0 left {_ci_text(kappa0)}" if kappa0 is not None else ""
+            lines.append(
+                f"- *C&W-L2 with a margin (kappa {m['kappa']:g}) on {LABELS.get(model, model)}* (not in the paper): "
+                f"**{v}**: at L2 0.5 it leaves {_ci_text(cw)}{before}, PGD-20 L2 leaves {_ci_text(pgd)}; "
+                f"not fooled at any norm {100 * m['not_fooled']:.1f}%, median minimal norm "
+                f"{m['median_norm']:.2f}.")
     for model, (paper_linf, _) in PAPER_TABLE2.items():
         m = _ci_of(results, model, PAPER_LINF_NAME)
         if m is None:
