@@ -949,8 +949,10 @@ class ZooResults:
         norms_table: the non-accuracy metrics (C&W median minimal L2 norm), same keys.
         eps_sweep: the paper's Fig. 3: ``model``, ``attack``, ``eps (/255)``, ``accuracy``.
         eot_sweep: the paper's Fig. 4: ``model``, ``attack``, ``EOT samples``, ``accuracy``.
-        cw_norms: the paper's Fig. 5: ``model``, ``L2`` (one row per image with a found
-            example); ``cw_not_found`` counts, per model, the images without one.
+        cw_norms: the paper's Fig. 5: ``model``, ``L2``, one row per C&W example that fooled the
+            decision rule (``train.report`` keeps only those when the record says which; older
+            records list every image, ``None``/inf where nothing was found, which
+            ``cw_not_found`` counts per model).
         certified: randomized-smoothing certificates (``python -m ratzoo.certify``), one row per
             model: ``model``, ``sigma``, ``L`` (first-layer Lipschitz bound, None for input
             noise), ``n``, ``draws``, ``certified @r`` (accuracy in [0, 1]) per radius, and the

@@ -104,7 +104,12 @@ def show_zoo_results(zr: logic.ZooResults) -> None:
                     "attack on a randomized model averages more noise draws per step")
         st.altair_chart(charts.sweep_chart(zr.eot_sweep, "EOT samples", log_x=True))
     if zr.cw_norms:
-        st.markdown("Minimal L2 norm C&W needs to fool each model (the paper's Figure 5): higher is more robust")
+        counts = {m: sum(r["model"] == m for r in zr.cw_norms) for m in dict.fromkeys(r["model"] for r in zr.cw_norms)}
+        st.markdown("Norms of the C&W examples that fool the decision rule (the paper's Figure 5; examples per "
+                    "model: " + ", ".join(f"{m} {k}" for m, k in counts.items()) + "). On the noisy models most "
+                    "of C&W's minimal examples sit on the boundary and fresh noise draws undo them, so their boxes "
+                    "describe a minority of the images and are not a robustness measure: compare models by the "
+                    "bounded PGD-L2 column above.")
         st.altair_chart(charts.norms_chart(zr.cw_norms), width="stretch")
         missing = {m: k for m, k in zr.cw_not_found.items() if k}
         if missing:

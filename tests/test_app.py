@@ -269,6 +269,8 @@ def test_results_page_reads_results_json_and_survives_garbage(app: AppTest, zoo_
         frames = [df.value for df in at.dataframe]
         cert = [f for f in frames if "certified @0.1" in f.columns]
         assert len(cert) == 1 and cert[0]["L"].tolist() == [12.5] and cert[0]["certified @0.1"].tolist() == [0.2]
+        fig5 = [str(e.value) for e in at.markdown if "the paper's Figure 5" in str(e.value)]
+        assert len(fig5) == 1 and "examples per model: rat 2" in fig5[0] and "not a robustness measure" in fig5[0]
     finally:
         for f in folder.iterdir():
             f.unlink()
