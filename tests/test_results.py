@@ -249,8 +249,9 @@ def test_readme_cw_prose_holds_for_the_committed_records():
 
 
 def test_margin_records_reach_results_and_findings():
-    """A C&W record of the ``margin`` stage lands in results.json (not in the table) and gets a
-    finding line that compares it with PGD-20 L2 and with kappa 0 at L2 0.5."""
+    """C&W records of the ``margin`` stage land in results.json (not in the table), ordered by
+    kappa, and get one finding line per model that gives each kappa's verdict against PGD-20 L2
+    and kappa 0's number, all at L2 0.5."""
     acc_at = lambda a, lo, hi: {"0.5": {"accuracy": a, "ci95": [lo, hi]}}  # noqa: E731
     records = {"rn": {
         "clean": _record("clean", 0.87, clean=0.87),
@@ -258,15 +259,24 @@ def test_margin_records_reach_results_and_findings():
         "cw_l2": _record("cw_l2", 0.7, accuracy_at=acc_at(0.81, 0.78, 0.84), norms={"median": 0.3}),
         "cw_l2_kappa1": _record("cw_l2_kappa1", 0.3, stage="margin", params={"kappa": 1.0},
                                 accuracy_at=acc_at(0.22, 0.17, 0.28), norms={"median": 0.9, "found_fraction": 1.0}),
+        "cw_l2_kappa0.25": _record("cw_l2_kappa0.25", 0.4, stage="margin", params={"kappa": 0.25},
+                                   accuracy_at=acc_at(0.5, 0.45, 0.55), norms={"median": 0.5}),
     }}
     results = report.build_results(records)
     res = results["models"]["rn"]
+    assert list(res["cw_margin"]) == ["cw_l2_kappa0.25", "cw_l2_kappa1"]
     assert res["cw_margin"]["cw_l2_kappa1"]["accuracy_at_0.5"] == 0.22
     assert res["cw_margin"]["cw_l2_kappa1"]["kappa"] == 1.0
-    assert all(m["record"] != "cw_l2_kappa1" for m in res["table"])
+    assert all(m["record"] not in res["cw_margin"] for m in res["table"])
     lines = [ln for ln in report.findings(results).splitlines() if "with a margin" in ln]
-    assert len(lines) == 1 and "**no clear difference from PGD-20 L2**" in lines[0]
-    assert "22.0 [17.0, 28.0] (n=100)" in lines[0] and "kappa 0 left 81.0 [78.0, 84.0]" in lines[0]
+    assert len(lines) == 1 and "kappa 0 (the table's) left 81.0 [78.0, 84.0]" in lines[0]
+    k025, k1 = lines[0].index("kappa 0.25 leaves"), lines[0].index("kappa 1 leaves")
+    assert k025 < k1 and "PGD-20 L2 leaves 21.0" in lines[0]
+    assert "50.0 [45.0, 55.0] (n=100), **still clearly weaker than PGD-20 L2**" in lines[0][k025:k1]
+    assert "22.0 [17.0, 28.0] (n=100), **no clear difference from PGD-20 L2**" in lines[0][k1:]
     records["rn"]["cw_l2_kappa1"]["accuracy_at"] = acc_at(0.6, 0.55, 0.65)
     lines = [ln for ln in report.findings(report.build_results(records)).splitlines() if "with a margin" in ln]
-    assert "**still clearly weaker than PGD-20 L2**" in lines[0]
+    assert "60.0 [55.0, 65.0] (n=100), **still clearly weaker than PGD-20 L2**" in lines[0]
+    records["rn"]["cw_l2_kappa1"]["accuracy_at"] = acc_at(0.1, 0.05, 0.15)
+    lines = [ln for ln in report.findings(report.build_results(records)).splitlines() if "with a margin" in ln]
+    assert "10.0 [5.0, 15.0] (n=100), **clearly stronger than PGD-20 L2**" in lines[0]

@@ -95,9 +95,8 @@ def margin_metrics(recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     not fooled and the accuracy at L2 0.5 with their 95% CIs, the median minimal norm and the
     fraction of images with an example."""
     out = {}
-    for key, rec in sorted(recs.items()):
-        if rec.get("stage") != "margin":
-            continue
+    margin = [(k, r) for k, r in recs.items() if r.get("stage") == "margin"]
+    for key, rec in sorted(margin, key=lambda kr: ((kr[1].get("params") or {}).get("kappa") or 0, kr[0])):
         at05 = (rec.get("accuracy_at") or {}).get("0.5") or {}
         norms = rec.get("norms") or {}
         r6 = lambda v: None if v is None else round(float(v), 6)  # noqa: E731
@@ -369,6 +368,7 @@ def findings(results: dict[str, Any]) -> str:
     for model, res in results["models"].items():
         pgd = _ci_of(results, model, PGD_L2_05)
         kappa0 = _ci_of(results, model, CW_AT_05)
+        parts = []
         for m in (res.get("cw_margin") or {}).values():
             if pgd is None or not m.get("accuracy_at_0.5_ci95"):
                 continue
@@ -376,12 +376,13 @@ def findings(results: dict[str, Any]) -> str:
             v = ("still clearly weaker than PGD-20 L2" if cw["ci95"][0] > pgd["ci95"][1] else
                  "clearly stronger than PGD-20 L2" if cw["ci95"][1] < pgd["ci95"][0] else
                  "no clear difference from PGD-20 L2")
-            before = f"; kappa 0 left {_ci_text(kappa0)}" if kappa0 is not None else ""
+            parts.append(f"kappa {m['kappa']:g} leaves {_ci_text(cw)}, **{v}** (not fooled at any norm "
+                         f"{100 * m['not_fooled']:.1f}%, median minimal norm {m['median_norm']:.2f})")
+        if parts:
+            before = f"kappa 0 (the table's) left {_ci_text(kappa0)}; " if kappa0 is not None else ""
             lines.append(
-                f"- *C&W-L2 with a margin (kappa {m['kappa']:g}) on {LABELS.get(model, model)}* (not in the paper): "
-                f"**{v}**: at L2 0.5 it leaves {_ci_text(cw)}{before}, PGD-20 L2 leaves {_ci_text(pgd)}; "
-                f"not fooled at any norm {100 * m['not_fooled']:.1f}%, median minimal norm "
-                f"{m['median_norm']:.2f}.")
+                f"- *C&W-L2 with a margin on {LABELS.get(model, model)}* (not in the paper): at L2 0.5, {before}"
+                + "; ".join(parts) + f"; PGD-20 L2 leaves {_ci_text(pgd)}.")
     for model, (paper_linf, _) in PAPER_TABLE2.items():
         m = _ci_of(results, model, PAPER_LINF_NAME)
         if m is None:
