@@ -13,8 +13,8 @@ One command measures everything the README and the model cards show, with
 - ``table2``: the paper's Table 2 Linf setting: PGD-10 at eps 0.3 on the paper's [-1, 1]
   input scale, i.e. eps 0.15 (38/255) and step 0.01 on ours, with EOT-50 (``--n-table2``
   images). Its L2 column is read off the table's C&W record (images C&W does not fool).
-- ``margin`` (not in the paper): C&W-L2 with a confidence margin ``--cw-kappa`` (default 1, in
-  log-mean-softmax units) on ``--n-cw-margin`` images, to test whether the table's C&W
+- ``margin`` (not in the paper): C&W-L2 with a confidence margin ``--cw-kappa`` (default 0.25 and 1,
+  in log-mean-softmax units) on ``--n-cw-margin`` images, to test whether the table's C&W
   (kappa 0) is weak against noisy models because its minimal examples sit on the boundary.
 - Figure 5 (C&W norm distributions) and Table 2 are read off the records above by
   ``python -m train.report``, which also writes the plots, the README table and the cards.
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-apgd", type=int, default=1000, help="test images for APGD-CE in the table")
     p.add_argument("--n-cw", type=int, default=1000, help="test images for C&W in the table")
     p.add_argument("--n-cw-margin", type=int, default=200, help="test images for C&W with a margin (kappa > 0)")
-    p.add_argument("--cw-kappa", type=_kappas, default=(1.0,),
-                   help="C&W confidence margins of the margin stage, comma-separated (default 1)")
+    p.add_argument("--cw-kappa", type=_kappas, default=(0.25, 1.0),
+                   help="C&W confidence margins of the margin stage, comma-separated (default 0.25,1)")
     p.add_argument("--n-table2", type=int, default=500, help="test images for the paper's Table 2 Linf setting")
     p.add_argument("--table2-eot", type=int, default=50, help="EOT draws of the Table 2 setting (paper: 50)")
     p.add_argument("--n-sweep", type=int, default=300, help="test images for the eps and EOT sweeps")
