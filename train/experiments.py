@@ -20,7 +20,7 @@ One command measures everything the README and the model cards show, with
   ``python -m train.report``, which also writes the plots, the README table and the cards.
 
 The sample sizes (``--n*``) meet the zoo's "at least 1,000 images" for the table and keep the
-sweeps to a few hundred; on the 2-core development CPU the whole set took about 13 core-hours
+sweeps to a few hundred; on the 2-core development CPU the whole set took about 16 core-hours
 (the total on the README's "Measuring took" line, which sums the records' elapsed times), most
 of it C&W and APGD on the noisy models. Each record states its n and its 95% confidence interval.
 
