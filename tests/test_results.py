@@ -304,12 +304,43 @@ def test_readme_margin_prose_holds_for_the_committed_records():
             assert x["accuracy_at_0.5_ci95"][1] >= pgd["ci95"][0], f"{m} kappa {x['kappa']} clearly stronger"
         assert by_kappa[1.0]["not_fooled"] <= 0.05, (m, by_kappa[1.0]["not_fooled"])
         if m == "rn":
-            cw0 = next(x for x in res["table"] if x["name"] == report.CW_AT_05)
-            assert "from 81 % down to 31 %, near PGD-20 L2's 21 %" in text
-            assert (pct(cw0["value"]), pct(by_kappa[1.0]["accuracy_at_0.5"]), pct(pgd["value"])) == (81, 31, 21)
+            cw0 = by_kappa[1.0]["kappa0_accuracy_at_0.5_same_images"]
+            assert "from 83 % down to 31 % on the same images, near PGD-20 L2's 21 % (on 1,000 images" in text
+            assert (pct(cw0["value"]), pct(by_kappa[1.0]["accuracy_at_0.5"]), pct(pgd["value"])) == (83, 31, 21)
             assert all(x["accuracy_at_0.5_ci95"][0] > pgd["ci95"][1] for x in by_kappa.values())
         if m in ("at", "rat", "lerat"):
             rec = json.loads((REPO_ROOT / "checkpoints" / "results" / "records" / f"{m}__cw_l2_kappa1.json").read_text())
             assert by_kappa[1.0]["accuracy_at_0.5"] == pytest.approx(rec["clean_accuracy"]), m
             assert by_kappa[0.25]["accuracy_at_0.5_ci95"][0] <= pgd["ci95"][1], m
     assert set(margins) >= {"rn", "at", "rat", "lerat"}
+
+
+def test_kappa0_accuracy_on_the_same_images_as_a_margin_record():
+    """The margin lines compare with the table's kappa-0 C&W on the same first n images,
+    recomputed from its per-image lists exactly as the evaluator computes accuracy_at: on every
+    committed C&W record the recomputation over all its images gives the record's own number."""
+    records = REPO_ROOT / "checkpoints" / "results" / "records"
+    checked = 0
+    for path in sorted(records.glob("*__cw_l2.json")):
+        rec = json.loads(path.read_text())
+        got = report.cw_accuracy_on_first(rec, rec["n"])
+        assert got is not None, f"{path.name} lacks the per-image lists"
+        assert got["value"] == pytest.approx(rec["accuracy_at"]["0.5"]["accuracy"], abs=1e-9), path.name
+        assert got["ci95"] == pytest.approx(rec["accuracy_at"]["0.5"]["ci95"], abs=1e-6), path.name
+        checked += 1
+    if not checked:
+        pytest.skip("no C&W records committed yet")
+    # clean-wrong, fooled at 0.3, fooled at 0.7, not fooled: at 0.5 images 3 and 4 count
+    rec0 = {"clean_correct_per_image": [False, True, True, True], "fooled_per_image": [True, True, True, False],
+            "norms_per_image": [0.0, 0.3, 0.7, None]}
+    assert report.cw_accuracy_on_first(rec0, 4)["value"] == 0.5
+    assert report.cw_accuracy_on_first(rec0, 2)["value"] == 0.0
+    assert report.cw_accuracy_on_first(rec0, 5) is None  # more images than the record has
+    assert report.cw_accuracy_on_first({"n": 4}, 2) is None  # an older record without the lists
+    margin = {"stage": "margin", "n": 4, "params": {"kappa": 1.0}, "robust_accuracy": 0.0,
+              "robust_accuracy_ci95": [0.0, 0.5], "accuracy_at": {"0.5": {"accuracy": 0.25, "ci95": [0.05, 0.7]}}}
+    got = report.margin_metrics({"cw_l2": {**rec0, "n": 4}, "cw_l2_kappa1": margin})
+    assert got["cw_l2_kappa1"]["kappa0_accuracy_at_0.5_same_images"]["value"] == 0.5
+    other = {**rec0, "n": 4, "split": "train"}  # other images: no comparison
+    assert report.margin_metrics({"cw_l2": other, "cw_l2_kappa1": margin})["cw_l2_kappa1"][
+        "kappa0_accuracy_at_0.5_same_images"] is None

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ratzoo.evaluate import wilson_interval
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +91,29 @@ def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return metrics
 
 
+def cw_accuracy_on_first(rec: dict[str, Any] | None, n: int, threshold: float = 0.5) -> dict[str, Any] | None:
+    """A C&W record's accuracy at an L2 threshold on its first ``n`` images, with its 95% CI,
+    recomputed from the per-image lists as ``ratzoo.evaluate`` computes ``accuracy_at`` (clean
+    correct, and not fooled within the threshold); None when the record lacks them or has fewer
+    images. This puts the table's kappa-0 C&W next to a margin record of fewer images on the
+    same images."""
+    if not rec or n <= 0:
+        return None
+    cols = [rec.get(k) for k in ("clean_correct_per_image", "fooled_per_image", "norms_per_image")]
+    if any(not isinstance(c, list) or len(c) < n for c in cols):
+        return None
+    k = sum(bool(c) and not (bool(f) and v is not None and float(v) <= threshold)
+            for c, f, v in zip(*(col[:n] for col in cols)))
+    return {"value": round(k / n, 6), "ci95": [round(c, 6) for c in wilson_interval(k, n)], "n": n}
+
+
 def margin_metrics(recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """C&W with a confidence margin (the ``margin`` stage), by record key: kappa, n, the fraction
-    not fooled and the accuracy at L2 0.5 with their 95% CIs, the median minimal norm and the
-    fraction of images with an example."""
+    not fooled and the accuracy at L2 0.5 with their 95% CIs, the median minimal norm, the
+    fraction of images with an example, and the table's kappa-0 C&W accuracy at L2 0.5 on the
+    same (first n) images when its record has the per-image lists."""
     out = {}
+    kappa0 = recs.get("cw_l2")
     margin = [(k, r) for k, r in recs.items() if r.get("stage") == "margin"]
     for key, rec in sorted(margin, key=lambda kr: ((kr[1].get("params") or {}).get("kappa") or 0, kr[0])):
         at05 = (rec.get("accuracy_at") or {}).get("0.5") or {}
@@ -107,6 +126,9 @@ def margin_metrics(recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
                     "accuracy_at_0.5": r6(at05.get("accuracy")),
                     "accuracy_at_0.5_ci95": [r6(c) for c in at05["ci95"]] if at05.get("ci95") else None,
                     "median_norm": r6(norms.get("median")), "found_fraction": r6(norms.get("found_fraction"))}
+        same = kappa0 is not None and kappa0.get("dataset") == rec.get("dataset") and \
+            kappa0.get("split") == rec.get("split")
+        out[key]["kappa0_accuracy_at_0.5_same_images"] = cw_accuracy_on_first(kappa0, rec["n"]) if same else None
     return out
 
 
@@ -379,7 +401,11 @@ def findings(results: dict[str, Any]) -> str:
             parts.append(f"kappa {m['kappa']:g} leaves {_ci_text(cw)}, **{v}** (not fooled at any norm "
                          f"{100 * m['not_fooled']:.1f}%, median minimal norm {m['median_norm']:.2f})")
         if parts:
-            before = f"kappa 0 (the table's) left {_ci_text(kappa0)}; " if kappa0 is not None else ""
+            same = [m.get("kappa0_accuracy_at_0.5_same_images") for m in res["cw_margin"].values()]
+            if same and all(s is not None and s["n"] == same[0]["n"] for s in same):
+                before = f"kappa 0 (the table's record) left {_ci_text(same[0])} on the same first images; "
+            else:
+                before = f"kappa 0 (the table's) left {_ci_text(kappa0)}; " if kappa0 is not None else ""
             lines.append(
                 f"- *C&W-L2 with a margin on {LABELS.get(model, model)}* (not in the paper): at L2 0.5, {before}"
                 + "; ".join(parts) + f"; PGD-20 L2 leaves {_ci_text(pgd)}.")
