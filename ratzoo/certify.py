@@ -542,8 +542,8 @@ def _parse_radii(text: str) -> list[float]:
         radii = sorted({float(r) for r in text.split(",") if r.strip()})
     except ValueError as e:
         raise SystemExit(f"error: --radii must be comma-separated numbers, got {text!r}") from e
-    if not radii or min(radii) < 0:
-        raise SystemExit(f"error: --radii must be non-negative numbers, got {text!r}")
+    if not radii or not all(math.isfinite(r) and r >= 0 for r in radii):
+        raise SystemExit(f"error: --radii must be finite non-negative numbers, got {text!r}")
     return radii
 
 

@@ -403,6 +403,17 @@ def test_parse_budget_rejects(text, match) -> None:
         parse_budget(text)
 
 
+@pytest.mark.parametrize("kw,match", [({"kappa": float("nan")}, "kappa must be a finite number >= 0"),
+                                      ({"kappa": -0.5}, "kappa must be a finite number >= 0"),
+                                      ({"kappa": float("inf")}, "kappa"), ({"kappa": True}, "kappa"),
+                                      ({"initial_const": 0.0}, "initial_const must be a finite number > 0"),
+                                      ({"initial_const": float("inf")}, "initial_const"),
+                                      ({"lr": float("nan")}, "lr must be a finite number > 0")])
+def test_cw_rejects_bad_numbers(models, kw, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_attack("cw-l2", models["noisy"], **kw)
+
+
 def test_bad_inputs_are_refused(models) -> None:
     atk = PGD(models["noisy"], steps=1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

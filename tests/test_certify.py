@@ -18,6 +18,7 @@ from torch import nn
 
 import ratzoo
 from ratzoo.certify import (
+    _parse_radii,
     binomial_lower_bound,
     binomial_test_pvalue,
     certify,
@@ -344,3 +345,10 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     first = rec["images"]
     subprocess.run(cmd + ["--resume"], env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
     assert json.loads(out.read_text())["images"] == first
+
+
+@pytest.mark.parametrize("text", ["nan", "0,nan", "-0.1", "0,inf", "x", ""])
+def test_bad_radii_are_refused_with_the_flag_named(text: str) -> None:
+    with pytest.raises(SystemExit, match="--radii"):
+        _parse_radii(text)
+    assert _parse_radii("0.5, 0,0.25") == [0.0, 0.25, 0.5]

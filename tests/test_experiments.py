@@ -119,7 +119,7 @@ def test_margin_stage_measures_cw_with_kappa(results, tiny_cifar_root) -> None:
         assert rec["params"]["kappa"] == kappa
 
 
-@pytest.mark.parametrize("bad", ["0", "-1", "x", ""])
+@pytest.mark.parametrize("bad", ["0", "-1", "x", "", "nan", "1,inf"])
 def test_bad_kappa_is_a_usage_error(results, capsys, bad) -> None:
     with pytest.raises(SystemExit):
         experiments.main(["--cw-kappa", bad])

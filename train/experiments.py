@@ -41,6 +41,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -98,8 +99,9 @@ def _kappas(text: str) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1 or 0.5,1, got {text!r}")
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"margins must be > 0 (kappa = 0 is the table's cw_l2), got {text!r}")
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"margins must be finite and > 0 (kappa = 0 is the table's cw_l2), "
+                                         f"got {text!r}")
     return values
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -94,11 +96,11 @@ class CW(Attack):
                          chunk_size=chunk_size, progress=progress)
         self.steps = _positive_int(steps, "steps")
         self.search_steps = _positive_int(search_steps, "search_steps")
-        for nm, v, lo in (("initial_const", initial_const, 0.0), ("lr", lr, 0.0)):
-            if not isinstance(v, (int, float)) or not v > lo:
-                raise ValueError(f"{nm} must be a number > {lo}, got {v!r}")
-        if not isinstance(kappa, (int, float)) or kappa < 0:
-            raise ValueError(f"kappa must be a number >= 0, got {kappa!r}")
+        for nm, v, lo, rel in (("initial_const", initial_const, 0.0, ">"), ("lr", lr, 0.0, ">"),
+                               ("kappa", kappa, 0.0, ">=")):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or not (v > lo if rel == ">" else v >= lo):
+                raise ValueError(f"{nm} must be a finite number {rel} {lo:g}, got {v!r}")
         self.initial_const, self.kappa, self.lr = float(initial_const), float(kappa), float(lr)
 
     def params(self) -> dict:
