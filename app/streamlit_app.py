@@ -13,6 +13,7 @@ afterwards never reruns it.
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
@@ -104,7 +105,7 @@ def show_zoo_results(zr: logic.ZooResults) -> None:
                     "attack on a randomized model averages more noise draws per step")
         st.altair_chart(charts.sweep_chart(zr.eot_sweep, "EOT samples", log_x=True))
     if zr.cw_norms:
-        counts = {m: sum(r["model"] == m for r in zr.cw_norms) for m in dict.fromkeys(r["model"] for r in zr.cw_norms)}
+        counts = collections.Counter(r["model"] for r in zr.cw_norms)
         st.markdown("Norms of the C&W examples that fool the decision rule (the paper's Figure 5; examples per "
                     "model: " + ", ".join(f"{m} {k}" for m, k in counts.items()) + "). On the noisy models most "
                     "of C&W's minimal examples sit on the boundary and fresh noise draws undo them, so their boxes "

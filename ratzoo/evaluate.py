@@ -232,15 +232,19 @@ def evaluate(
         rec["norms_per_image"] = [None if not math.isfinite(v) else round(v, 6) for v in norms.tolist()]
         rec["clean_correct_per_image"] = clean_correct.tolist()
         rec["fooled_per_image"] = broken_any.tolist()
-        rec["accuracy_at"] = _accuracy_at(clean_correct, broken_any, norms, thresholds)
+        rec["accuracy_at"] = accuracy_at_thresholds(clean_correct, broken_any, norms, thresholds)
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     rec["device"] = str(device)
     rec["versions"] = _versions()
     return rec
 
 
-def _accuracy_at(clean_correct: torch.Tensor, fooled: torch.Tensor, norms: torch.Tensor,
-                 thresholds: Sequence[float]) -> dict[str, Any]:
+def accuracy_at_thresholds(clean_correct: torch.Tensor, fooled: torch.Tensor, norms: torch.Tensor,
+                           thresholds: Sequence[float]) -> dict[str, Any]:
+    """A minimal-norm attack's accuracy at each L2 threshold, with its 95% Wilson interval: an
+    image counts when it is classified correctly and the attack did not fool the decision
+    within the threshold (fooled with a norm <= t; ``inf`` norms where nothing was found).
+    This is a record's ``accuracy_at``; per-image lists (bool, bool, float) give it back."""
     n = len(clean_correct)
     out = {}
     for t in thresholds:
@@ -328,7 +332,7 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         rec["norms_per_image"] = raw
         rec["clean_correct_per_image"] = clean.tolist()
         rec["fooled_per_image"] = fooled.tolist()
-        rec["accuracy_at"] = _accuracy_at(clean, fooled, norms, thresholds)
+        rec["accuracy_at"] = accuracy_at_thresholds(clean, fooled, norms, thresholds)
     rec["elapsed_s"] = round(sum(float(r.get("elapsed_s") or 0.0) for r in parts), 3)
     rec["device"] = first.get("device")
     rec["versions"] = first.get("versions")

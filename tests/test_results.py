@@ -285,7 +285,7 @@ def test_margin_records_reach_results_and_findings():
 def test_readme_margin_prose_holds_for_the_committed_records():
     """The hand-written paragraph on C&W with a margin holds for the committed records (via
     results.json): at kappa 1 every model keeps <= 5 % unfooled; on R.N. kappa 1 takes C&W's
-    accuracy at L2 0.5 from 81 % to 31 % against PGD-20 L2's 21 %, kappa 0.25 and 1 both still
+    accuracy at L2 0.5 from 83 % (kappa 0, same images) to 31 % against PGD-20 L2's 21 %, kappa 0.25 and 1 both still
     clearly weaker; on AT / RAT / LeRAT kappa 1 leaves the clean accuracy at L2 0.5 (no fooling
     example within 0.5) and kappa 0.25's interval overlaps PGD-20 L2's; no kappa is clearly
     stronger than PGD-20 L2. If a re-measurement breaks one, the README must be rewritten."""

@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ratzoo.evaluate import wilson_interval
+import torch
+
+from ratzoo.evaluate import accuracy_at_thresholds
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -92,19 +94,19 @@ def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cw_accuracy_on_first(rec: dict[str, Any] | None, n: int, threshold: float = 0.5) -> dict[str, Any] | None:
-    """A C&W record's accuracy at an L2 threshold on its first ``n`` images, with its 95% CI,
-    recomputed from the per-image lists as ``ratzoo.evaluate`` computes ``accuracy_at`` (clean
-    correct, and not fooled within the threshold); None when the record lacks them or has fewer
-    images. This puts the table's kappa-0 C&W next to a margin record of fewer images on the
-    same images."""
+    """A C&W record's accuracy at an L2 threshold on its first ``n`` images, with its 95% CI, from
+    its per-image lists by the evaluator's own rule (``ratzoo.evaluate.accuracy_at_thresholds``);
+    None when the record lacks them or has fewer images. This puts the table's kappa-0 C&W next
+    to a margin record of fewer images on the same images."""
     if not rec or n <= 0:
         return None
     cols = [rec.get(k) for k in ("clean_correct_per_image", "fooled_per_image", "norms_per_image")]
     if any(not isinstance(c, list) or len(c) < n for c in cols):
         return None
-    k = sum(bool(c) and not (bool(f) and v is not None and float(v) <= threshold)
-            for c, f, v in zip(*(col[:n] for col in cols)))
-    return {"value": round(k / n, 6), "ci95": [round(c, 6) for c in wilson_interval(k, n)], "n": n}
+    clean, fooled = (torch.tensor([bool(v) for v in c[:n]]) for c in cols[:2])
+    norms = torch.tensor([float("inf") if v is None else float(v) for v in cols[2][:n]])
+    (acc,) = accuracy_at_thresholds(clean, fooled, norms, [threshold]).values()
+    return {"value": round(acc["accuracy"], 6), "ci95": [round(c, 6) for c in acc["ci95"]], "n": n}
 
 
 def margin_metrics(recs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -236,8 +238,9 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]],
         models[name] = {"table": table_metrics(recs), **sweeps(recs),
                         "randomized": any_rec.get("randomized", True if name in certificates else None), "model_config": any_rec.get("model_config"),
                         "elapsed_minutes": elapsed_minutes(recs)}
-        if margin_metrics(recs):
-            models[name]["cw_margin"] = margin_metrics(recs)
+        margin = margin_metrics(recs)
+        if margin:
+            models[name]["cw_margin"] = margin
         if name in certificates:
             models[name]["certified"] = certified_summary(certificates[name])
     any_rec = next((r for m in records.values() for r in m.values()), {})

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Attack, ProgressFn, _positive_int, margin
+from .base import Attack, ProgressFn, _positive_int, margin, parse_budget
 
 
 class CW(Attack):
@@ -96,12 +96,11 @@ class CW(Attack):
                          chunk_size=chunk_size, progress=progress)
         self.steps = _positive_int(steps, "steps")
         self.search_steps = _positive_int(search_steps, "search_steps")
-        for nm, v, lo, rel in (("initial_const", initial_const, 0.0, ">"), ("lr", lr, 0.0, ">"),
-                               ("kappa", kappa, 0.0, ">=")):
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if not ok or not (v > lo if rel == ">" else v >= lo):
-                raise ValueError(f"{nm} must be a finite number {rel} {lo:g}, got {v!r}")
-        self.initial_const, self.kappa, self.lr = float(initial_const), float(kappa), float(lr)
+        for nm, v in (("initial_const", initial_const), ("lr", lr)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{nm} must be a finite number > 0, got {v!r}")
+        self.kappa = parse_budget(kappa, "kappa")  # a finite number >= 0, refused with its name otherwise
+        self.initial_const, self.lr = float(initial_const), float(lr)
 
     def params(self) -> dict:
         return {**super().params(), "steps": self.steps, "search_steps": self.search_steps,
