@@ -277,10 +277,8 @@ def _run_attack(spec: AttackSpec, model: torch.nn.Module, x: torch.Tensor, y: to
                 progress: Callable[[int, int], None] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One call of ratzoo's attack (seeded like :func:`ratzoo.evaluate.evaluate`); returns
     the adversarial images and the attack's own norms (``inf`` where C&W found nothing)."""
-    import inspect
-
     from ratzoo.attacks import ATTACKS as registry
-    from ratzoo.attacks import make_attack
+    from ratzoo.attacks import attack_arguments, make_attack
 
     name = next((n for n in spec.info.names if n in registry), None)
     if name is None:
@@ -292,7 +290,7 @@ def _run_attack(spec: AttackSpec, model: torch.nn.Module, x: torch.Tensor, y: to
                               **spec.info.fixed_kwargs}
     # Pass only what the attack takes (FGSM has no steps, C&W no eps): make_attack
     # rejects unknown arguments, and the class defaults are the documented ones.
-    accepted = set(inspect.signature(registry[name].__init__).parameters)
+    accepted = attack_arguments(name)
     kwargs = {k: v for k, v in wanted.items() if k in accepted and v is not None}
     result = make_attack(name, model, **kwargs).run(x, y, estimate_success=False)
     return result.adv_images, result.norms

@@ -6,7 +6,10 @@ The public API (everything else is private):
 - :func:`predict_proba`: EOT prediction (mean softmax over noise draws, spread, votes).
 - :func:`noise_control`: switch a model's noise on/off or seed it (never via ``.eval()``).
 - :mod:`ratzoo.attacks`: FGSM, FGM, PGD, PGDL2, CW, APGD (EOT-aware), :func:`make_attack`.
+- :func:`run_attack`: attack images and judge each by the decision rule (the one path
+  that :func:`evaluate`, the benchmark and the demo share).
 - :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
+- :func:`is_randomized`: whether any model is random, found by behaviour (:mod:`ratzoo.randomness`).
 - :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
 - :func:`build_model`, :class:`ModelConfig`, :func:`save_checkpoint`, :func:`load_checkpoint`.
 
@@ -22,13 +25,16 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
 from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
+from .judge import AttackOutcome, run_attack
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
-from .noise import is_randomized, noise_control
+from .noise import noise_control
+from .randomness import is_randomized
 from .zoo import list_models, load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttackOutcome",
     "CIFAR10_CLASSES",
     "CheckpointError",
     "DatasetError",
@@ -46,5 +52,6 @@ __all__ = [
     "make_attack",
     "noise_control",
     "predict_proba",
+    "run_attack",
     "save_checkpoint",
 ]

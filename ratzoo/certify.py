@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .eot import _check_images, default_chunk, forward_draws
-from .noise import is_randomized, noise_control, noise_modules
+from .noise import noise_control, noise_enabled, noise_modules
 
 # `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
 # imported it as ratzoo.certify (the package exports certify()), and runpy warns about the
@@ -395,7 +395,7 @@ def _smoothing_setup(model: nn.Module) -> tuple[float, int]:
             f"certify needs a ratzoo model (RandomizedClassifier, e.g. from ratzoo.load), got {type(model).__name__}"
         )
     mods = noise_modules(model)
-    if not mods or not is_randomized(model):
+    if not mods or not noise_enabled(model):
         raise ValueError(
             "this model is deterministic (no noise, or its noise switched off with noise_control): "
             "randomized smoothing certifies noisy models only (noise_kind 'fixed' or 'learned')"

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from .noise import is_randomized, noise_control
+from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
 DEFAULT_CHUNK = 4096  # images per forward pass on an accelerator; bounds peak memory
 # On CPU big batches are slower, not faster, the activations of a big batch no longer fitting
@@ -66,24 +66,27 @@ def _check_images(x: torch.Tensor) -> None:
 
 
 def forward_draws(
-    model: nn.Module, x: torch.Tensor, samples: int, chunk_size: int | None = None
+    model: nn.Module, x: torch.Tensor, samples: int, chunk_size: int | None = None, per_call: bool = False
 ) -> torch.Tensor:
-    """Logits of ``samples`` noise draws for each image: ``(samples, N, C)``.
+    """Logits of ``samples`` independent draws for each image: ``(samples, N, C)``.
 
-    Draw ``k`` of every image sits in row ``k``; the ``samples * N`` forward passes are
-    made in chunks of at most ``chunk_size`` images (whole draws where possible), in the
-    order a loop ``for k in range(samples): model(x)`` would make them, so for the same
-    generator the noise (and therefore the result) is the same as that loop's on CPU.
-    Gradients flow through (used by the attacks). ``chunk_size=None`` picks
-    :func:`default_chunk` for the images' device.
+    Draw ``k`` of every image sits in row ``k``. For per-sample randomness (ratzoo's noise,
+    dropout, ...) the images are repeated and the ``samples * N`` rows go through the model in
+    passes of at most ``chunk_size`` rows (whole draws where possible), in the order a loop
+    ``for k in range(samples): model(x)`` would make them, so for the same generator the noise
+    (and therefore the result) is the same as that loop's on CPU. With ``per_call=True``
+    (randomness drawn once per call, see :mod:`ratzoo.randomness`) every draw is its own
+    call, since copies inside one call would share one draw. Gradients flow through (used by
+    the attacks). ``chunk_size=None`` picks :func:`default_chunk` for the images' device.
     """
     chunk_size = chunk_size or default_chunk(x.device)
     n = x.shape[0]
-    if n > chunk_size:
-        # Not even one whole draw fits: split the images of each draw, still draw-major,
-        # so the noise is consumed in the same order as the loop over draws.
+    if n > chunk_size or per_call:
+        # One draw per call (per-call randomness), or not even one whole draw fits: split
+        # the images of each draw, still draw-major, so the noise is consumed in loop order.
+        step = min(n, chunk_size) or 1
         return torch.stack([
-            torch.cat([model(x[i : i + chunk_size]) for i in range(0, n, chunk_size)])
+            torch.cat([model(x[i : i + step]) for i in range(0, n, step)])
             for _ in range(samples)
         ])
     draws_per_chunk = max(1, chunk_size // max(n, 1))
@@ -103,18 +106,22 @@ def predict_proba(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
+    randomness: str | Randomness | None = None,
 ) -> EOTPrediction:
-    """EOT prediction: mean softmax, its spread and the votes over ``samples`` noise draws.
+    """EOT prediction: mean softmax, its spread and the votes over ``samples`` draws.
 
     Args:
-        model: a classifier taking images in [0, 1]; randomized or not.
+        model: a classifier taking images in [0, 1]; randomized or not, ratzoo's or any
+            ``nn.Module`` (its randomness is found by :func:`ratzoo.randomness.randomness_of`).
         x: ``(N, 3, H, W)`` float images in [0, 1].
-        samples: number of noise draws ``K`` (default 100). A deterministic model (or
+        samples: number of independent draws ``K`` (default 100). A deterministic model (or
             one whose noise is switched off) is run once, whatever ``K``.
-        seed: seed the noise for a reproducible result (exclusive with ``generator``).
-        generator: draw the noise from this generator.
+        seed: seed the draws for a reproducible result (exclusive with ``generator``).
+        generator: draw from this generator.
         chunk_size: at most this many images per forward pass (bounds memory); default
-            :func:`default_chunk` (256 on CPU, where bigger passes are slower, 4096 elsewhere).
+            :func:`default_chunk` (:data:`CPU_CHUNK` on CPU, :data:`DEFAULT_CHUNK` elsewhere).
+        randomness: override the detected kind (``"deterministic"``, ``"per-sample"``,
+            ``"per-call"``).
 
     Returns:
         An :class:`EOTPrediction`.
@@ -126,14 +133,15 @@ def predict_proba(
     _check_images(x)
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    with noise_control(model, seed=seed, generator=generator):
-        if not is_randomized(model):
+    rnd = randomness_of(model, x, randomness)
+    with draw_scope(model, rnd, seed=seed, generator=generator):
+        if not rnd.randomized:
             logits = forward_draws(model, x, 1, chunk_size)
             probs = logits.float().softmax(-1)[0]
             votes = torch.zeros_like(probs, dtype=torch.int64)
             votes.scatter_(1, probs.argmax(1, keepdim=True), samples)
             return EOTPrediction(probs, torch.zeros_like(probs), votes, samples)
-        p = forward_draws(model, x, samples, chunk_size).float().softmax(-1)  # (K, N, C)
+        p = forward_draws(model, x, samples, chunk_size, per_call=rnd.kind == PER_CALL).float().softmax(-1)
     votes = torch.nn.functional.one_hot(p.argmax(-1), p.shape[-1]).sum(0)
     std = p.std(0, unbiased=False) if samples > 1 else torch.zeros_like(p[0])
     return EOTPrediction(p.mean(0), std, votes, samples)

@@ -1,6 +1,9 @@
 """Honest robustness evaluation: attack, then judge with fresh noise draws.
 
-**Decision rule** (the one used everywhere in ratzoo). An example counts as robust when
+:func:`evaluate` turns :func:`ratzoo.run_attack` (the one code path that attacks and judges,
+:mod:`ratzoo.judge`) into a JSON record with confidence intervals and per-image outcomes.
+
+**Decision rule** (the one used everywhere in ratzoo, :func:`ratzoo.judge.decide`). An example counts as robust when
 
 1. the EOT prediction on the clean image is the true label, and
 2. the EOT prediction on the adversarial image is the true label,
@@ -26,6 +29,7 @@ count) or the clean image is already misclassified.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -41,17 +45,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks import ALIASES, ATTACKS, AttackResult, attack_arguments, make_attack, parse_budget
-from .eot import predict_proba
-from .noise import is_randomized
+from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
+from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
+                    STREAM_CLEAN, canonical_attack, derive_seed, run_attack)
+from .randomness import Randomness
 
-DEFAULT_DECISION_SAMPLES = 100
 DEFAULT_THRESHOLDS = (0.25, 0.5, 1.0)
 Z95 = 1.959963984540054
-DECISION_RULE = (
-    "robust = EOT prediction (argmax of mean softmax over decision_samples fresh noise draws, "
-    "seeded independently of the attack) is the true label on both the clean and the adversarial image"
-)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -68,14 +68,6 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     lo = 0.0 if successes <= 0 else max(0.0, center - half)
     hi = 1.0 if successes >= n else min(1.0, center + half)
     return (lo, hi)
-
-
-def derive_seed(seed: int, stream: int) -> int:
-    """An independent 63-bit seed for ``stream`` (attack, decision, ...) from ``seed``."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, stream]).generate_state(2, np.uint64)[0] >> 1)
-
-
-STREAM_ATTACK, STREAM_CLEAN, STREAM_ADV = 1, 2, 3
 
 
 def _norm_stats(norms: torch.Tensor) -> dict[str, Any]:
@@ -116,13 +108,14 @@ def evaluate(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     progress: bool | Callable[[int, int], None] = False,
     model_name: str | None = None,
+    randomness: str | Randomness | None = None,
     **attack_kwargs: Any,
 ) -> dict[str, Any]:
     """Attack ``images`` and measure accuracy under ratzoo's decision rule.
 
     Args:
-        model: the classifier (randomized or not), in the mode the caller wants
-            (normally ``eval()``); the evaluator never changes its mode.
+        model: the classifier (randomized or not, ratzoo's or any ``nn.Module``), in the
+            mode the caller wants (normally ``eval()``); the evaluator never changes its mode.
         images: ``(N, 3, H, W)`` float in [0, 1].
         labels: ``(N,)`` integer labels.
         attack: ``"none"`` (clean accuracy) or a name from :data:`ratzoo.attacks.ATTACKS`.
@@ -130,36 +123,33 @@ def evaluate(
             independent streams derived from it.
         eps: the budget (number or ``"8/255"``); ``None``: the attack's default.
         steps: attack iterations; ``None``: the attack's default.
-        eot_samples: noise draws per attack step (1 for a deterministic model).
+        eot_samples: draws per attack step (1 for a deterministic model).
         decision_samples: fresh draws of the decision rule (default 100).
         thresholds: L2 thresholds at which C&W accuracy is reported.
         progress: ``True`` for a progress bar on stderr, or a ``progress(done, total)``
             callback over attack steps.
         model_name: how to name the model in the record.
+        randomness: override the detected randomness (:mod:`ratzoo.randomness`).
         **attack_kwargs: any other argument of the attack class (``step_size``,
             ``restarts``, ``search_steps``, ...).
 
     Returns:
         A JSON-ready record: ``model``, ``attack``, ``params`` (every attack argument),
-        ``n``, ``seed``, ``clean_accuracy`` (+ ``_ci95``), ``robust_accuracy`` (+
-        ``_ci95``), ``single_draw_accuracy``, ``clean_single_draw_accuracy``,
-        ``decision_samples``, ``decision_rule``, ``ci_method``, ``elapsed_s``,
-        ``versions``; for C&W also ``norms`` (statistics), ``norms_per_image``,
-        ``fooled_per_image`` (the decision rule was fooled: against a noisy model a
-        minimal-norm example found on the attack's own estimate often is not) and
-        ``accuracy_at`` (per threshold, with CIs). For ``attack="none"``,
-        ``robust_accuracy`` is the clean accuracy.
+        ``randomness`` (kind, source, seedable), ``n``, ``seed``, ``clean_accuracy`` (+
+        ``_ci95``), ``robust_accuracy`` (+ ``_ci95``), ``single_draw_accuracy``,
+        ``clean_single_draw_accuracy``, ``eot_samples`` / ``effective_eot_samples``,
+        ``decision_samples``, ``decision_rule``, ``ci_method``, ``passes``, ``early_stop``,
+        ``elapsed_s``, ``versions``; per image ``clean_correct_per_image``,
+        ``robust_per_image``, ``linf_per_image``, ``l2_per_image``; for C&W also
+        ``norms`` (statistics), ``norms_per_image``, ``fooled_per_image`` (the decision
+        rule was fooled) and ``accuracy_at`` (per threshold, with CIs). For
+        ``attack="none"``, ``robust_accuracy`` is the clean accuracy.
 
     >>> rec = evaluate(model, x, y, attack="pgd-linf", eps=8/255, steps=20, eot_samples=20)
     >>> rec["robust_accuracy"], rec["robust_accuracy_ci95"]
     """
     t0 = time.perf_counter()
-    if not isinstance(decision_samples, int) or isinstance(decision_samples, bool) or decision_samples < 1:
-        raise ValueError(f"decision_samples must be a positive integer, got {decision_samples!r}")
-    name = str(attack).lower()
-    name = ALIASES.get(name, name)
-    if name != "none" and name not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; known: none, {', '.join(ATTACKS)}")
+    name = canonical_attack(attack)
     if model.training:
         warnings.warn(
             "evaluate() got a model in train() mode (batch norm uses batch statistics); "
@@ -167,70 +157,54 @@ def evaluate(
     device = images.device
     labels = labels.to(device).long()
     n = int(images.shape[0])
-    randomized = is_randomized(model)
-
-    def judge(x: torch.Tensor, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = torch.Generator(device=device).manual_seed(derive_seed(seed, stream))
-        out = predict_proba(model, x, samples=decision_samples, generator=gen)
-        correct = out.label == labels
-        single = out.votes.gather(1, labels[:, None]).squeeze(1).double() / out.samples
-        return correct, single
-
-    clean_correct, clean_single = judge(images, STREAM_CLEAN)
+    bar = _Bar(sys.stderr) if progress is True else None
+    cb = bar.update if bar is not None else (progress if callable(progress) else None)
+    out = run_attack(model, images, labels, name, seed=seed, eps=eps, steps=steps, eot_samples=eot_samples,
+                     decision_samples=decision_samples, randomness=randomness, progress=cb, **attack_kwargs)
+    if bar is not None and name != "none":
+        bar.close()
+    rnd = out.randomness
+    clean_correct, robust = out.clean.correct, out.robust
+    k_clean, k_rob = int(clean_correct.sum()), int(robust.sum())
     rec: dict[str, Any] = {
         "model": model_name or _model_description(model),
         "model_config": _model_config(model),
-        "randomized": randomized,
+        "randomized": rnd.randomized,
+        "randomness": rnd.to_dict(),
         "attack": name,
+        "params": out.params,
     }
-    bar = _Bar(sys.stderr) if progress is True else None
-    cb = bar.update if bar is not None else (progress if callable(progress) else None)
-    result = None
-    if name == "none":
-        rec["params"] = {}
-        adv_correct, adv_single = clean_correct, clean_single
-    else:
-        atk = make_attack(name, model, eps=eps, steps=steps, eot_samples=eot_samples,
-                          seed=derive_seed(seed, STREAM_ATTACK), progress=cb, **attack_kwargs)
-        rec["params"] = atk.params()
-        # Only images the model gets right can become robust errors, so only they are
-        # attacked (a misclassified image is its own adversarial example, at norm 0).
-        keep = clean_correct.nonzero().squeeze(1)
-        adv_images = images.clone()
-        norms = torch.zeros(n, dtype=torch.float32, device=device)
-        if len(keep):
-            sub = atk.run(images[keep], labels[keep], estimate_success=False)
-            adv_images[keep] = sub.adv_images
-            if sub.norms is not None:
-                norms[keep] = sub.norms.to(device, torch.float32)
-        result = AttackResult(adv_images, None, norms)
-        if bar is not None:
-            bar.close()
-        adv_correct, adv_single = judge(result.adv_images, STREAM_ADV)
-    robust = clean_correct & adv_correct
-    k_clean, k_rob = int(clean_correct.sum()), int(robust.sum())
     rec.update(
         n=n,
         seed=seed,
         eot_samples=eot_samples if name != "none" else None,
-        effective_eot_samples=(eot_samples if randomized else 1) if name != "none" else None,
-        decision_samples=decision_samples if randomized else 1,
+        effective_eot_samples=out.eot_samples if name != "none" else None,
+        decision_samples=out.clean.samples,
         decision_rule=DECISION_RULE,
         ci_method="wilson",
         clean_accuracy=k_clean / n if n else float("nan"),
         clean_accuracy_ci95=list(wilson_interval(k_clean, n)),
         robust_accuracy=k_rob / n if n else float("nan"),
         robust_accuracy_ci95=list(wilson_interval(k_rob, n)),
-        clean_single_draw_accuracy=float(clean_single.mean()) if n else float("nan"),
-        single_draw_accuracy=float((adv_single * clean_correct).mean()) if n else float("nan"),
+        clean_single_draw_accuracy=float(out.clean.single.mean()) if n else float("nan"),
+        single_draw_accuracy=float((out.adv.single * clean_correct).mean()) if n else float("nan"),
     )
-    if result is not None and name.startswith("cw"):
-        norms = result.norms.to(device)
-        broken_any = clean_correct & ~adv_correct  # decision rule fooled by the found example
+    if name != "none":
+        rec["passes"] = dataclasses.asdict(out.stats)
+        if out.stopped_early is not None:
+            rec["early_stop"] = {"resolve_margin": out.params.get("resolve_margin"),
+                                 "stopped": int(out.stopped_early.sum()), "retried": int(out.retried.sum())}
+    rec["clean_correct_per_image"] = clean_correct.tolist()
+    if name != "none":
+        rec["robust_per_image"] = robust.tolist()
+        rec["linf_per_image"] = [round(v, 6) for v in out.linf.tolist()]
+        rec["l2_per_image"] = [round(v, 6) for v in out.l2.tolist()]
+    if name.startswith("cw"):
+        norms = out.attack_norms
+        broken_any = out.fooled  # decision rule fooled by the found example
         # over the attacked (clean-correct) images, the ones C&W found nothing for included
         rec["norms"] = _norm_stats(norms[clean_correct])
         rec["norms_per_image"] = [None if not math.isfinite(v) else round(v, 6) for v in norms.tolist()]
-        rec["clean_correct_per_image"] = clean_correct.tolist()
         rec["fooled_per_image"] = broken_any.tolist()
         rec["accuracy_at"] = accuracy_at_thresholds(clean_correct, broken_any, norms, thresholds)
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
@@ -255,8 +229,8 @@ def accuracy_at_thresholds(clean_correct: torch.Tensor, fooled: torch.Tensor, no
 
 # Keys that must agree between the parts of one measurement (everything but the images
 # and the seed); ``params`` is compared without its derived ``seed``.
-_MERGE_SAME = ("model", "model_config", "randomized", "attack", "eot_samples", "effective_eot_samples",
-               "decision_samples", "decision_rule", "ci_method")
+_MERGE_SAME = ("model", "model_config", "randomized", "randomness", "attack", "eot_samples",
+               "effective_eot_samples", "decision_samples", "decision_rule", "ci_method")
 
 
 def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -317,22 +291,29 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         clean_single_draw_accuracy=weighted("clean_single_draw_accuracy"),
         single_draw_accuracy=weighted("single_draw_accuracy"),
     )
+    # per-image outcomes: one list over all parts, when every part has them
+    for key in [k for k in first if k.endswith("_per_image")]:
+        if all(key in r for r in parts):
+            rec[key] = [v for r in parts for v in r[key]]
     if "norms_per_image" in first:
         missing = [i for i, r in enumerate(parts)
                    if not all(k in r for k in ("norms_per_image", "clean_correct_per_image", "fooled_per_image"))]
         if missing:
             raise ValueError(f"parts {missing} lack norms_per_image / clean_correct_per_image / fooled_per_image "
                              "(written by an older ratzoo): re-measure them")
-        raw = [v for r in parts for v in r["norms_per_image"]]
-        norms = torch.tensor([float("inf") if v is None else float(v) for v in raw])
-        clean = torch.tensor([bool(v) for r in parts for v in r["clean_correct_per_image"]])
-        fooled = torch.tensor([bool(v) for r in parts for v in r["fooled_per_image"]])
+        norms = torch.tensor([float("inf") if v is None else float(v) for v in rec["norms_per_image"]])
+        clean = torch.tensor([bool(v) for v in rec["clean_correct_per_image"]])
+        fooled = torch.tensor([bool(v) for v in rec["fooled_per_image"]])
         thresholds = [float(t) for t in first.get("accuracy_at", {})]
         rec["norms"] = _norm_stats(norms[clean])
-        rec["norms_per_image"] = raw
-        rec["clean_correct_per_image"] = clean.tolist()
-        rec["fooled_per_image"] = fooled.tolist()
         rec["accuracy_at"] = accuracy_at_thresholds(clean, fooled, norms, thresholds)
+    for key in ("passes", "early_stop"):
+        if all(isinstance(r.get(key), dict) for r in parts):
+            rec[key] = {k: (max if k == "max_pass" else sum)(r[key][k] for r in parts) if all(
+                isinstance(r[key].get(k), (int, float)) and not isinstance(r[key].get(k), bool) for r in parts)
+                else first[key].get(k) for k in first[key]}
+    if "randomness" in first:
+        rec["randomness"] = first["randomness"]
     rec["elapsed_s"] = round(sum(float(r.get("elapsed_s") or 0.0) for r in parts), 3)
     rec["device"] = first.get("device")
     rec["versions"] = first.get("versions")

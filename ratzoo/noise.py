@@ -88,8 +88,11 @@ def noise_modules(model: nn.Module) -> list[GaussianNoise]:
     return [m for m in model.modules() if isinstance(m, GaussianNoise)]
 
 
-def is_randomized(model: nn.Module) -> bool:
-    """True when ``model`` has at least one noise module that is switched on."""
+def noise_enabled(model: nn.Module) -> bool:
+    """True when ``model`` has at least one of ratzoo's noise modules switched on.
+
+    This sees only ratzoo's own noise; :func:`ratzoo.is_randomized` finds any randomness
+    by the model's behaviour (:mod:`ratzoo.randomness`)."""
     return any(m.enabled for m in noise_modules(model))
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 import ratzoo
 from ratzoo import noise_control
+from ratzoo.randomness import randomness_of
 from ratzoo.attacks import ATTACKS, CW, FGM, FGSM, PGD, PGDL2, make_attack, parse_budget
 from ratzoo.attacks.apgd import APGD
 from ratzoo.noise import GaussianNoise
@@ -261,15 +262,15 @@ def test_eot_gradient_is_the_average_of_per_draw_gradients(models, batch) -> Non
     model, (x, y) = models["noisy"], batch
     k = 5
     attack = PGD(model, eps=8 / 255, eot_samples=k)
-    attack._k = k
+    attack._k, attack._chunk = k, k * len(x)  # what run() sets: K draws, all images in one pass
 
-    def p_true(logits: torch.Tensor) -> torch.Tensor:
-        return logits.exp().gather(1, y[:, None]).squeeze(1)
+    def p_true(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return logits.exp().gather(1, y[idx, None]).squeeze(1)
 
     with noise_control(model, seed=11):
         p_bar, g_p, _ = attack.loss_and_grad(x, p_true)
     with noise_control(model, seed=11):
-        _, g_ce, _ = attack.loss_and_grad(x, lambda z: F.cross_entropy(z, y, reduction="none"))
+        _, g_ce, _ = attack.loss_and_grad(x, lambda z, i: F.cross_entropy(z, y[i], reduction="none"))
 
     per_p, per_g = [], []
     with noise_control(model, seed=11):
@@ -301,9 +302,10 @@ class _Counter:
 @pytest.mark.parametrize("kind,expected_batch", [("noisy", 4 * 6), ("deterministic", 4)])
 def test_one_batched_pass_per_step_and_no_waste_on_deterministic(kind, expected_batch, models, batch) -> None:
     model, (x, y) = models[kind], batch
+    randomness_of(model, x)  # the probe runs once per model and shape (tests/test_randomness.py counts it)
     c = _Counter(model)
     try:
-        PGD(model, eps=8 / 255, steps=5, eot_samples=6).run(x, y, estimate_success=False)
+        PGD(model, eps=8 / 255, steps=5, eot_samples=6, early_stop=False).run(x, y, estimate_success=False)
     finally:
         c.close()
     assert c.sizes == [expected_batch] * 5
@@ -311,6 +313,7 @@ def test_one_batched_pass_per_step_and_no_waste_on_deterministic(kind, expected_
 
 def test_chunking_splits_images_not_draws(models, batch) -> None:
     model, (x, y) = models["noisy"], batch
+    randomness_of(model, x)
     c = _Counter(model)
     try:
         PGD(model, eps=8 / 255, steps=2, eot_samples=6, chunk_size=12).run(x, y, estimate_success=False)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ratzoo import EOTPrediction, build_model, noise_control, predict_proba
+from ratzoo.randomness import randomness_of
 from ratzoo.eot import forward_draws
 
 
@@ -111,6 +112,7 @@ def test_chunk_smaller_than_the_batch_still_bounds_memory(noisy_model, images) -
 def test_deterministic_model_runs_once_whatever_k(images) -> None:
     torch.manual_seed(0)
     model = build_model(width=2).eval()
+    randomness_of(model, images)  # the probe runs once per model and shape (tests/test_randomness.py counts it)
     with ForwardCounter(model) as count:
         p100 = predict_proba(model, images, samples=100)
     assert count.calls == [len(images)]
@@ -122,6 +124,7 @@ def test_deterministic_model_runs_once_whatever_k(images) -> None:
 
 
 def test_noise_switched_off_counts_as_deterministic(noisy_model, images) -> None:
+    randomness_of(noisy_model, images)
     with noise_control(noisy_model, enabled=False), ForwardCounter(noisy_model) as count:
         a = predict_proba(noisy_model, images, samples=50)
         b = predict_proba(noisy_model, images, samples=1)

@@ -25,7 +25,7 @@ def final_evaluation(model, cfg: TrainConfig) -> dict[str, Any]:
     import ratzoo
     from ratzoo.data import to_tensor
     from ratzoo.evaluate import evaluate
-    from ratzoo.noise import is_randomized
+    from ratzoo import is_randomized
 
     xs, ys = ratzoo.load_cifar10("test", root=cfg.data_dir or None)
     x = to_tensor(xs[: cfg.eval_n])

@@ -25,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from .base import Attack, AttackResult, parse_budget
+from .base import COMMON_ARGUMENTS, Attack, AttackResult, parse_budget
 from .apgd import APGD, APGDDLR
 from .cw import CW
 from .fgm import FGM
@@ -48,11 +48,14 @@ ALIASES = {"pgd": "pgd-linf", "cw": "cw-l2", "apgd": "apgd-ce", "fgsm-linf": "fg
 
 
 def attack_arguments(name: str) -> set[str]:
-    """The keyword arguments the attack registered as ``name`` takes (besides ``model``)."""
+    """The keyword arguments the attack registered as ``name`` takes (besides ``model``):
+    its own and the ones every attack shares (:data:`~ratzoo.attacks.base.COMMON_ARGUMENTS`)."""
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
-    return set(inspect.signature(ATTACKS[key].__init__).parameters) - {"self", "model"}
+    own = {name for name, prm in inspect.signature(ATTACKS[key].__init__).parameters.items()
+           if prm.kind is not inspect.Parameter.VAR_KEYWORD}
+    return (own | set(COMMON_ARGUMENTS)) - {"self", "model"}
 
 
 def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:

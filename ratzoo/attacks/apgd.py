@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (Attack, ProgressFn, _per_sample_l2, _positive_int, _view, dlr_loss,
+from .base import (Attack, _per_sample_l2, _positive_int, _view, dlr_loss,
                    project_l2, project_linf)
 
 NORMS = ("Linf", "L2")
@@ -56,11 +57,11 @@ class APGD(Attack):
         norm: ``"Linf"`` (default) or ``"L2"``.
         rho: checkpoint condition (1) threshold (default 0.75).
         momentum: ``alpha`` (default 0.75).
-        eot_samples: noise draws per step on a randomized model (default 1).
-        seed: seeds the random start and the noise draws (default 0).
-        eot_output: ``"softmax"`` (default) or ``"logits"``.
-        chunk_size: images x draws per forward/backward (default 2048).
-        progress: optional ``progress(done, total)`` called after each gradient step.
+        **common: the arguments every attack shares, defaults in
+            :class:`~ratzoo.attacks.base.Attack`: ``eot_samples``, ``seed``, ``eot_output``,
+            ``chunk_size``, ``randomness``, ``early_stop`` / ``resolve_margin`` (an image whose EOT estimate is
+            fooled by this margin leaves the batch with that iterate; AutoAttack likewise
+            stops attacking an image once it is broken, between restarts), ``progress``.
 
     Shapes:
         images ``(N, C, H, W)`` float in [0, 1], labels ``(N,)`` int64 ->
@@ -78,6 +79,7 @@ class APGD(Attack):
 
     name = "apgd-ce"
     loss_name = "ce"
+    stops_early = True
 
     def __init__(
         self,
@@ -88,18 +90,12 @@ class APGD(Attack):
         norm: str = "Linf",
         rho: float = 0.75,
         momentum: float = 0.75,
-        *,
-        eot_samples: int = 1,
-        seed: int = 0,
-        eot_output: str = "softmax",
-        chunk_size: int = 2048,
-        progress: ProgressFn | None = None,
+        **common: Any,
     ) -> None:
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.norm = norm
-        super().__init__(model, eps=eps, eot_samples=eot_samples, seed=seed, eot_output=eot_output,
-                         chunk_size=chunk_size, progress=progress)
+        super().__init__(model, eps=eps, **common)
         self.steps = _positive_int(steps, "steps")
         self.restarts = _positive_int(restarts, "restarts")
         if not 0 < rho <= 1 or not 0 < momentum <= 1:
@@ -110,10 +106,11 @@ class APGD(Attack):
         return {**super().params(), "steps": self.steps, "restarts": self.restarts,
                 "rho": self.rho, "momentum": self.momentum, "loss": self.loss_name}
 
-    def _steps_per_image_batch(self) -> int:
+    def _steps_total(self) -> int:
         return (self.steps + 1) * self.restarts  # the starting point's gradient, then one per step
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-image loss to maximize, of the EOT logits and the labels of one pass."""
         return F.cross_entropy(logits, y, reduction="none")
 
     def _proj(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -136,6 +133,7 @@ class APGD(Attack):
 
     def _single(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = x.shape[0]
+        stopped = self.stopped_early  # (N,) bool, owned by the driver
         if self.norm == "Linf":
             t = 2 * self._rand(x.shape, x) - 1
             x_adv = x + self.eps * t / _view(t.flatten(1).abs().amax(1).clamp_min(1e-12), x)
@@ -144,13 +142,17 @@ class APGD(Attack):
             x_adv = x + self.eps * t / _view(_per_sample_l2(t).clamp_min(1e-12), x)
         x_adv = x_adv.clamp(0.0, 1.0)
 
-        def loss_fn(z: torch.Tensor) -> torch.Tensor:
-            return self._loss(z, y)
+        def loss_fn(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return self._loss(z, y[idx])
 
-        loss, grad, logits = self.loss_and_grad(x_adv, loss_fn)
-        fooled = logits.argmax(1) != y
+        active = ~stopped
+        loss, grad, logits = self.loss_and_grad(x_adv, loss_fn, active)
+        fooled = active & (logits.argmax(1) != y)
         x_best, x_best_adv = x_adv.clone(), x_adv.clone()
         loss_best, grad_best = loss.clone(), grad.clone()
+        done = active & self._resolved(logits, y)
+        stopped |= done
+        active &= ~done
         step = torch.full((n,), 2.0 * self.eps, device=x.device, dtype=x.dtype)
         checks = set(self.checkpoints(self.steps))
         last_check = 0
@@ -159,47 +161,56 @@ class APGD(Attack):
         reduced_last_check = torch.ones(n, dtype=torch.bool, device=x.device)
         x_old = x_adv.clone()
         for i in range(self.steps):
+            if not bool(active.any()):
+                self._tick()  # every image resolved: the remaining iterations are free
+                continue
             with torch.no_grad():
                 mom = x_adv - x_old
                 x_old = x_adv
                 a = self.momentum if i > 0 else 1.0
                 z = self._proj(x_adv + _view(step, x) * self._dir(grad), x)
-                x_adv = self._proj(x_adv + a * (z - x_adv) + (1 - a) * mom, x)
-            loss, grad, logits = self.loss_and_grad(x_adv, loss_fn)
+                x_new = self._proj(x_adv + a * (z - x_adv) + (1 - a) * mom, x)
+                x_adv = torch.where(_view(active, x), x_new, x_adv)  # resolved images stay put
+            loss, grad, logits = self.loss_and_grad(x_adv, loss_fn, active)
             with torch.no_grad():
-                now_fooled = logits.argmax(1) != y
+                loss = torch.where(active, loss, losses[-1])  # a resolved image's loss stays
+                now_fooled = active & (logits.argmax(1) != y)
                 x_best_adv = torch.where(_view(now_fooled, x), x_adv, x_best_adv)
                 fooled |= now_fooled
-                improved = loss > loss_best
+                improved = active & (loss > loss_best)
                 x_best = torch.where(_view(improved, x), x_adv, x_best)
                 grad_best = torch.where(_view(improved, x), grad, grad_best)
                 loss_best = torch.where(improved, loss, loss_best)
                 losses.append(loss)
+                done = active & self._resolved(logits, y)
+                stopped |= done
+                active &= ~done
                 k = i + 1  # iterations done since the start
                 if k in checks:
                     span = k - last_check
                     ups = sum((losses[j] > losses[j - 1]).float() for j in range(k - span + 1, k + 1))
                     cond1 = ups <= span * self.rho
                     cond2 = ~reduced_last_check & (loss_best_last_check >= loss_best)
-                    reduce = cond1 | cond2
+                    reduce = active & (cond1 | cond2)
                     reduced_last_check = reduce
                     loss_best_last_check = loss_best.clone()
                     step = torch.where(reduce, step / 2, step)
                     x_adv = torch.where(_view(reduce, x), x_best, x_adv)
                     grad = torch.where(_view(reduce, x), grad_best, grad)
                     last_check = k
-        self.final_step_size = step  # per image, for inspection (last sub-batch, last restart)
+        self.final_step_size = step  # per image, for inspection (last restart)
         out = torch.where(_view(fooled, x), x_best_adv, x_best)
         return out, fooled, loss_best
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
         best, best_fooled, best_loss = None, None, None
         for _ in range(self.restarts):
+            before = self.stopped_early.clone()  # a restart runs only on the images still standing
             adv, fooled, loss = self._single(x, y)
             if best is None:
                 best, best_fooled, best_loss = adv, fooled, loss
                 continue
-            take = (fooled & ~best_fooled) | ((fooled == best_fooled) & (loss > best_loss) & ~best_fooled)
+            take = ~before & ((fooled & ~best_fooled) | (~best_fooled & ~fooled & (loss > best_loss)))
             best = torch.where(_view(take, x), adv, best)
             best_fooled = best_fooled | fooled
             best_loss = torch.where(take, loss, best_loss)

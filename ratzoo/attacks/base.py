@@ -23,17 +23,34 @@ It is computed stably as ``logsumexp_k(log_softmax(F(x) + b_k)) - log K``.
 ``eot_output="logits"`` switches to mean logits (Athalye et al.'s other variant) for
 comparisons; the default is ``"softmax"``.
 
-**Batched draws.** The ``K`` draws of a batch go through the model as one batch by
-:func:`ratzoo.eot.forward_draws` (``x`` repeated ``K`` times) and the gradient is one
-``torch.autograd.grad`` through that batch: one forward and one backward per attack
-step, never a Python loop over draws. Memory is bounded by splitting the *images*
-into sub-batches of at most ``chunk_size // K`` images (attacks act on each image
-independently, so this is exact). A deterministic model is run once per step whatever
-``eot_samples`` says.
+**Batched draws, whatever the randomness.** How ``K`` independent draws are made depends
+on the model's randomness, found by behaviour (:mod:`ratzoo.randomness`): per-sample
+randomness (ratzoo's noise, dropout) repeats the images ``K`` times in one pass; per-call
+randomness (one draw shared by a whole batch) makes ``K`` separate calls, because ``K``
+copies in one call would average a single draw ``K`` times; a deterministic model is run
+once per step whatever ``eot_samples`` says. Either way the gradient is one
+``torch.autograd.grad`` per pass.
 
-**Seeding.** Each attack owns a ``torch.Generator`` seeded with ``seed``; the random
-start and the model's noise (through :func:`ratzoo.noise_control`) are drawn from it, so
-a seeded attack repeats bit for bit on the same machine and batch size.
+**Lockstep passes of one size.** All images take each step together. A step is cut into
+passes of at most ``chunk_size`` image-draws (``chunk_size // K`` images each), so every pass
+has the size the pass-size sweep found fastest (:data:`ratzoo.eot.CPU_CHUNK` on CPU,
+``benchmarks/bench_layout.py``) however many images are still being attacked. ``chunk_size``
+and the other shared defaults live here only: attack classes do not restate them.
+
+**Resolved images leave the batch.** PGD and APGD stop spending passes on an image once
+their own EOT estimate is fooled by a margin: ``max_j log p_bar_j - log p_bar_y >
+resolve_margin`` (``> 0`` for a deterministic model, where the estimate is exact). The
+image keeps the iterate that was fooled; later steps cost only the images still standing.
+The estimate uses ``K`` draws and can be wrong, so the final word stays with the decision
+rule's fresh draws (:func:`ratzoo.run_attack`), and :func:`ratzoo.run_attack` attacks an
+image that stopped early again, without stopping, when the decision rule does not confirm
+it (the "confirm or continue" rule; ``benchmarks/bench_resolve.py`` measures it against
+full runs).
+
+**Seeding.** Each attack owns a ``torch.Generator`` seeded with ``seed``; the random start
+and ratzoo's noise are drawn from it, and any other randomness runs inside a fork of
+torch's global RNG seeded from it (:func:`ratzoo.randomness.draw_scope`), so a seeded attack
+repeats bit for bit on the same machine.
 
 **What attacks never do.** Call ``model.eval()``/``model.train()`` (the noise switch is
 :func:`ratzoo.noise_control`, and batch-norm mode is the caller's business), compute
@@ -45,6 +62,7 @@ pixel that float rounding left one ulp outside the ball back in.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import warnings
 from collections.abc import Callable
@@ -54,13 +72,38 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..eot import default_chunk, forward_draws
-from ..noise import is_randomized, noise_control
+from ..randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
 ProgressFn = Callable[[int, int], None]
 """``progress(done, total)``: called after every gradient step of an attack."""
 
 DEFAULT_ATTACK_CHUNK = 2048  # images x draws per forward/backward on an accelerator; bounds peak memory
 EOT_OUTPUTS = ("softmax", "logits")
+RESOLVE_MARGIN = 0.5
+"""Default ``resolve_margin`` (log-probability units): an image whose attack-side EOT estimate
+gives some wrong class ``e^0.5 = 1.65`` times the true class's mean probability stops being
+attacked. With EOT-20 on the bundled noisy models this loses no robust-accuracy point against
+full runs on the same images (``benchmarks/bench_resolve.py``)."""
+
+
+@dataclasses.dataclass
+class PassStats:
+    """What an attack spent: model calls, image-draws forwarded, the largest pass."""
+
+    calls: int = 0
+    image_draws: int = 0
+    max_pass: int = 0
+    steps: int = 0
+
+    def add(self, calls: int, rows: int, largest: int) -> None:
+        self.calls += calls
+        self.image_draws += rows
+        self.max_pass = max(self.max_pass, largest)
+
+    def merge(self, other: PassStats) -> None:
+        """Add ``other``'s spending to this one."""
+        self.add(other.calls, other.image_draws, other.max_pass)
+        self.steps += other.steps
 
 
 @dataclasses.dataclass
@@ -76,11 +119,14 @@ class AttackResult:
         norms: ``(N,)`` float, the perturbation norm in the attack's distance (Linf or
             L2). For unbounded attacks (C&W) it is ``inf`` where no adversarial example
             was found (and ``adv_images`` is then the clean image).
+        stopped_early: ``(N,)`` bool, images that left the batch once resolved (``None``
+            for attacks that never stop early).
     """
 
     adv_images: torch.Tensor
     fooled: torch.Tensor | None
     norms: torch.Tensor
+    stopped_early: torch.Tensor | None = None
 
 
 def parse_budget(value: float | str, name: str = "eps") -> float:
@@ -213,29 +259,41 @@ def dlr_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class Attack:
     """Base class: EOT-aware, seeded, budgeted, untargeted white-box attack.
 
-    Subclasses set :attr:`name` and :attr:`norm` and implement :meth:`_attack` on one
-    sub-batch; they get the model's EOT output only through :meth:`eot_logits` (the one
-    place the model is called) and gradients through :meth:`loss_and_grad`.
+    Subclasses set :attr:`name` and :attr:`norm` and implement :meth:`_attack` on the whole
+    batch (in lockstep); they get the model's EOT output only through :meth:`eot_logits`
+    and :meth:`loss_and_grad` (the one place the model is called), which cut each step
+    into passes of ``chunk_size`` image-draws. Subclasses take their own arguments and pass
+    the shared ones below through ``**common``; every shared default lives here only.
 
     Args:
-        model: a classifier taking images in [0, 1] (randomized or not). Its mode
-            (``eval``/``train``) and noise switch are left as they are.
+        model: a classifier taking images in [0, 1] (randomized or not, ratzoo's or any
+            ``nn.Module``). Its mode (``eval``/``train``) and noise switch are left as they are.
         eps: the budget (Linf or L2 radius in [0, 1] pixel units; ``None`` for unbounded).
-        eot_samples: noise draws ``K`` averaged per step (ignored, i.e. 1, when the
-            model is deterministic or its noise is off).
-        seed: seeds the random start and the model's noise draws.
+        eot_samples: independent draws ``K`` averaged per step (default 1; ignored, i.e. 1,
+            when the model is deterministic or its noise is off).
+        seed: seeds the random start and every draw of the model's randomness (default 0).
         eot_output: ``"softmax"`` (default: mean softmax, see the module docstring) or
             ``"logits"`` (mean logits).
-        chunk_size: at most ``chunk_size`` images x draws per forward/backward; the
-            image batch is split into sub-batches of ``max(1, chunk_size // K)``
-            (default: 2048 on an accelerator, about 3 GB at PreActResNet-18 width 16;
-            256 on CPU, where bigger passes are slower, see :func:`ratzoo.eot.default_chunk`).
-            On a CUDA out-of-memory error the run is retried, reseeded, with half the chunk.
+        chunk_size: at most ``chunk_size`` image-draws per forward/backward pass (default
+            ``None``: :data:`ratzoo.eot.CPU_CHUNK` on CPU, the fastest size measured by the
+            pass-size sweep; :data:`DEFAULT_ATTACK_CHUNK` on an accelerator, about 3 GB at
+            PreActResNet-18 width 16). On a CUDA out-of-memory error the run is retried,
+            reseeded, with half the chunk.
+        randomness: ``None`` (default: found by behaviour, :mod:`ratzoo.randomness`) or
+            ``"deterministic"`` / ``"per-sample"`` / ``"per-call"`` to override.
+        early_stop: PGD and APGD stop attacking an image once their EOT estimate is fooled
+            by ``resolve_margin`` (default True; False attacks every image for every step).
+        resolve_margin: that margin in log-probability (default :data:`RESOLVE_MARGIN`;
+            ``0`` on a deterministic model, where the estimate is exact).
         progress: optional ``progress(done, total)`` called after each gradient step.
+
+    After :meth:`run`, :attr:`stats` holds the passes spent and :attr:`randomness_found`
+    the randomness the attack used.
     """
 
     name: str = "attack"
     norm: str = "Linf"
+    stops_early: bool = False  # PGD and APGD set it: images leave the batch once resolved
 
     def __init__(
         self,
@@ -246,6 +304,9 @@ class Attack:
         seed: int = 0,
         eot_output: str = "softmax",
         chunk_size: int | None = None,
+        randomness: str | Randomness | None = None,
+        early_stop: bool = True,
+        resolve_margin: float | str = RESOLVE_MARGIN,
         progress: ProgressFn | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -260,25 +321,34 @@ class Attack:
             raise ValueError(f"eot_output must be one of {EOT_OUTPUTS}, got {eot_output!r}")
         self.eot_output = eot_output
         self.chunk_size = None if chunk_size is None else _positive_int(chunk_size, "chunk_size")
+        if randomness is not None and not isinstance(randomness, Randomness):
+            randomness_of(model, torch.zeros(1), randomness)  # validates the name, probes nothing
+        self.randomness = randomness
+        self.early_stop = bool(early_stop)
+        self.resolve_margin = parse_budget(resolve_margin, "resolve_margin")
         self.progress = progress
         self.generator: torch.Generator | None = None
+        self.randomness_found: Randomness | None = None
+        self.stats = PassStats()
         self._k = 1
+        self._per_call = False
+        self._chunk = 1
         self._done = 0
         self._total = 0
 
     # ------------------------------------------------------------------ overridables
 
-    def _steps_per_image_batch(self) -> int:
-        """Gradient steps one sub-batch costs (for progress reporting)."""
+    def _steps_total(self) -> int:
+        """Gradient steps the whole (lockstep) batch takes (for progress reporting)."""
         return 1
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Attack one sub-batch; return adversarial images and (optionally) norms."""
+        """Attack the batch; return adversarial images and (optionally) norms."""
         raise NotImplementedError
 
     def params(self) -> dict:
         """The attack's parameters, JSON-ready (for records)."""
-        return {
+        out = {
             "attack": self.name,
             "norm": self.norm,
             "eps": self.eps,
@@ -286,14 +356,29 @@ class Attack:
             "eot_output": self.eot_output,
             "seed": self.seed,
         }
+        if self.stops_early:
+            out["early_stop"] = self.early_stop
+            out["resolve_margin"] = self.resolve_margin
+        return out
 
     # ------------------------------------------------------------------ EOT core
 
-    def eot_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The EOT output as logits, ``(N, C)``: ``log`` mean softmax over ``K`` draws
-        (or mean logits), all draws in one batched pass. The only model call."""
-        k = self._k
-        z = forward_draws(self.model, x, k, chunk_size=x.shape[0] * k)  # one pass: x is a sub-batch
+    @property
+    def eot_draws(self) -> int:
+        """The draws each step of the last :meth:`run` really averaged (1: deterministic)."""
+        return self._k
+
+    def _passes(self, n: int) -> list[torch.Tensor]:
+        """Index sets of the passes that cover ``n`` images: ``chunk // K`` images each."""
+        per = max(1, self._chunk // self._k)
+        return [torch.arange(i, min(i + per, n)) for i in range(0, n, per)]
+
+    def _eot_pass(self, x: torch.Tensor) -> torch.Tensor:
+        """The EOT output of one pass as logits, ``(n, C)``: ``log`` mean softmax over ``K``
+        draws (or mean logits). The only model call."""
+        k, n = self._k, x.shape[0]
+        z = forward_draws(self.model, x, k, chunk_size=n * k, per_call=self._per_call)
+        self.stats.add(k if self._per_call else 1, n * k, n if self._per_call else n * k)
         if self.eot_output == "logits":
             return z.mean(0)
         logp = F.log_softmax(z.float(), dim=-1)
@@ -301,25 +386,57 @@ class Attack:
             return logp[0]
         return torch.logsumexp(logp, dim=0) - math.log(k)
 
-    def loss_and_grad(
-        self, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample loss (N,), ``d sum(loss) / d x`` and the EOT logits, with one
-        forward and one backward (input gradient only)."""
-        x = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = self.eot_logits(x)
-            loss = loss_fn(logits)
-            (grad,) = torch.autograd.grad(loss.sum(), x)
-        self._tick()
-        return loss.detach(), grad.detach(), logits.detach()
-
     @torch.no_grad()
-    def eot_logits_no_grad(self, x: torch.Tensor) -> torch.Tensor:
-        return self.eot_logits(x)
+    def eot_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The EOT output of any number of images, ``(N, C)``, without gradient."""
+        if x.shape[0] == 0:
+            raise ValueError("eot_logits needs at least one image")
+        return torch.cat([self._eot_pass(x[idx.to(x.device)]) for idx in self._passes(x.shape[0])])
+
+    def loss_and_grad(
+        self,
+        x: torch.Tensor,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        active: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-image loss ``(N,)``, ``d loss / d x`` and the EOT logits ``(N, C)`` at ``x``.
+
+        ``loss_fn(logits, index)`` gets the EOT logits of one pass and the batch indices
+        of its images (to pick their labels or constants). One forward and one backward
+        per pass, input gradient only. With ``active`` (``(N,)`` bool) only those images
+        are computed; the others get loss ``nan``, gradient 0 and logits ``nan``.
+        """
+        dev = x.device
+        rows = torch.arange(x.shape[0], device=dev) if active is None else active.nonzero().squeeze(1)
+        loss = torch.full((x.shape[0],), float("nan"), device=dev)
+        grad = torch.zeros_like(x)
+        logits: torch.Tensor | None = None
+        for sel in self._passes(len(rows)):
+            idx = rows[sel.to(dev)]
+            xi = x[idx].detach().requires_grad_(True)
+            with torch.enable_grad():
+                z = self._eot_pass(xi)
+                li = loss_fn(z, idx)
+                (gi,) = torch.autograd.grad(li.sum(), xi)
+            if logits is None:
+                logits = torch.full((x.shape[0], z.shape[1]), float("nan"), device=dev)
+            loss[idx], grad[idx], logits[idx] = li.detach().to(loss.dtype), gi.detach(), z.detach()
+        self._tick()
+        if logits is None:  # nothing active
+            logits = torch.full((x.shape[0], 1), float("nan"), device=dev)
+        return loss, grad, logits
+
+    def _resolved(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` bool: the EOT estimate is fooled by the margin (never when disabled)."""
+        if not self.early_stop:
+            return torch.zeros_like(y, dtype=torch.bool)
+        need = self.resolve_margin if self._k > 1 else 0.0
+        m = margin(logits, y)
+        return torch.nan_to_num(m, nan=-1.0) > need
 
     def _tick(self) -> None:
         self._done += 1
+        self.stats.steps += 1
         if self.progress is not None:
             self.progress(self._done, self._total)
 
@@ -342,7 +459,7 @@ class Attack:
 
         Returns:
             An :class:`AttackResult` (adversarial images, the attacker's success
-            estimate, perturbation norms).
+            estimate, perturbation norms, which images stopped early).
         """
         check_inputs(images, labels)
         device = images.device
@@ -364,35 +481,30 @@ class Attack:
     def _run(self, images: torch.Tensor, labels: torch.Tensor, estimate_success: bool, chunk: int) -> AttackResult:
         device = images.device
         self.generator = torch.Generator(device=device).manual_seed(self.seed)
-        with noise_control(self.model, generator=self.generator):
-            self._k = self.eot_samples if is_randomized(self.model) else 1
-            per = max(1, chunk // self._k)
-            n_batches = max(1, math.ceil(images.shape[0] / per))
-            self._done, self._total = 0, n_batches * self._steps_per_image_batch()
-            advs, norms = [], []
-            for i in range(0, images.shape[0], per):
-                x, y = images[i : i + per].detach(), labels[i : i + per]
-                adv, nrm = self._attack(x, y)
-                if self.eps is not None:
-                    adv = enforce_budget(adv, x, self.eps, self.norm)
-                advs.append(adv.detach().to(images.dtype))
-                norms.append(nrm)
-            adv = torch.cat(advs) if advs else images.clone()
-            fooled = None
-            if estimate_success:
-                with torch.no_grad():
-                    fooled = torch.cat(
-                        [self.eot_logits(adv[i : i + per]).argmax(1) != labels[i : i + per]
-                         for i in range(0, adv.shape[0], per)]
-                    ) if adv.shape[0] else torch.zeros(0, dtype=torch.bool, device=device)
-        if all(n is None for n in norms):
+        self.stats = PassStats()
+        n = images.shape[0]
+        rnd = randomness_of(self.model, images, self.randomness) if n else Randomness("deterministic", "none")
+        self.randomness_found = rnd
+        self._k = self.eot_samples if rnd.randomized else 1
+        self._per_call = rnd.kind == PER_CALL
+        self._chunk = chunk
+        self.stopped_early = torch.zeros(n, dtype=torch.bool, device=device) if self.stops_early else None
+        if n == 0:
+            empty = torch.zeros(0, device=device)
+            return AttackResult(images.clone(), torch.zeros(0, dtype=torch.bool, device=device) if estimate_success
+                                else None, empty, self.stopped_early)
+        self._done, self._total = 0, self._steps_total()
+        x = images.detach()
+        with draw_scope(self.model, rnd, generator=self.generator):
+            adv, nrm = self._attack(x, labels)
+            if self.eps is not None:
+                adv = enforce_budget(adv, x, self.eps, self.norm)
+            adv = adv.detach().to(images.dtype)
+            fooled = (self.eot_logits(adv).argmax(1) != labels) if estimate_success else None
+        if nrm is None:
             d = (adv - images).flatten(1)
             nrm = d.abs().amax(1) if self.norm == "Linf" else d.norm(dim=1)
-            if adv.shape[0] == 0:
-                nrm = torch.zeros(0, device=device)
-        else:
-            nrm = torch.cat(norms)
-        return AttackResult(adv, fooled, nrm.float())
+        return AttackResult(adv, fooled, nrm.float(), self.stopped_early)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial images, ``(N, C, H, W)``, same dtype and device as ``images``."""
@@ -401,3 +513,10 @@ class Attack:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items() if k not in ("attack",))
         return f"{type(self).__name__}({args})"
+
+
+COMMON_ARGUMENTS = tuple(
+    name for name, prm in inspect.signature(Attack.__init__).parameters.items()
+    if prm.kind is inspect.Parameter.KEYWORD_ONLY and name != "eps"
+)
+"""The keyword arguments every attack takes through ``**common`` (owned by :class:`Attack`)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from .base import Attack, ProgressFn, _positive_int, margin, parse_budget
+from .base import Attack, _positive_int, margin, parse_budget
 
 
 class CW(Attack):
@@ -47,11 +48,9 @@ class CW(Attack):
         lr: Adam learning rate on ``w`` (default 1e-2, as C&W).
         eps: must be ``None`` (C&W is unbounded; read accuracy at a threshold from
             the returned norms). Accepted so callers can pass one set of keywords.
-        eot_samples: noise draws per step on a randomized model (default 1).
-        seed: seeds the noise draws (default 0).
-        eot_output: ``"softmax"`` (default) or ``"logits"``.
-        chunk_size: images x draws per forward/backward (default 2048).
-        progress: optional ``progress(done, total)`` called after each gradient step.
+        **common: the arguments every attack shares (``eot_samples``, ``seed``,
+            ``chunk_size``, ...), defaults in :class:`~ratzoo.attacks.base.Attack`. C&W never
+            stops early: after finding an example it keeps shrinking it.
 
     Shapes:
         images ``(N, C, H, W)`` float in [0, 1], labels ``(N,)`` int64 ->
@@ -80,20 +79,14 @@ class CW(Attack):
         kappa: float = 0.0,
         lr: float = 1e-2,
         eps: float | None = None,
-        *,
-        eot_samples: int = 1,
-        seed: int = 0,
-        eot_output: str = "softmax",
-        chunk_size: int = 2048,
-        progress: ProgressFn | None = None,
+        **common: Any,
     ) -> None:
         if eps is not None:
             raise ValueError(
                 "C&W-L2 is an unbounded minimal-norm attack and takes no eps; read the accuracy "
                 "at an L2 threshold from the returned norms (evaluate(..., thresholds=[...]))"
             )
-        super().__init__(model, eps=None, eot_samples=eot_samples, seed=seed, eot_output=eot_output,
-                         chunk_size=chunk_size, progress=progress)
+        super().__init__(model, eps=None, **common)
         self.steps = _positive_int(steps, "steps")
         self.search_steps = _positive_int(search_steps, "search_steps")
         for nm, v in (("initial_const", initial_const), ("lr", lr)):
@@ -106,7 +99,7 @@ class CW(Attack):
         return {**super().params(), "steps": self.steps, "search_steps": self.search_steps,
                 "initial_const": self.initial_const, "kappa": self.kappa, "lr": self.lr}
 
-    def _steps_per_image_batch(self) -> int:
+    def _steps_total(self) -> int:
         return self.steps * self.search_steps
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,26 +112,30 @@ class CW(Attack):
         best_l2sq = torch.full((n,), float("inf"), device=dev)
         best_adv = x.clone()
         for _ in range(self.search_steps):
-            w = w0.clone().requires_grad_(True)
-            opt = torch.optim.Adam([w], lr=self.lr)
+            w = w0.clone()
+            opt = torch.optim.Adam([w.requires_grad_(True)], lr=self.lr)
             found = torch.zeros(n, dtype=torch.bool, device=dev)
             c = const.to(x.dtype)
+
+            def f(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+                return c[idx] * torch.clamp(-margin(logits, y[idx]), min=-self.kappa)
+
             for _ in range(self.steps):
-                with torch.enable_grad():
-                    x_adv = (torch.tanh(w) + 1) / 2
-                    logits = self.eot_logits(x_adv)
+                with torch.no_grad():
+                    t = torch.tanh(w)
+                    x_adv = (t + 1) / 2
+                # d/dw of ||x_adv - x||^2 + f(x_adv), by the chain rule through x_adv = (tanh w + 1) / 2;
+                # the model's part comes from the one place that calls it
+                _, g_f, logits = self.loss_and_grad(x_adv, f)
+                with torch.no_grad():
                     m = margin(logits, y)  # > 0: misclassified
                     l2sq = (x_adv - x).flatten(1).pow(2).sum(1)
-                    loss = l2sq + c * torch.clamp(-m, min=-self.kappa)
-                    (grad,) = torch.autograd.grad(loss.sum(), w)
-                self._tick()
-                with torch.no_grad():
-                    ok = m.detach() > self.kappa if self.kappa > 0 else m.detach() > 0
+                    w.grad = (2 * (x_adv - x) + g_f) * (1 - t * t) / 2
+                    ok = m > self.kappa if self.kappa > 0 else m > 0
                     found |= ok
-                    better = ok & (l2sq.detach() < best_l2sq)
-                    best_l2sq = torch.where(better, l2sq.detach(), best_l2sq)
-                    best_adv = torch.where(better.view(-1, 1, 1, 1), x_adv.detach(), best_adv)
-                w.grad = grad
+                    better = ok & (l2sq < best_l2sq)
+                    best_l2sq = torch.where(better, l2sq, best_l2sq)
+                    best_adv = torch.where(better.view(-1, 1, 1, 1), x_adv, best_adv)
                 opt.step()
             upper = torch.where(found, torch.minimum(upper, const), upper)
             lower = torch.where(found, lower, torch.maximum(lower, const))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from .base import ProgressFn, _per_sample_l2, _view, project_l2
+from .base import _per_sample_l2, _view, project_l2
 from .fgsm import FGSM
 
 
@@ -25,11 +27,8 @@ class FGM(FGSM):
             to eval/train by the attack.
         eps: L2 budget in [0, 1] pixel units (default 0.5).
         steps: only ``None`` or 1 (one step).
-        eot_samples: noise draws for the gradient on a randomized model (default 1).
-        seed: seeds the noise draws (default 0).
-        eot_output: ``"softmax"`` (default) or ``"logits"``.
-        chunk_size: images x draws per forward/backward (default 2048).
-        progress: optional ``progress(done, total)`` called after the gradient step.
+        **common: the arguments every attack shares (``eot_samples``, ``seed``,
+            ``chunk_size``, ...), defaults in :class:`~ratzoo.attacks.base.Attack`.
 
     Shapes:
         images ``(N, C, H, W)`` float in [0, 1], labels ``(N,)`` int64 ->
@@ -53,15 +52,9 @@ class FGM(FGSM):
         model: nn.Module,
         eps: float | str = 0.5,
         steps: int | None = None,
-        *,
-        eot_samples: int = 1,
-        seed: int = 0,
-        eot_output: str = "softmax",
-        chunk_size: int = 2048,
-        progress: ProgressFn | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, eps, steps, eot_samples=eot_samples, seed=seed, eot_output=eot_output,
-                         chunk_size=chunk_size, progress=progress)
+        super().__init__(model, eps, steps, **common)
 
     def _direction(self, grad: torch.Tensor) -> torch.Tensor:
         return grad / _view(_per_sample_l2(grad).clamp_min(1e-12), grad)

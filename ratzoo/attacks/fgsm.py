@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attack, ProgressFn, project_linf
+from .base import Attack, project_linf
 
 
 class FGSM(Attack):
@@ -26,11 +28,8 @@ class FGSM(Attack):
         eps: Linf budget in [0, 1] pixel units, number or string (default ``8/255``).
         steps: only ``None`` or 1 (FGSM is one step); accepted so that callers can pass
             one set of keywords to every attack.
-        eot_samples: noise draws for the gradient on a randomized model (default 1).
-        seed: seeds the noise draws (default 0).
-        eot_output: ``"softmax"`` (default) or ``"logits"``.
-        chunk_size: images x draws per forward/backward (default 2048).
-        progress: optional ``progress(done, total)`` called after the gradient step.
+        **common: the arguments every attack shares (``eot_samples``, ``seed``,
+            ``chunk_size``, ...), defaults in :class:`~ratzoo.attacks.base.Attack`.
 
     Shapes:
         images ``(N, C, H, W)`` float in [0, 1], labels ``(N,)`` int64 ->
@@ -54,15 +53,9 @@ class FGSM(Attack):
         model: nn.Module,
         eps: float | str = 8 / 255,
         steps: int | None = None,
-        *,
-        eot_samples: int = 1,
-        seed: int = 0,
-        eot_output: str = "softmax",
-        chunk_size: int = 2048,
-        progress: ProgressFn | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, eps=eps, eot_samples=eot_samples, seed=seed, eot_output=eot_output,
-                         chunk_size=chunk_size, progress=progress)
+        super().__init__(model, eps=eps, **common)
         if steps not in (None, 1):
             raise ValueError(f"{self.name} is a one-step attack; steps must be 1 or None, got {steps!r}")
 
@@ -73,5 +66,5 @@ class FGSM(Attack):
         return project_linf(x_adv, x, self.eps)
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
-        _, grad, _ = self.loss_and_grad(x, lambda z: F.cross_entropy(z, y, reduction="none"))
+        _, grad, _ = self.loss_and_grad(x, lambda z, i: F.cross_entropy(z, y[i], reduction="none"))
         return self._project(x + self.eps * self._direction(grad), x), None

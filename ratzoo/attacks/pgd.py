@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attack, ProgressFn, _positive_int, margin, parse_budget, project_linf
+from .base import Attack, _positive_int, _view, margin, parse_budget, project_linf
 
 
 class PGD(Attack):
@@ -31,11 +33,11 @@ class PGD(Attack):
         restarts: random restarts; per image the restart with the largest final margin
             (max other log-prob minus true log-prob) is kept (default 1).
         random_start: start uniformly inside the ball (default True); False starts at x.
-        eot_samples: noise draws per step on a randomized model (default 1).
-        seed: seeds the random start and the noise draws (default 0).
-        eot_output: ``"softmax"`` (default) or ``"logits"``, see the base module.
-        chunk_size: images x draws per forward/backward (default 2048).
-        progress: optional ``progress(done, total)`` called after each gradient step.
+        **common: the arguments every attack shares, with their defaults in
+            :class:`~ratzoo.attacks.base.Attack`: ``eot_samples`` (draws per step on a
+            randomized model), ``seed``, ``eot_output``, ``chunk_size``, ``randomness``,
+            ``early_stop`` / ``resolve_margin`` (an image whose EOT estimate is fooled by this margin stops
+            being attacked and keeps that iterate), ``progress``.
 
     Shapes:
         images ``(N, C, H, W)`` float in [0, 1], labels ``(N,)`` int64 ->
@@ -53,6 +55,7 @@ class PGD(Attack):
 
     name = "pgd-linf"
     norm = "Linf"
+    stops_early = True
 
     def __init__(
         self,
@@ -62,15 +65,9 @@ class PGD(Attack):
         step_size: float | str | None = None,
         restarts: int = 1,
         random_start: bool = True,
-        *,
-        eot_samples: int = 1,
-        seed: int = 0,
-        eot_output: str = "softmax",
-        chunk_size: int = 2048,
-        progress: ProgressFn | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, eps=eps, eot_samples=eot_samples, seed=seed, eot_output=eot_output,
-                         chunk_size=chunk_size, progress=progress)
+        super().__init__(model, eps=eps, **common)
         self.steps = _positive_int(steps, "steps")
         self.step_size = (
             self.eps / self.default_step_divisor if step_size is None else parse_budget(step_size, "step_size")
@@ -84,7 +81,7 @@ class PGD(Attack):
         return {**super().params(), "steps": self.steps, "step_size": self.step_size,
                 "restarts": self.restarts, "random_start": self.random_start}
 
-    def _steps_per_image_batch(self) -> int:
+    def _steps_total(self) -> int:
         return self.steps * self.restarts
 
     # the two places where Linf and L2 PGD differ
@@ -95,22 +92,34 @@ class PGD(Attack):
         return project_linf(x_adv + self.step_size * grad.sign(), x, self.eps)
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
-        def ce(logits: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(logits, y, reduction="none")
+        def ce(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(logits, y[idx], reduction="none")
 
-        best, best_margin = x.clone(), None
+        stopped = self.stopped_early  # (N,) bool, owned by the driver
+        inf = float("inf")
+        best, best_margin = x.clone(), torch.full((x.shape[0],), -inf, device=x.device)
         for _ in range(self.restarts):
             x_adv = self._init(x) if self.random_start and self.eps > 0 else x.clone()
+            active = ~stopped
             for _ in range(self.steps):
-                _, grad, _ = self.loss_and_grad(x_adv, ce)
-                x_adv = self._step(x_adv, grad, x)
+                if not bool(active.any()):
+                    self._tick()  # every image resolved: the remaining steps are free
+                    continue
+                _, grad, logits = self.loss_and_grad(x_adv, ce, active)
+                done = active & self._resolved(logits, y)
+                stopped |= done
+                active &= ~done
+                x_adv = torch.where(_view(active, x), self._step(x_adv, grad, x), x_adv)
             if self.restarts == 1:
                 return x_adv, None
-            m = margin(self.eot_logits_no_grad(x_adv), y)
-            if best_margin is None:
-                best, best_margin = x_adv, m
-            else:
-                better = m > best_margin
-                best = torch.where(better.view(-1, 1, 1, 1), x_adv, best)
-                best_margin = torch.where(better, m, best_margin)
+            # per image keep the restart that resolved it, else the end point of largest EOT margin
+            newly = stopped & (best_margin < inf)
+            best = torch.where(_view(newly, x), x_adv, best)
+            best_margin = torch.where(newly, inf, best_margin)
+            todo = (~stopped).nonzero().squeeze(1)
+            if len(todo):
+                m = margin(self.eot_logits(x_adv[todo]), y[todo])
+                better = m > best_margin[todo]
+                best[todo[better]] = x_adv[todo[better]]
+                best_margin[todo[better]] = m[better]
         return best, None

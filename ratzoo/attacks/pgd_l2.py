@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from .base import ProgressFn, _per_sample_l2, _view, project_l2
+from .base import _per_sample_l2, _view, project_l2
 from .pgd import PGD
 
 
@@ -30,11 +32,8 @@ class PGDL2(PGD):
         step_size: L2 length of a step (default ``None``: ``eps / 5``, i.e. 0.1 at 0.5).
         restarts: random restarts, the one with the largest final margin kept (default 1).
         random_start: start uniformly inside the L2 ball (default True).
-        eot_samples: noise draws per step on a randomized model (default 1).
-        seed: seeds the random start and the noise draws (default 0).
-        eot_output: ``"softmax"`` (default) or ``"logits"``.
-        chunk_size: images x draws per forward/backward (default 2048).
-        progress: optional ``progress(done, total)`` called after each gradient step.
+        **common: the arguments every attack shares (``eot_samples``, ``seed``,
+            ``resolve_margin``, ...), defaults in :class:`~ratzoo.attacks.base.Attack`.
 
     Shapes:
         images ``(N, C, H, W)`` float in [0, 1], labels ``(N,)`` int64 ->
@@ -62,15 +61,9 @@ class PGDL2(PGD):
         step_size: float | str | None = None,
         restarts: int = 1,
         random_start: bool = True,
-        *,
-        eot_samples: int = 1,
-        seed: int = 0,
-        eot_output: str = "softmax",
-        chunk_size: int = 2048,
-        progress: ProgressFn | None = None,
+        **common: Any,
     ) -> None:
-        super().__init__(model, eps, steps, step_size, restarts, random_start, eot_samples=eot_samples,
-                         seed=seed, eot_output=eot_output, chunk_size=chunk_size, progress=progress)
+        super().__init__(model, eps, steps, step_size, restarts, random_start, **common)
 
     def _init(self, x: torch.Tensor) -> torch.Tensor:
         # uniform in the L2 ball: gaussian direction, radius eps * U^(1/d)

@@ -1,0 +1,181 @@
+"""Randomness found by behaviour, EOT that averages independent draws, and the engine's defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import ratzoo
+from ratzoo.attacks import PGD, make_attack
+from ratzoo.eot import CPU_CHUNK, forward_draws
+from ratzoo.noise import GaussianNoise
+from ratzoo.randomness import DETERMINISTIC, PER_CALL, PER_SAMPLE, PROBE_CALLS, PROBE_COPIES, randomness_of
+
+from conftest import train_template_mlp
+
+
+class InputNoise(nn.Module):
+    """A foreign per-sample randomized model: Gaussian noise on the input, from torch's RNG."""
+
+    def __init__(self, base: nn.Module, sigma: float = 0.05) -> None:
+        super().__init__()
+        self.base, self.sigma = base, sigma
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x + self.sigma * torch.randn_like(x))
+
+
+class SharedNoise(InputNoise):
+    """A foreign per-call randomized model: one noise tensor shared by the whole batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x + self.sigma * torch.randn(1, *x.shape[1:], device=x.device))
+
+
+class NumpyNoise(InputNoise):
+    """Per-sample noise from numpy's RNG: torch's seed cannot reach it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.from_numpy(np.random.standard_normal(x.shape).astype(np.float32))
+        return self.base(x + self.sigma * noise)
+
+
+class Counting(nn.Module):
+    def __init__(self, base: nn.Module) -> None:
+        super().__init__()
+        self.base, self.calls = base, []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        return self.base(x)
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    return train_template_mlp(64)
+
+
+def test_the_probe_classifies_every_kind(trained) -> None:
+    base, x, _ = trained
+    assert randomness_of(base, x).kind == DETERMINISTIC
+    assert randomness_of(InputNoise(base), x).kind == PER_SAMPLE
+    assert randomness_of(SharedNoise(base), x).kind == PER_CALL
+    assert randomness_of(nn.Sequential(nn.Dropout(0.3), base).train(), x).kind == PER_SAMPLE
+    own = nn.Sequential(base[0], GaussianNoise(3, 0.5), *base[1:])
+    r = randomness_of(own, x)
+    assert (r.kind, r.source, r.foreign) == (PER_SAMPLE, "ratzoo-noise", False)
+    with ratzoo.noise_control(own, enabled=False):
+        assert randomness_of(own, x).kind == DETERMINISTIC
+    # ratzoo's noise under a per-call draw: separate calls are needed
+    assert randomness_of(SharedNoise(own), x).kind == PER_CALL
+    assert ratzoo.is_randomized(InputNoise(base), x) and not ratzoo.is_randomized(base, x)
+
+
+def test_the_probe_is_cheap_and_runs_once_per_model_and_shape(trained) -> None:
+    base, x, _ = trained
+    model = Counting(base)
+    randomness_of(model, x)
+    assert len(model.calls) <= PROBE_CALLS and all(c == PROBE_COPIES for c in model.calls)
+    randomness_of(model, x[:3])  # same image shape: cached
+    assert len(model.calls) <= PROBE_CALLS
+    # and a deterministic model then costs no extra passes: one pass per step, whatever K
+    model.calls.clear()
+    PGD(model, eps=8 / 255, steps=3, eot_samples=20).run(x[:10], trained[2][:10], estimate_success=False)
+    assert model.calls == [10, 10, 10]
+
+
+def test_seedable_is_measured(trained) -> None:
+    base, x, _ = trained
+    assert randomness_of(InputNoise(base), x).seedable
+    assert not randomness_of(NumpyNoise(base), x).seedable
+
+
+def test_override_and_bad_override(trained) -> None:
+    base, x, _ = trained
+    assert randomness_of(base, x, "per-call").kind == PER_CALL
+    with pytest.raises(ValueError, match="randomness must be one of"):
+        randomness_of(base, x, "sometimes")
+    with pytest.raises(ValueError, match="randomness must be one of"):
+        PGD(base, randomness="sometimes")
+
+
+def test_per_call_eot_averages_k_distinct_draws(trained) -> None:
+    base, x, _ = trained
+    model = SharedNoise(base, sigma=0.1)
+    z = forward_draws(model, x[:4], 8, per_call=True)
+    flat = z[:, 0].round(decimals=5)
+    assert len({tuple(r.tolist()) for r in flat}) == 8, "8 draws, 8 distinct outputs"
+    # the wrong way (copies in one call) gives one draw 8 times: what the probe prevents
+    wrong = forward_draws(model, x[:4], 8, per_call=False)[:, 0].round(decimals=5)
+    assert len({tuple(r.tolist()) for r in wrong}) == 1
+    # and an attack on it makes K separate calls per step
+    counted = Counting(model)
+    atk = PGD(counted, eps=8 / 255, steps=2, eot_samples=8)
+    atk.run(x[:4], trained[2][:4], estimate_success=False)
+    assert atk.randomness_found.kind == PER_CALL and atk.eot_draws == 8
+    assert counted.calls[-16:] == [4] * 16  # 2 steps x 8 calls of the 4 images
+
+
+def test_per_sample_copies_differ(trained) -> None:
+    base, x, _ = trained
+    z = forward_draws(InputNoise(base), x[:2], 6)
+    assert len({tuple(r.round(decimals=5).tolist()) for r in z[:, 0]}) == 6
+
+
+@pytest.mark.parametrize("wrapper,kind", [(InputNoise, PER_SAMPLE), (SharedNoise, PER_CALL)])
+def test_evaluate_on_a_foreign_randomized_model_is_recorded_and_repeats(wrapper, kind, trained) -> None:
+    base, x, y = trained
+    model = wrapper(base, sigma=0.05)
+    kw = dict(attack="pgd-linf", eps=8 / 255, steps=3, eot_samples=5, decision_samples=20, seed=3)
+    a = ratzoo.evaluate(model, x[:16], y[:16], **kw)
+    b = ratzoo.evaluate(model, x[:16], y[:16], **kw)
+    assert a["randomized"] and a["randomness"]["kind"] == kind and a["randomness"]["seedable"]
+    assert a["effective_eot_samples"] == 5 and a["decision_samples"] == 20
+    for rec in (a, b):
+        rec.pop("elapsed_s")
+    assert a == b
+    c = ratzoo.evaluate(model, x[:16], y[:16], **{**kw, "seed": 4})
+    assert c["single_draw_accuracy"] != a["single_draw_accuracy"] or c["robust_per_image"] != a["robust_per_image"] \
+        or c["linf_per_image"] != a["linf_per_image"]
+
+
+def test_deterministic_record_says_so(trained) -> None:
+    base, x, y = trained
+    rec = ratzoo.evaluate(base, x[:8], y[:8], attack="fgsm", eot_samples=10)
+    assert rec["randomness"]["kind"] == DETERMINISTIC and rec["effective_eot_samples"] == 1
+    assert rec["decision_samples"] == 1
+
+
+def test_default_cpu_pass_size_reaches_every_entry_point(trained) -> None:
+    """The restated-default bug: make_attack and evaluate must run CPU_CHUNK image-draws per pass."""
+    base, x, y = trained
+    model = nn.Sequential(base[0], GaussianNoise(3, 0.1), *base[1:]).eval()
+    k = 8
+    per = CPU_CHUNK // k
+    atk = make_attack("pgd-linf", model, steps=1, eot_samples=k)
+    assert atk.chunk_size is None
+    atk.run(x, y, estimate_success=False)
+    assert atk.stats.max_pass == per * k <= CPU_CHUNK
+    rec = ratzoo.evaluate(model, x, y, attack="apgd-ce", steps=2, eot_samples=k, decision_samples=4)
+    assert rec["passes"]["max_pass"] == per * k
+    for name in ratzoo.attacks.ATTACKS:  # no attack class restates a shared default
+        import inspect
+        assert "chunk_size" not in inspect.signature(ratzoo.attacks.ATTACKS[name].__init__).parameters
+
+
+def test_dropping_resolved_images_never_beats_the_full_run(trained) -> None:
+    """Same images, same seed: the early-stopping run (with confirm-or-continue) is at least as
+    strong as the full run, paired per image."""
+    base, x, y = trained
+    model = nn.Sequential(base[0], GaussianNoise(3, 0.3), *base[1:]).eval()
+    kw = dict(eps=4 / 255, steps=10, eot_samples=8, decision_samples=50, seed=0)
+    fast = ratzoo.run_attack(model, x, y, "pgd-linf", **kw)
+    full = ratzoo.run_attack(model, x, y, "pgd-linf", early_stop=False, **kw)
+    assert fast.stopped_early.any(), "the test needs images that resolve early"
+    assert fast.stats.image_draws < full.stats.image_draws
+    only_fast_robust = int((fast.robust & ~full.robust).sum())
+    assert fast.robust.sum() <= full.robust.sum() and only_fast_robust <= 1
+    assert full.stopped_early is not None and not full.stopped_early.any()
