@@ -47,27 +47,15 @@ from torch import nn
 
 from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
 from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
-                    STREAM_CLEAN, canonical_attack, derive_seed, run_attack)
+                    STREAM_CLEAN, AttackOutcome, canonical_attack, derive_seed, run_attack)
+from .record import Record, _json_safe
 from .randomness import Randomness
+from .stats import Z95, wilson_interval  # noqa: F401 (re-exported)
 
 DEFAULT_THRESHOLDS = (0.25, 0.5, 1.0)
-Z95 = 1.959963984540054
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (default 95%). ``(0, 1)`` if n = 0."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    lo = 0.0 if successes <= 0 else max(0.0, center - half)
-    hi = 1.0 if successes >= n else min(1.0, center + half)
-    return (lo, hi)
 
 
 def _norm_stats(norms: torch.Tensor) -> dict[str, Any]:
@@ -163,54 +151,53 @@ def evaluate(
                      decision_samples=decision_samples, randomness=randomness, progress=cb, **attack_kwargs)
     if bar is not None and name != "none":
         bar.close()
-    rnd = out.randomness
+    return outcome_record(out, model_name or _model_description(model), n=n, seed=seed, eot_samples=eot_samples,
+                          thresholds=thresholds, extra={"model_config": _model_config(model)},
+                          elapsed_s=time.perf_counter() - t0, device=str(device)).to_json()
+
+
+def outcome_record(out: AttackOutcome, model_name: str, *, n: int, seed: int | None, eot_samples: int,
+                   thresholds: Sequence[float] = DEFAULT_THRESHOLDS, extra: dict[str, Any] | None = None,
+                   elapsed_s: float | None = None, device: str | None = None) -> Record:
+    """The :class:`~ratzoo.record.Record` of one :func:`ratzoo.run_attack` outcome."""
+    name, rnd = out.attack, out.randomness
     clean_correct, robust = out.clean.correct, out.robust
     k_clean, k_rob = int(clean_correct.sum()), int(robust.sum())
-    rec: dict[str, Any] = {
-        "model": model_name or _model_description(model),
-        "model_config": _model_config(model),
-        "randomized": rnd.randomized,
-        "randomness": rnd.to_dict(),
-        "attack": name,
-        "params": out.params,
-    }
-    rec.update(
-        n=n,
-        seed=seed,
-        eot_samples=eot_samples if name != "none" else None,
-        effective_eot_samples=out.eot_samples if name != "none" else None,
-        decision_samples=out.clean.samples,
-        decision_rule=DECISION_RULE,
-        ci_method="wilson",
+    attacked = name != "none"
+    per_image: dict[str, list[Any]] = {"clean_correct": clean_correct.tolist()}
+    extra = dict(extra or {})
+    if attacked:
+        per_image.update(robust=robust.tolist(), linf=[round(v, 6) for v in out.linf.tolist()],
+                         l2=[round(v, 6) for v in out.l2.tolist()])
+        if out.stopped_early is not None:
+            extra["early_stop"] = {"resolve_margin": out.params.get("resolve_margin"),
+                                   "stopped": int(out.stopped_early.sum()), "retried": int(out.retried.sum())}
+    if name.startswith("cw"):
+        norms = out.attack_norms
+        broken_any = out.fooled  # decision rule fooled by the found example
+        # over the attacked (clean-correct) images, the ones C&W found nothing for included
+        extra["norms"] = _norm_stats(norms[clean_correct])
+        per_image["norms"] = [None if not math.isfinite(v) else round(v, 6) for v in norms.tolist()]
+        per_image["fooled"] = broken_any.tolist()
+        extra["accuracy_at"] = accuracy_at_thresholds(clean_correct, broken_any, norms, thresholds)
+    eps = out.params.get("eps")
+    return Record(
+        model=model_name, attack=name, n=n, seed=seed,
+        randomized=rnd.randomized, randomness=rnd.to_dict(), params=out.params,
+        threat_model=out.params.get("norm") if eps is not None else None, eps=eps,
+        eot_samples=eot_samples if attacked else None,
+        effective_eot_samples=out.eot_samples if attacked else None,
+        decision_samples=out.clean.samples, decision_rule=DECISION_RULE, ci_method="wilson",
         clean_accuracy=k_clean / n if n else float("nan"),
         clean_accuracy_ci95=list(wilson_interval(k_clean, n)),
         robust_accuracy=k_rob / n if n else float("nan"),
         robust_accuracy_ci95=list(wilson_interval(k_rob, n)),
         clean_single_draw_accuracy=float(out.clean.single.mean()) if n else float("nan"),
         single_draw_accuracy=float((out.adv.single * clean_correct).mean()) if n else float("nan"),
+        per_image=per_image, passes=dataclasses.asdict(out.stats) if attacked else None,
+        elapsed_s=round(elapsed_s if elapsed_s is not None else out.elapsed_s, 3), device=device,
+        versions=_versions(), extra=extra,
     )
-    if name != "none":
-        rec["passes"] = dataclasses.asdict(out.stats)
-        if out.stopped_early is not None:
-            rec["early_stop"] = {"resolve_margin": out.params.get("resolve_margin"),
-                                 "stopped": int(out.stopped_early.sum()), "retried": int(out.retried.sum())}
-    rec["clean_correct_per_image"] = clean_correct.tolist()
-    if name != "none":
-        rec["robust_per_image"] = robust.tolist()
-        rec["linf_per_image"] = [round(v, 6) for v in out.linf.tolist()]
-        rec["l2_per_image"] = [round(v, 6) for v in out.l2.tolist()]
-    if name.startswith("cw"):
-        norms = out.attack_norms
-        broken_any = out.fooled  # decision rule fooled by the found example
-        # over the attacked (clean-correct) images, the ones C&W found nothing for included
-        rec["norms"] = _norm_stats(norms[clean_correct])
-        rec["norms_per_image"] = [None if not math.isfinite(v) else round(v, 6) for v in norms.tolist()]
-        rec["fooled_per_image"] = broken_any.tolist()
-        rec["accuracy_at"] = accuracy_at_thresholds(clean_correct, broken_any, norms, thresholds)
-    rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
-    rec["device"] = str(device)
-    rec["versions"] = _versions()
-    return rec
 
 
 def accuracy_at_thresholds(clean_correct: torch.Tensor, fooled: torch.Tensor, norms: torch.Tensor,
@@ -484,16 +471,6 @@ def check_convergence(
 
 class UsageError(ValueError):
     """A bad command-line argument (exit code 2)."""
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _parse_list(text: str, name: str, parse: Callable[[str], Any]) -> list[Any]:

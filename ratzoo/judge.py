@@ -100,7 +100,8 @@ class AttackOutcome:
         randomness: the model's randomness as used (:class:`ratzoo.randomness.Randomness`).
         eot_samples: the draws each attack step really averaged (1 on a deterministic model).
         clean: the decision on the clean images.
-        adv: the decision on the adversarial images (``clean`` again for ``"none"``).
+        adv: the decision on the adversarial images (the clean decision where the image was
+            not attacked, i.e. misclassified when clean, and for ``"none"``).
         adv_images: ``(N, C, H, W)``; the clean image where the image was not attacked.
         linf, l2: ``(N,)`` the perturbation's Linf and L2 norms, measured on the images.
         attack_norms: ``(N,)`` the attack's own norms (C&W: ``inf`` where it found nothing).
@@ -228,7 +229,14 @@ def run_attack(
             stopped[keep] = res.stopped_early
     stats = atk.stats
     attack_s = time.perf_counter() - t_attack
-    adv = judge(adv_images, labels, STREAM_ADV)
+    # Only attacked images need a second decision: an image misclassified when clean is not
+    # robust whatever its adversarial verdict, and keeps the clean decision.
+    adv = dataclasses.replace(clean, correct=clean.correct.clone(), label=clean.label.clone(),
+                              probs=clean.probs.clone(), single=clean.single.clone())
+    if len(keep):
+        judged = judge(adv_images[keep], labels[keep], STREAM_ADV)
+        for field in ("correct", "label", "probs", "single"):
+            getattr(adv, field)[keep] = getattr(judged, field)
     if stopped is not None:
         retried = stopped & adv.correct
         idx = retried.nonzero().squeeze(1)
