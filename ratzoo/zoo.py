@@ -206,10 +206,11 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     except CheckpointError as e:
         if source is None:
             raise
-        repo_id = source[len(HUB_PREFIX):].split("@")[0]
+        repo_id, revision = parse_hub_name(source)
+        again = f"hf download {repo_id}{f' --revision {revision}' if revision else ''} --force-download"
         raise CheckpointError(
             f"{source}: the downloaded checkpoint cannot be used: {e}. Nothing was loaded. Download it again "
-            f"(`hf download {repo_id} --force-download`, or delete {folder}) and, if the error stays, "
+            f"(`{again}`, or delete {folder}) and, if the error stays, "
             "the repo itself holds a broken file: ask its owner to push the checkpoint again"
         ) from e
 
@@ -228,6 +229,7 @@ def list_models() -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "name": entry.name,
             "label": entry.label,
+            "reference": entry.reference,
             "method": entry.method,
             "description": entry.description,
             "bundled": _bundled_folder(entry) is not None,
