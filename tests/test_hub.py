@@ -144,8 +144,10 @@ def test_train_push_load_offline_and_a_corrupted_download(tiny_cifar_root: Path,
     metrics = {m["name"]: m["value"] for r in index["results"] for m in r["metrics"]}
     assert metrics == {m["name"]: round(100 * m["value"], 2) for m in local["results"]["metrics"]}
     assert got["card"]["library_name"] == "ratzoo" and "arxiv.org/abs/1903.10219" in got["card_text"]
+    assert "pytorch_model_hub_mixin" in got["card"]["tags"], "the card was written by the mixin's push_to_hub"
     resolved = [p for m, p in local_hub.requests if m == "GET" and "/resolve/" in p]
     assert sorted(p.rsplit("/", 1)[1] for p in resolved) == sorted([WEIGHTS, CONFIG, CARD]), "each file fetched once"
+    assert len([p for m, p in local_hub.requests if "/revision/" in p]) == 1, "one snapshot_download"
 
     # offline: served from the cache, with the Hub refusing everything and not one request made
     local_hub.requests.clear()
