@@ -1,9 +1,10 @@
-"""torch.hub entry points for the ratzoo model zoo.
+"""torch.hub entry points for the ratzoo model zoo, generated from the registry (timm's style).
 
-One function per zoo name, each a thin call of :func:`ratzoo.load` (an explicit folder
-> the checkpoint bundled in ``checkpoints/<name>/`` > the Hugging Face Hub cache). The
-models take images in [0, 1], NCHW float, normalize them themselves, and keep their
-noise ON in ``eval()`` mode; use ``ratzoo.predict_proba`` for EOT predictions.
+One function per registry name (``ratzoo/zoo.json``, the only list of zoo models), each a thin
+call of :func:`ratzoo.load` (an explicit folder > the checkpoint bundled in
+``checkpoints/<name>/`` > the Hugging Face Hub cache). The models take images in [0, 1], NCHW
+float, normalize them themselves, and keep their noise ON in ``eval()`` mode; use
+``ratzoo.predict_proba`` for EOT predictions.
 
 >>> import torch
 >>> model = torch.hub.load("path/to/ratzoo", "rat", source="local")
@@ -15,56 +16,22 @@ Only the core library is imported here: no Streamlit, no training code.
 
 from __future__ import annotations
 
+from ratzoo import zoo as _zoo
+
 dependencies = ["torch", "numpy", "safetensors", "huggingface_hub"]
 
 
-def _load(name: str, device: str):
-    import ratzoo
+def _entry_point(entry: _zoo.ZooEntry):
+    def load(device: str = "cpu"):
+        import ratzoo
 
-    return ratzoo.load(name, device=device)
+        return ratzoo.load(entry.name, device=device)
 
-
-def standard(device: str = "cpu"):
-    """PreActResNet-18 (width 16), clean training: the undefended baseline.
-
-    Args:
-        device: where to put the model ("cpu", "cuda", ...).
-    """
-    return _load("standard", device)
+    load.__name__ = load.__qualname__ = entry.name
+    load.__doc__ = (f"{entry.description}.\n\n    Args:\n        device: where to put the model "
+                    "(\"cpu\", \"cuda\", ...).\n    ")
+    return load
 
 
-def at(device: str = "cpu"):
-    """PreActResNet-18 (width 16), Linf adversarial training (Madry et al.), deterministic.
-
-    Args:
-        device: where to put the model ("cpu", "cuda", ...).
-    """
-    return _load("at", device)
-
-
-def rn(device: str = "cpu"):
-    """PreActResNet-18 (width 16) with Gaussian noise after the first layer, trained on
-    clean images (Pinot et al.'s randomized network).
-
-    Args:
-        device: where to put the model ("cpu", "cuda", ...).
-    """
-    return _load("rn", device)
-
-
-def rat(device: str = "cpu"):
-    """PreActResNet-18 (width 16), Randomized Adversarial Training (the paper's Algorithm 1).
-
-    Args:
-        device: where to put the model ("cpu", "cuda", ...).
-    """
-    return _load("rat", device)
-
-
-def lerat(device: str = "cpu"):
-    """PreActResNet-18 (width 16), RAT with a learned per-channel noise std (LeRAT).
-
-    Args:
-        device: where to put the model ("cpu", "cuda", ...).
-    """
-    return _load("lerat", device)
+for _entry in _zoo.entries().values():
+    globals()[_entry.name] = _entry_point(_entry)

@@ -6,13 +6,16 @@ from typing import Any
 
 import altair as alt
 import pandas as pd
+import ratzoo
 
 from .logic import CLASSES
 
 IMAGE_COLORS = alt.Scale(domain=["clean", "adversarial"], range=["#4c78a8", "#e45756"])
 CLASS_SORT = list(CLASSES)
-# One colour per zoo model in every chart: RAT red, AT blue, R.N. orange, LeRAT purple.
-ZOO_COLORS = {"standard": "#9d9d9d", "at": "#4c78a8", "rn": "#f58518", "rat": "#e45756", "lerat": "#b279a2"}
+# One colour per zoo model in every chart, by its place in the registry (standard grey, AT blue,
+# R.N. orange, RAT red, LeRAT purple); the zoo's names and order are the registry's.
+ZOO_PALETTE = ["#9d9d9d", "#4c78a8", "#f58518", "#e45756", "#b279a2"]
+ZOO_COLORS = dict(zip([m["name"] for m in ratzoo.list_models()], ZOO_PALETTE))
 EXTRA_COLORS = ["#54a24b", "#eeca3b", "#72b7b2", "#ff9da6", "#9d755d", "#bab0ac"]
 
 

@@ -52,9 +52,11 @@ ENLARGE = 8  # 32x32 -> 256x256, nearest neighbour
 
 # The paper's Table 2 (ratzoo.zoo.PAPER_TABLE2): a different architecture and protocol from
 # the zoo's, shown for context, never mixed into the zoo's charts.
-_PAPER_NAMES = {"at": "A.T. (Madry et al.)", "rn": "R.N. (Pinot et al.)", "rat": "RAT", "lerat": "LeRAT"}
+# Each method is named as the zoo names its model (label and reference from the registry).
+_PAPER_NAMES = {m["method"]: m["label"] + (f" ({m['reference']})" if m.get("reference") else "")
+                for m in ratzoo.list_models()}
 PAPER_TABLE2 = tuple(
-    {"model": _PAPER_NAMES[m], "method": m, "Linf (PGD-10, eps 0.3)": linf, "L2 (C&W-40)": l2}
+    {"model": _PAPER_NAMES.get(m, m), "method": m, "Linf (PGD-10, eps 0.3)": linf, "L2 (C&W-40)": l2}
     for m, (linf, l2) in PAPER_TABLE2_BY_METHOD.items()
 )
 

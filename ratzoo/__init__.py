@@ -2,7 +2,8 @@
 
 The public API (everything else is private):
 
-- :func:`load`, :func:`list_models`: the model zoo.
+- :func:`load`, :func:`list_models`: the model zoo (names, ``hf-hub:OWNER/NAME[@REVISION]``, folders).
+- :func:`push_to_hub`: publish a checkpoint folder to the Hugging Face Hub.
 - :func:`predict_proba`: EOT prediction (mean softmax over noise draws, spread, votes).
 - :func:`noise_control`: switch a model's noise on/off or seed it (never via ``.eval()``).
 - :mod:`ratzoo.attacks`: FGSM, FGM, PGD, PGDL2, CW, APGD (EOT-aware), :func:`make_attack`.
@@ -24,6 +25,7 @@ from .attacks import make_attack
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
+from .hub import HubError, push_to_hub
 from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
 from .judge import AttackOutcome, run_attack
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
@@ -39,6 +41,7 @@ __all__ = [
     "CheckpointError",
     "DatasetError",
     "EOTPrediction",
+    "HubError",
     "ModelConfig",
     "attacks",
     "build_model",
@@ -52,6 +55,7 @@ __all__ = [
     "make_attack",
     "noise_control",
     "predict_proba",
+    "push_to_hub",
     "run_attack",
     "save_checkpoint",
 ]

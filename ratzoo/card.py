@@ -1,4 +1,12 @@
-"""Hugging Face model cards whose metadata carries the measured results (model-index)."""
+"""Hugging Face model cards whose metadata carries the measured results (model-index).
+
+Built with huggingface_hub's ``ModelCard`` / ``ModelCardData`` / ``EvalResult``; the library
+name, license, tags and paper/code links are the ones declared once on
+:class:`ratzoo.models.RandomizedClassifier` for :class:`~huggingface_hub.PyTorchModelHubMixin`.
+:meth:`RandomizedClassifier.generate_model_card` (what the mixin's ``save_pretrained`` and
+``push_to_hub`` write) calls :func:`model_card`; :func:`ratzoo.checkpoint.update_results` does
+too, without a model.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-PAPER = "Araujo et al., Robust Neural Networks using Randomized Adversarial Training (arXiv:1903.10219)"
+PAPER = "Araujo et al., Robust Neural Networks using Randomized Adversarial Training"
 
 
 def _eval_results(name: str, results: dict[str, Any]) -> list[EvalResult]:
@@ -47,17 +55,18 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def model_card(config: dict[str, Any]) -> str:
-    """Render the model card (README.md) of a checkpoint from its ``config.json`` dict."""
+def model_card(config: dict[str, Any]) -> ModelCard:
+    """The model card (README.md) of a checkpoint, from its ``config.json`` dict."""
+    from .models import RandomizedClassifier
+
+    info = RandomizedClassifier._hub_mixin_info  # library name, license, tags, links: declared once
     name = config.get("name", "model")
     model = config["model"]
     training = config.get("training", {})
     results = config.get("results", {})
     data = ModelCardData(
-        library_name="ratzoo",
-        license="mit",
+        **info.model_card_data.to_dict(),
         datasets=["uoft-cs/cifar10"],
-        tags=["image-classification", "adversarial-robustness", "randomized-adversarial-training", "cifar10"],
         model_name=f"ratzoo-{name}",
         eval_results=_eval_results(f"ratzoo-{name}", results) or None,
     )
@@ -70,7 +79,7 @@ def model_card(config: dict[str, Any]) -> str:
     body = [
         f"# ratzoo-{name}",
         "",
-        f"A CIFAR-10 classifier from the [ratzoo](https://github.com/ratzoo/ratzoo) zoo ({PAPER}).",
+        f"A CIFAR-10 classifier from the [ratzoo]({info.repo_url}) zoo ([{PAPER}]({info.paper_url})).",
         "",
         f"- architecture: `{model['architecture']}`, width {model['width']}",
         f"- noise: {noise}",
@@ -79,7 +88,7 @@ def model_card(config: dict[str, Any]) -> str:
         "",
         "```python",
         "import ratzoo",
-        f"model = ratzoo.load({name!r})",
+        f"model = ratzoo.load({name!r})  # or ratzoo.load(\"hf-hub:OWNER/NAME\") for a published copy",
         "p = ratzoo.predict_proba(model, images, samples=100)  # EOT prediction",
         "```",
         "",
@@ -102,4 +111,4 @@ def model_card(config: dict[str, Any]) -> str:
         if training.get("command"):
             body += ["Reproduce with:", "", "```bash", training["command"], "```", ""]
         body += ["```json", json.dumps(training, indent=2), "```", ""]
-    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(body)).content
+    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(body))

@@ -1,15 +1,27 @@
 """Checkpoint folders: ``model.safetensors`` + ``config.json`` + ``README.md`` (model card).
 
-Loading is strict: every problem (missing file, corrupt or truncated weights, wrong
-sha256, missing/unexpected keys, shape mismatch, unknown architecture) raises a
-:class:`CheckpointError` naming the file and what is wrong. Weights are never unpickled.
+The folder is what huggingface_hub's :class:`~huggingface_hub.PyTorchModelHubMixin` writes
+(:meth:`RandomizedClassifier.save_pretrained`): :func:`save_checkpoint` calls it with ratzoo's
+``config.json`` (architecture, storage dtype, the weights' sha256, the training record, the
+measured results) and model card. What stays ratzoo's own here, because the mixin lacks it:
+
+- the weights' sha256 recorded in ``config.json`` and checked on every load (the mixin checks
+  none: a corrupted or swapped file loads silently);
+- strict loading with errors that name the file and the problem (the mixin loads with
+  ``strict=False`` by default and lets safetensors' and json's exceptions through);
+- half-precision storage (``dtype=torch.bfloat16``) restored to float32 on load;
+- :func:`update_results`: new measured results into ``config.json`` and the card, weights untouched.
+
+Weights are never unpickled.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +34,8 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
 FORMAT_VERSION = 1
+# safetensors header metadata of every weights file ratzoo writes (part of the sha256)
+WEIGHTS_METADATA = {"format": "pt", "ratzoo_format": str(FORMAT_VERSION)}
 
 
 class CheckpointError(RuntimeError):
@@ -44,12 +58,49 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.chmod(tmp, _umask_mode())
     os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(path, text.encode())
+
+
+def weights_bytes(model: torch.nn.Module) -> bytes:
+    """The exact bytes of ``model.safetensors`` for ``model``: its state dict, contiguous, on
+    the CPU, in the tensors' own dtype, with :data:`WEIGHTS_METADATA` in that order.
+
+    Deterministic, so that a re-saved (or pushed) model has the same sha256 as its file.
+    safetensors alone is not: it writes the header's ``__metadata__`` from a Rust hash map,
+    whose order changes between calls (measured with safetensors 0.8.0: 2 different sha256 in
+    20 calls of the same model); the header is rewritten here with the keys in a fixed order
+    (same length, so the tensors' offsets do not move).
+    """
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    return canonical_header(save(state, metadata=WEIGHTS_METADATA))
+
+
+def canonical_header(blob: bytes) -> bytes:
+    """``blob`` (safetensors bytes) with the header's ``__metadata__`` keys in
+    :data:`WEIGHTS_METADATA`'s order (same length: the tensors' offsets do not move)."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    if set(header.get("__metadata__") or {}) != set(WEIGHTS_METADATA):
+        return blob
+    header["__metadata__"] = {k: header["__metadata__"][k] for k in WEIGHTS_METADATA}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return blob[:8] + text.ljust(n) + blob[8 + n :] if len(text) <= n else blob
+
+
+def write_weights(model: torch.nn.Module, path: Path) -> None:
+    """Write :func:`weights_bytes` to ``path`` atomically."""
+    _atomic_write(path, weights_bytes(model))
 
 
 def save_checkpoint(
@@ -61,11 +112,12 @@ def save_checkpoint(
     results: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write ``model`` as a checkpoint folder (weights, config, model card).
+    """Write ``model`` as a checkpoint folder (weights, config, model card) with the mixin's
+    ``save_pretrained``.
 
     Args:
-        model: the classifier to save.
-        folder: destination folder (created if needed; files replaced atomically).
+        model: the classifier to save (left untouched).
+        folder: destination folder (created if needed; each file replaced atomically).
         name: the model's short name (for the card), defaults to the folder name.
         training: how it was trained: method, hyperparameters, the exact command.
         results: measured results, as written by :mod:`ratzoo.evaluate`
@@ -75,32 +127,32 @@ def save_checkpoint(
     Returns:
         The folder path.
     """
-    from safetensors.torch import save_file
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous().cpu()
-        for k, v in model.state_dict().items()
-    }
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS}.")
-    os.close(fd)
-    save_file(state, tmp, metadata={"format": "pt", "ratzoo_format": str(FORMAT_VERSION)})
-    os.chmod(tmp, _umask_mode())
-    os.replace(tmp, folder / WEIGHTS)
+    floats = {v.dtype for v in model.state_dict().values() if v.is_floating_point()}
+    stored = model if floats <= {dtype} else copy.deepcopy(model).to(dtype)
     config = {
         "format_version": FORMAT_VERSION,
         "name": name or folder.name,
         "model": model.config.to_dict(),
         "storage_dtype": str(dtype).replace("torch.", ""),
-        "weights_sha256": sha256_file(folder / WEIGHTS),
+        # the bytes _save_pretrained writes (weights_bytes is deterministic), checked below
+        "weights_sha256": hashlib.sha256(weights_bytes(stored)).hexdigest(),
         "training": training or {},
         "results": results or {},
     }
-    _atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
-    from .card import model_card
-
-    _atomic_write_text(folder / CARD, model_card(config))
+    # The mixin writes into a fresh folder (it keeps an existing README.md), then each file is
+    # moved into place: a reader never sees new weights with an old config.
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".save-"))
+    try:
+        stored.save_pretrained(staging, config=config, model_card_kwargs={"checkpoint": config})
+        if sha256_file(staging / WEIGHTS) != config["weights_sha256"]:
+            raise CheckpointError(f"{folder}: the weights written differ from the bytes hashed; nothing replaced")
+        for f in (WEIGHTS, CONFIG, CARD):
+            os.chmod(staging / f, _umask_mode())
+            os.replace(staging / f, folder / f)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
@@ -113,7 +165,7 @@ def update_results(folder: str | os.PathLike, results: dict[str, Any]) -> dict[s
     config = read_config(folder)
     config["results"] = results
     _atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
-    _atomic_write_text(folder / CARD, model_card(config))
+    _atomic_write_text(folder / CARD, model_card(config).content)
     return config
 
 
@@ -126,6 +178,9 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+    if isinstance(config, dict) and "model" not in config and "architecture" in config:
+        # a bare `model.save_pretrained(folder)`: the mixin's config.json is the ModelConfig itself
+        config = {"model": config}
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(f"{path}: no 'model' section describing the architecture")
     try:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
 from .noise import NOISE_KINDS, GaussianNoise
@@ -176,7 +179,20 @@ ARCHITECTURES: dict[str, Callable[[ModelConfig], tuple[nn.Module, nn.Module, int
 # --------------------------------------------------------------------------- classifier
 
 
-class RandomizedClassifier(nn.Module):
+PAPER_URL = "https://arxiv.org/abs/1903.10219"
+REPO_URL = "https://github.com/ratzoo/ratzoo"
+HUB_TAGS = ["image-classification", "adversarial-robustness", "randomized-adversarial-training", "cifar10"]
+
+
+class RandomizedClassifier(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="ratzoo",
+    license="mit",
+    tags=HUB_TAGS,
+    paper_url=PAPER_URL,
+    repo_url=REPO_URL,
+):
     """``logits = head(noise(stem(normalize(x))))`` for images ``x`` in [0, 1].
 
     Args:
@@ -186,6 +202,15 @@ class RandomizedClassifier(nn.Module):
     logits. The noise module (``self.noise``, a :class:`GaussianNoise` or ``None``) is on
     by default, in ``train()`` and ``eval()`` alike; switch it with
     :func:`ratzoo.noise_control`.
+
+    ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` come from huggingface_hub's
+    :class:`~huggingface_hub.PyTorchModelHubMixin` (config.json from the :class:`ModelConfig`,
+    model.safetensors, a model card with ratzoo's library name, tags and paper link).
+    :func:`ratzoo.save_checkpoint` and :func:`ratzoo.push_to_hub` call them with the
+    checkpoint's training record and measured results.
+
+    >>> model.save_pretrained("my-rat")                   # or model.push_to_hub("you/my-rat")
+    >>> RandomizedClassifier.from_pretrained("my-rat")    # or "you/my-rat"; ratzoo.load also works
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -210,6 +235,61 @@ class RandomizedClassifier(nn.Module):
         if self.noise is not None and self.config.noise_layer == 1:
             h = self.noise(h)
         return self.head(h)
+
+    # ----------------------------------------------------------- PyTorchModelHubMixin hooks
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write ``model.safetensors`` (the mixin writes config.json and the card around it).
+
+        Ours, not the mixin's ``safetensors.torch.save_model``: that one writes no header
+        metadata and the tensors in whatever dtype they have, so a re-saved checkpoint is not
+        byte-identical to its file (measured on the bundled ``rat``: different sha256, metadata
+        None vs ``{"format": "pt", "ratzoo_format": "1"}``) and the registry's sha256 pin
+        would reject what was pushed. Ours writes :func:`ratzoo.checkpoint.weights_bytes`:
+        deterministic, contiguous, in the tensors' own dtype (bf16 storage), atomically.
+        """
+        from .checkpoint import WEIGHTS, write_weights
+
+        write_weights(self, Path(save_directory) / WEIGHTS)
+
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        expected_sha256: str | None = None,
+        **model_kwargs: Any,
+    ) -> RandomizedClassifier:
+        """Load through :func:`ratzoo.load_checkpoint`, not the mixin's loader.
+
+        The mixin's ``_from_pretrained`` loads with ``strict=False`` by default (a checkpoint
+        missing tensors loads silently, with random weights), checks no sha256 and returns
+        the default memory layout; ours is strict, checks the sha256 recorded in config.json
+        (and ``expected_sha256``), says which file is wrong, and restores bf16-stored weights
+        to float32. A Hub id is fetched with one ``snapshot_download``.
+        """
+        from huggingface_hub import snapshot_download
+
+        from .checkpoint import load_checkpoint
+        from .hub import HUB_FILES
+
+        folder = model_id if os.path.isdir(model_id) else snapshot_download(
+            model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+            local_files_only=local_files_only, token=token, allow_patterns=HUB_FILES, library_name="ratzoo")
+        return load_checkpoint(folder, device=map_location, expected_sha256=expected_sha256)
+
+    def generate_model_card(self, *args: Any, checkpoint: dict[str, Any] | None = None, **kwargs: Any) -> ModelCard:
+        """The model card: ratzoo's template with the measured results as model-index
+        (:func:`ratzoo.card.model_card`); ``checkpoint`` is the checkpoint's config.json dict."""
+        from .card import model_card
+
+        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()})
 
 
 def build_model(config: ModelConfig | None = None, **overrides: Any) -> RandomizedClassifier:

@@ -1,13 +1,19 @@
-"""The model zoo: a readable registry of named checkpoints and :func:`load`.
+"""The model zoo: the registry (``ratzoo/zoo.json``, the one list of zoo models) and :func:`load`.
 
-Weights resolve in one documented order: an explicit folder > the checkpoint bundled
-with the repository (``checkpoints/<name>/``) > the Hugging Face Hub (through
-huggingface_hub's cache, honouring ``HF_HUB_OFFLINE``). The sha256 of every weights file
-that ships with the repository or comes from the Hub is recorded here and verified on load.
+A name resolves in one documented order, as in timm: an explicit folder > the checkpoint
+bundled with the repository (``checkpoints/<name>/``) > the Hugging Face Hub, through
+huggingface_hub's own cache (``HF_HOME``; ``HF_HUB_OFFLINE=1`` serves from it with no network
+call). ``"hf-hub:OWNER/NAME"`` or ``"hf-hub:OWNER/NAME@REVISION"`` loads any Hub repo holding a
+ratzoo checkpoint (what :func:`ratzoo.push_to_hub` and ``python -m train --push-to-hub`` publish).
+
+Every weights file is checked against a sha256 before a tensor is read: the registry's pin
+(``sha256`` in ``zoo.json``, written by ``python -m train.register``) for the repository's own
+checkpoints and for registry entries on the Hub, and always the one recorded in the
+checkpoint's own ``config.json`` (which catches a truncated, corrupted or swapped file).
 
 ``$RATZOO_CHECKPOINTS`` points ratzoo at another zoo folder (your own retrained models, a
-mirror): its checkpoints are yours, so they are verified against the sha256 recorded in their
-own ``config.json`` (which still catches truncated or swapped files), not against the registry.
+mirror): its checkpoints are yours, so they are verified against their own ``config.json``,
+not against the registry.
 """
 
 from __future__ import annotations
@@ -20,51 +26,60 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError, load_checkpoint
+from .checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint
+from .hub import HUB_PREFIX, download, parse_hub_name
 from .models import RandomizedClassifier
 
 ENV_CHECKPOINTS = "RATZOO_CHECKPOINTS"
+REGISTRY_FILE = Path(__file__).resolve().with_name("zoo.json")
 
 
 @dataclasses.dataclass(frozen=True)
 class ZooEntry:
-    """Metadata of one zoo model.
+    """Metadata of one zoo model (one object of ``zoo.json``'s ``models`` list).
 
     Attributes:
-        name: the short name passed to :func:`load`.
+        name: the short name passed to :func:`load` (also its ``hubconf.py`` entry point and
+            its ``python -m train --preset``).
         method: training method ("standard", "at", "rn", "rat", "lerat").
         description: one line for humans.
+        label: how reports, the README and the demo name it ("RAT", "R.N.").
+        reference: who introduced the method ("Madry et al."), when it is not the paper's own.
         bundled: folder name under ``checkpoints/`` when it ships with the repository.
-        hub_repo: Hugging Face Hub repo id holding the same folder layout, if any.
-        hub_revision: the Hub revision (commit or tag) to download.
+        hub_repo: Hugging Face Hub repo id holding the same checkpoint, if any.
+        hub_revision: the Hub revision (commit or tag) to download (None: ``main``).
         sha256: sha256 of ``model.safetensors``, verified on load (None: not yet trained).
     """
 
     name: str
     method: str
     description: str
+    label: str = ""
+    reference: str | None = None
     bundled: str | None = None
     hub_repo: str | None = None
     hub_revision: str | None = None
     sha256: str | None = None
 
-
-_REGISTRY: dict[str, ZooEntry] = {}
-
-
-def register(entry: ZooEntry) -> ZooEntry:
-    _REGISTRY[entry.name] = entry
-    return entry
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
 
-# The bundled zoo: PreActResNet-18 at width 16, trained on this project's CPU machines
-# with `python -m train` (the exact command is in each checkpoint's config.json).
-register(ZooEntry("standard", "standard", "PreActResNet-18 (w16), clean training", bundled="standard", sha256="92b9d8d32906a4330b6de8c0a73a1507c60f5d0b61ad9bd613c3ac7fe8c711e8"))
-register(ZooEntry("at", "at", "PreActResNet-18 (w16), Linf adversarial training (Madry et al.)", bundled="at", sha256="0ea32a9982e4b9b1a47d41a52980d660b56fd5f28e554dc09398db04922f5fda"))
-register(ZooEntry("rn", "rn", "PreActResNet-18 (w16), noise injection, clean training (Pinot et al.)", bundled="rn", sha256="dcfc1afe8a6ed7d45bce0b98c77573ac821321116239bef8209b345addb5e9da"))
-register(ZooEntry("rat", "rat", "PreActResNet-18 (w16), Randomized Adversarial Training", bundled="rat", sha256="771d8f63a0d4de5ec8bb14ca1a91b32c11989cb752990a787baad71bd1e87937"))
-register(ZooEntry("lerat", "lerat", "PreActResNet-18 (w16), RAT with a learned noise std", bundled="lerat", sha256="9fb24aed32bc63b05159a3bed4d7565facd937e6a5ab513b9754fc7eb577b379"))
-# Larger Hub-hosted variants (e.g. a WideResNet-28-10 RAT) register here with hub_repo/hub_revision.
+def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
+    """The registry file's entries, in order; a malformed file says what is wrong."""
+    try:
+        models = json.loads(path.read_text())["models"]
+        out = {m["name"]: ZooEntry(**m) for m in models}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RuntimeError(f"{path}: not a valid zoo registry ({type(e).__name__}: {e}); "
+                           f"each model needs the fields of ratzoo.zoo.ZooEntry") from e
+    if len(out) != len(models):
+        raise RuntimeError(f"{path}: a model name appears twice")
+    return out
+
+
+_REGISTRY: dict[str, ZooEntry] = read_registry()
 
 # The paper's Table 2 (Araujo et al., arXiv:1903.10219; WideResNet-28-10, CIFAR-10, EOT with 50
 # draws), robust accuracy per method: (Linf = PGD-10 at eps 0.3 on inputs in [-1, 1],
@@ -84,6 +99,21 @@ def checkpoints_dir() -> Path:
     return Path(env) if env else REPO_CHECKPOINTS
 
 
+def entries() -> dict[str, ZooEntry]:
+    """The registry: name -> entry, in the zoo's order."""
+    return dict(_REGISTRY)
+
+
+def names() -> list[str]:
+    """The zoo's model names, in order."""
+    return list(_REGISTRY)
+
+
+def labels() -> dict[str, str]:
+    """Display labels by model name, in the zoo's order."""
+    return {e.name: e.label for e in _REGISTRY.values()}
+
+
 def pinned_sha256(folder: Path, entry: ZooEntry | None) -> str | None:
     """The registry sha256 that ``folder`` must match: the entry's for the repository's own
     checkpoints and for Hub downloads; None for a path or a ``$RATZOO_CHECKPOINTS`` zoo (those
@@ -95,10 +125,6 @@ def pinned_sha256(folder: Path, entry: ZooEntry | None) -> str | None:
     return entry.sha256
 
 
-def entries() -> dict[str, ZooEntry]:
-    return dict(_REGISTRY)
-
-
 def _bundled_folder(entry: ZooEntry) -> Path | None:
     if entry.bundled is None:
         return None
@@ -106,68 +132,87 @@ def _bundled_folder(entry: ZooEntry) -> Path | None:
     return folder if (folder / WEIGHTS).is_file() else None
 
 
-def _hub_folder(entry: ZooEntry) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    paths = [
-        hf_hub_download(entry.hub_repo, f, revision=entry.hub_revision, library_name="ratzoo")
-        for f in (CONFIG, WEIGHTS, CARD)
-    ]
-    return Path(paths[0]).parent
+def _hub_entry(repo_id: str, revision: str | None) -> ZooEntry | None:
+    """The registry entry that names this Hub repo (and revision), whose sha256 then applies."""
+    for e in _REGISTRY.values():
+        if e.hub_repo == repo_id and (revision is None or revision == e.hub_revision):
+            return e
+    return None
 
 
-def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None]:
-    """The checkpoint folder for a zoo name or path, and its registry entry (if any)."""
+def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, str | None]:
+    """(folder, registry entry or None, the ``hf-hub:`` source when it came from the Hub)."""
+    if isinstance(name_or_path, str) and name_or_path.startswith(HUB_PREFIX):
+        repo_id, revision = parse_hub_name(name_or_path)
+        entry = _hub_entry(repo_id, revision)
+        revision = revision or (entry.hub_revision if entry else None)
+        return download(repo_id, revision), entry, name_or_path
     path = Path(name_or_path)
     # A bare registry name always means the zoo entry (pass "./rat" for a local folder "rat").
     is_name = isinstance(name_or_path, str) and os.sep not in name_or_path and name_or_path in _REGISTRY
     if not is_name and (isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or path.is_dir()):
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such checkpoint folder")
-        return path, None
+        return path, None, None
     name = str(name_or_path)
     if name not in _REGISTRY:
         raise KeyError(
-            f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))} "
-            "(or pass the path of a checkpoint folder)"
+            f"unknown model {name!r}; available: {', '.join(_REGISTRY)} "
+            f"(or pass the path of a checkpoint folder, or {HUB_PREFIX}OWNER/NAME for a Hub repo)"
         )
     entry = _REGISTRY[name]
     folder = _bundled_folder(entry)
     if folder is not None:
-        return folder, entry
+        return folder, entry, None
     if entry.hub_repo:
-        try:
-            return _hub_folder(entry), entry
-        except Exception as e:
-            raise CheckpointError(
-                f"model {name!r} is not bundled and could not be fetched from the Hub repo "
-                f"{entry.hub_repo} ({type(e).__name__}: {e}); check your connection or HF_HUB_OFFLINE"
-            ) from e
+        source = HUB_PREFIX + entry.hub_repo + (f"@{entry.hub_revision}" if entry.hub_revision else "")
+        return download(entry.hub_repo, entry.hub_revision), entry, source
     raise CheckpointError(
         f"model {name!r} has no trained checkpoint yet: expected {checkpoints_dir() / (entry.bundled or name)}"
         f"/{WEIGHTS} (train it with `python -m train --preset {name}`) and it has no Hub repo"
     )
 
 
+def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None]:
+    """The checkpoint folder for a zoo name, an ``hf-hub:`` name or a path, and its registry
+    entry (if any). Hub checkpoints are downloaded into huggingface_hub's cache first."""
+    folder, entry, _ = _resolve(name_or_path)
+    return folder, entry
+
+
 def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> RandomizedClassifier:
-    """Load a zoo model by name (``"rat"``) or a checkpoint folder by path.
+    """Load a zoo model by name (``"rat"``), a Hub repo (``"hf-hub:OWNER/NAME[@REVISION]"``)
+    or a checkpoint folder by path.
 
     The model is in ``eval()`` mode with its noise ON: a randomized model stays
     randomized. Use :func:`ratzoo.predict_proba` for EOT predictions and
     :func:`ratzoo.noise_control` to switch the noise off or seed it.
 
     Args:
-        name_or_path: a name from :func:`list_models` or a checkpoint folder.
+        name_or_path: a name from :func:`list_models`, an ``hf-hub:`` name or a checkpoint folder.
         device: where to put the model.
 
     Raises:
         KeyError: unknown name (the message lists the available ones).
-        CheckpointError: missing, corrupt or mismatched checkpoint.
+        CheckpointError: missing, corrupt or mismatched checkpoint, or a Hub repo that cannot
+            be fetched; the message names the file or repo and what to do.
 
     >>> model = ratzoo.load("rat")
+    >>> model = ratzoo.load("hf-hub:you/ratzoo-rat@main")
     """
-    folder, entry = resolve(name_or_path)
-    return load_checkpoint(folder, device=device, expected_sha256=pinned_sha256(folder, entry))
+    folder, entry, source = _resolve(name_or_path)
+    try:
+        return load_checkpoint(folder, device=device, expected_sha256=pinned_sha256(folder, entry))
+    except CheckpointError as e:
+        if source is None:
+            raise
+        repo_id, revision = parse_hub_name(source)
+        again = f"hf download {repo_id}{f' --revision {revision}' if revision else ''} --force-download"
+        raise CheckpointError(
+            f"{source}: the downloaded checkpoint cannot be used: {e}. Nothing was loaded. Download it again "
+            f"(`{again}`, or delete {folder}) and, if the error stays, "
+            "the repo itself holds a broken file: ask its owner to push the checkpoint again"
+        ) from e
 
 
 def card_results(name_or_path: str | os.PathLike) -> dict[str, Any]:
@@ -177,12 +222,14 @@ def card_results(name_or_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def list_models() -> list[dict[str, Any]]:
-    """The zoo: one dict per entry with its name, method, description, availability and
-    headline numbers (from the checkpoint's measured results, where available)."""
+    """The zoo: one dict per entry with its name, label, method, description, availability
+    and headline numbers (from the checkpoint's measured results, where available)."""
     out = []
     for entry in _REGISTRY.values():
         row: dict[str, Any] = {
             "name": entry.name,
+            "label": entry.label,
+            "reference": entry.reference,
             "method": entry.method,
             "description": entry.description,
             "bundled": _bundled_folder(entry) is not None,

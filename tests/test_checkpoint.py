@@ -17,6 +17,7 @@ import ratzoo
 from ratzoo import CheckpointError, load_checkpoint, noise_control, save_checkpoint
 from ratzoo import zoo
 from ratzoo.checkpoint import CARD, CONFIG, WEIGHTS, sha256_file
+from ratzoo.models import RandomizedClassifier
 from ratzoo.zoo import ZooEntry
 
 ZOO_NAMES = ("standard", "at", "rn", "rat", "lerat")
@@ -386,7 +387,7 @@ def test_hub_entry_resolves_from_the_hub_cache(empty_zoo: Path, make_checkpoint,
 def test_hub_entry_not_in_cache_offline(empty_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(zoo._REGISTRY, "far", ZooEntry("far", "rat", "test", hub_repo="nobody/nothing",
                                                        hub_revision="main"))
-    with pytest.raises(CheckpointError, match="could not be fetched from the Hub repo nobody/nothing"):
+    with pytest.raises(CheckpointError, match=r"^hf-hub:nobody/nothing@main: HF_HUB_OFFLINE=1 is set"):
         ratzoo.load("far")
 
 
@@ -407,6 +408,39 @@ def test_list_models_survives_a_broken_config(empty_zoo: Path, make_checkpoint) 
     (empty_zoo / "rn" / CONFIG).write_text("{broken")
     rows = {r["name"]: r for r in ratzoo.list_models()}
     assert "unreadable" in rows["rn"]["error"]
+
+
+# --------------------------------------------------------------------------- PyTorchModelHubMixin
+
+
+def test_mixin_save_pretrained_and_from_pretrained(tmp_path: Path, make_checkpoint) -> None:
+    """A bare `save_pretrained` (the mixin's config.json = the ModelConfig) loads with ratzoo.load,
+    and `from_pretrained` of a ratzoo checkpoint goes through ratzoo's strict loader."""
+    folder = make_checkpoint("ck", noise_kind="learned", noise_sigma=0.4)
+    model = load_checkpoint(folder)
+    model.save_pretrained(tmp_path / "bare")
+    assert sorted(p.name for p in (tmp_path / "bare").iterdir()) == sorted([WEIGHTS, CONFIG, CARD])
+    assert json.loads((tmp_path / "bare" / CONFIG).read_text())["noise_kind"] == "learned"
+    again = RandomizedClassifier.from_pretrained(folder)
+    bare = ratzoo.load(tmp_path / "bare")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad(), noise_control(model, enabled=False), noise_control(bare, enabled=False), \
+            noise_control(again, enabled=False):
+        assert torch.equal(model(x), bare(x)) and torch.equal(model(x), again(x))
+    state = load_file(folder / WEIGHTS)
+    del state["head.fc.weight"]
+    save_file(state, folder / WEIGHTS)
+    _rehash(folder)
+    with pytest.raises(CheckpointError, match="missing keys.*head.fc.weight"):
+        RandomizedClassifier.from_pretrained(folder)  # the mixin's own loader is strict=False
+
+
+def test_saved_weights_are_deterministic(tmp_path: Path, make_checkpoint) -> None:
+    """The same model saved twice gives the same bytes (safetensors alone orders its header
+    metadata differently from call to call), so a pushed copy keeps the local sha256."""
+    model = load_checkpoint(make_checkpoint())
+    digests = {sha256_file(save_checkpoint(model, tmp_path / f"s{i}") / WEIGHTS) for i in range(8)}
+    assert len(digests) == 1
 
 
 # --------------------------------------------------------------------------- model card

@@ -35,3 +35,44 @@ def test_bundled_clean_accuracy_matches_card(entry, cifar_root):
     p = ratzoo.predict_proba(model, x, samples=32 if ratzoo.is_randomized(model) else 1, seed=0)
     acc = (p.label == y).float().mean().item()
     assert abs(acc - card["clean accuracy"]) <= 0.03, (entry.name, acc, card["clean accuracy"])
+
+
+@pytest.mark.parametrize("entry", BUNDLED, ids=[e.name for e in BUNDLED])
+def test_preset_reproduces_the_bundled_checkpoint(entry):
+    """`python -m train --preset NAME` trains what is shipped: every training field of the bundled
+    config.json (those that define the run, TrainConfig.fingerprint) equals the preset's."""
+    from train.config import PRESETS, TrainConfig
+
+    shipped = json.loads((checkpoints_dir() / entry.bundled / "config.json").read_text())["training"]["config"]
+    assert shipped["preset"] == entry.name
+    want = TrainConfig(**PRESETS[entry.name]).fingerprint()
+    diff = {k: (shipped.get(k), v) for k, v in want.items() if shipped.get(k) != v}
+    assert diff == {}, f"{entry.name}: (shipped, preset) differ: {diff}"
+
+
+def test_every_zoo_model_has_its_preset():
+    from train.config import PRESETS
+
+    for e in entries().values():
+        assert PRESETS[e.name]["method"] == e.method, e.name
+
+
+def test_register_writes_the_pin_into_the_registry_data(tmp_path):
+    """`python -m train.register` sets the sha256 in zoo.json (data) and edits no source file."""
+    import shutil
+
+    from ratzoo import zoo
+    from train.register import pin
+
+    registry = tmp_path / "zoo.json"
+    shutil.copy(zoo.REGISTRY_FILE, registry)
+    sources = {p: p.read_bytes() for p in zoo.REGISTRY_FILE.parent.glob("*.py")}
+    (tmp_path / "ck" / "rat").mkdir(parents=True)
+    (tmp_path / "ck" / "rat" / "model.safetensors").write_bytes(b"retrained weights")
+    assert pin(["rat"], registry=registry, checkpoints=tmp_path / "ck") == {"rat": sha256_file(tmp_path / "ck" / "rat" / "model.safetensors")}
+    after = zoo.read_registry(registry)
+    assert after["rat"].sha256 == sha256_file(tmp_path / "ck" / "rat" / "model.safetensors")
+    assert {n: e for n, e in after.items() if n != "rat"} == {n: e for n, e in entries().items() if n != "rat"}
+    assert {p: p.read_bytes() for p in sources} == sources
+    with pytest.raises(KeyError, match="not a bundled model"):
+        pin(["nope"], registry=registry, checkpoints=tmp_path / "ck")

@@ -134,8 +134,11 @@ class TrainConfig:
 
 
 # CPU-sized zoo schedule: PreActResNet-18 at width 16, one-cycle LR, FGSM-RS adversarial
-# training (Wong et al. 2020). Noise std from the grid search documented in the README.
-ZOO_SIGMA = 0.5
+# training (Wong et al. 2020). Noise std: the grid search's choice (`python -m train.grid`,
+# checkpoints/results/sigma_grid.json: "chosen_sigma": 1.0), which the bundled rn / rat / lerat
+# were trained with. A zoo model's preset is its registry name (ratzoo/zoo.json) and must
+# reproduce its bundled config.json's training fields (tests/test_zoo_bundled.py checks it).
+ZOO_SIGMA = 1.0
 PRESETS: dict[str, dict[str, Any]] = {
     "standard": dict(method="standard", epochs=25, lr=0.2, label_smoothing=0.1),
     "at": dict(method="at", epochs=20, lr=0.2),

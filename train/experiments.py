@@ -52,9 +52,11 @@ from typing import Any
 
 import torch
 
+from ratzoo import zoo
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
-MODELS = ("standard", "at", "rn", "rat", "lerat")
+MODELS = tuple(zoo.names())  # the registry's order
 
 
 def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]]:

@@ -23,12 +23,13 @@ from typing import Any
 import torch
 
 from ratzoo.evaluate import accuracy_at_thresholds
+from ratzoo import zoo
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
-MODELS = ("standard", "at", "rn", "rat", "lerat")
-LABELS = {"standard": "Standard", "at": "AT", "rn": "R.N.", "rat": "RAT", "lerat": "LeRAT"}
+MODELS = tuple(zoo.names())  # names, labels and order: the registry's
+LABELS = zoo.labels()
 # record key -> (metric name in cards/README, metric type)
 TABLE = [
     ("clean", "clean accuracy", "accuracy"),
