@@ -9,6 +9,7 @@ The public API (everything else is private):
 - :mod:`ratzoo.attacks`: FGSM, FGM, PGD, PGDL2, CW, APGD (EOT-aware), :func:`make_attack`.
 - :func:`run_attack`: attack images and judge each by the decision rule (the one path
   that :func:`evaluate`, the benchmark and the demo share).
+- :class:`Record`, :func:`compare`: the one record schema; an exact paired test between two records.
 - :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
 - :func:`is_randomized`: whether any model is random, found by behaviour (:mod:`ratzoo.randomness`).
 - :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
@@ -30,6 +31,7 @@ from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.eva
 from .judge import AttackOutcome, run_attack
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
 from .noise import noise_control
+from .record import Comparison, Record, compare
 from .randomness import is_randomized
 from .zoo import list_models, load
 
@@ -39,14 +41,17 @@ __all__ = [
     "AttackOutcome",
     "CIFAR10_CLASSES",
     "CheckpointError",
+    "Comparison",
     "DatasetError",
     "EOTPrediction",
     "HubError",
     "ModelConfig",
+    "Record",
     "attacks",
     "build_model",
     "evaluate",
     "certify",
+    "compare",
     "is_randomized",
     "list_models",
     "load",
