@@ -10,6 +10,8 @@ The public API (everything else is private):
 - :func:`run_attack`: attack images and judge each by the decision rule (the one path
   that :func:`evaluate`, the benchmark and the demo share).
 - :class:`Record`, :func:`compare`: the one record schema; an exact paired test between two records.
+- :func:`benchmark`: one robustness number for any model (APGD-CE + APGD-T, EOT, the
+  decision rule, worst case per image; CLI ``python -m ratzoo.benchmark``, leaderboard).
 - :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
 - :func:`is_randomized`: whether any model is random, found by behaviour (:mod:`ratzoo.randomness`).
 - :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
@@ -20,6 +22,13 @@ All functions take images in [0, 1], NCHW, float; normalization is inside the mo
 
 from __future__ import annotations
 
+import warnings
+
+# `python -m ratzoo.benchmark` (likewise evaluate, certify) runs a module whose function this
+# package also exports; runpy warns about that harmless double import on every run.
+warnings.filterwarnings("ignore", message=r"'ratzoo\.\w+' found in sys\.modules after import of package 'ratzoo'",
+                        category=RuntimeWarning)
+from .benchmark import benchmark  # the function; the CLI is `python -m ratzoo.benchmark`
 from .certify import certify
 from . import attacks
 from .attacks import make_attack
@@ -48,6 +57,7 @@ __all__ = [
     "ModelConfig",
     "Record",
     "attacks",
+    "benchmark",
     "build_model",
     "evaluate",
     "certify",

@@ -67,6 +67,10 @@ class Decision:
     single: torch.Tensor
     samples: int
 
+    def select(self, idx: torch.Tensor) -> Decision:
+        """The decision on the images ``idx`` only."""
+        return Decision(self.correct[idx], self.label[idx], self.probs[idx], self.single[idx], self.samples)
+
 
 def decide(
     model: nn.Module,
@@ -174,6 +178,7 @@ def run_attack(
     decision_samples: int = DEFAULT_DECISION_SAMPLES,
     randomness: str | Randomness | None = None,
     progress: Callable[[int, int], None] | None = None,
+    clean: Decision | None = None,
     **attack_kwargs: Any,
 ) -> AttackOutcome:
     """Attack ``images`` and judge every image by the decision rule (module docstring).
@@ -190,6 +195,8 @@ def run_attack(
         decision_samples: fresh draws of the decision rule (default 100).
         randomness: override the detected randomness (:mod:`ratzoo.randomness`).
         progress: optional ``progress(done, total)`` over attack steps.
+        clean: the clean decision on these images when already made (an ensemble's next
+            attack); ``None`` makes it here.
         **attack_kwargs: any other argument of the attack (``step_size``, ``restarts``, ...).
 
     Returns:
@@ -207,8 +214,11 @@ def run_attack(
     def judge(x: torch.Tensor, y: torch.Tensor, stream: int) -> Decision:
         return decide(model, x, y, samples=decision_samples, seed=derive_seed(seed, stream), randomness=rnd)
 
-    clean = judge(images, labels, STREAM_CLEAN)
     n = images.shape[0]
+    if clean is None:
+        clean = judge(images, labels, STREAM_CLEAN)
+    elif len(clean.correct) != n:
+        raise ValueError(f"clean has {len(clean.correct)} decisions for {n} images")
     zeros = torch.zeros(n, device=device)
     if name == "none":
         return AttackOutcome(name, {}, rnd, 1, clean, clean, images.clone(), zeros, zeros, zeros, None, None,

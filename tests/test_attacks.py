@@ -26,6 +26,7 @@ QUICK = {
     "cw-l2": {"steps": 4, "search_steps": 2},
     "apgd-ce": {"steps": 4},
     "apgd-dlr": {"steps": 4},
+    "apgd-t": {"steps": 4, "n_target_classes": 2},
 }
 
 
@@ -230,7 +231,7 @@ def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("name,kw", [("pgd-linf", {"steps": 20}), ("apgd-ce", {"steps": 20}),
-                                     ("apgd-dlr", {"steps": 20})])
+                                     ("apgd-dlr", {"steps": 20}), ("apgd-t", {"steps": 20})])
 def test_linf_attacks_break_an_undefended_model(name, kw, trained) -> None:
     model, x, y = trained
     adv = make_attack(name, model, eps=8 / 255, seed=0, **kw)(x, y)

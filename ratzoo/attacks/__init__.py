@@ -10,6 +10,7 @@ name           norm     class                                         paper
 ``cw-l2``      L2       :class:`~ratzoo.attacks.cw.CW` (min. norm)    Carlini & Wagner 2017
 ``apgd-ce``    Linf/L2  :class:`~ratzoo.attacks.apgd.APGD`            Croce & Hein 2020
 ``apgd-dlr``   Linf/L2  :class:`~ratzoo.attacks.apgd.APGDDLR`         Croce & Hein 2020
+``apgd-t``     Linf/L2  :class:`~ratzoo.attacks.apgd_t.APGDT`         Croce & Hein 2020 (targeted)
 =============  =======  ============================================  ==================
 
 All attacks take images in [0, 1] (NCHW float) and integer labels, and return
@@ -27,6 +28,7 @@ from torch import nn
 
 from .base import COMMON_ARGUMENTS, Attack, AttackResult, parse_budget
 from .apgd import APGD, APGDDLR
+from .apgd_t import APGDT
 from .cw import CW
 from .fgm import FGM
 from .fgsm import FGSM
@@ -41,6 +43,7 @@ ATTACKS: dict[str, type[Attack]] = {
     "cw-l2": CW,
     "apgd-ce": APGD,
     "apgd-dlr": APGDDLR,
+    "apgd-t": APGDT,
 }
 """Registry: attack name -> class."""
 
@@ -53,9 +56,15 @@ def attack_arguments(name: str) -> set[str]:
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
-    own = {name for name, prm in inspect.signature(ATTACKS[key].__init__).parameters.items()
-           if prm.kind is not inspect.Parameter.VAR_KEYWORD}
-    return (own | set(COMMON_ARGUMENTS)) - {"self", "model"}
+    names: set[str] = set()
+    for cls in ATTACKS[key].__mro__:  # a class passing **kwargs on takes its parent's arguments too
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(cls.__init__).parameters
+        names |= {n for n, prm in params.items() if prm.kind is not inspect.Parameter.VAR_KEYWORD}
+        if not any(prm.kind is inspect.Parameter.VAR_KEYWORD for prm in params.values()):
+            break
+    return (names | set(COMMON_ARGUMENTS)) - {"self", "model"}
 
 
 def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
@@ -86,6 +95,6 @@ def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
 
 
 __all__ = [
-    "ALIASES", "ATTACKS", "APGD", "APGDDLR", "Attack", "AttackResult", "CW", "FGM", "FGSM", "PGD", "PGDL2",
+    "ALIASES", "ATTACKS", "APGD", "APGDDLR", "APGDT", "Attack", "AttackResult", "CW", "FGM", "FGSM", "PGD", "PGDL2",
     "attack_arguments", "make_attack", "parse_budget",
 ]

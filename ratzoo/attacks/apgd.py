@@ -109,9 +109,10 @@ class APGD(Attack):
     def _steps_total(self) -> int:
         return (self.steps + 1) * self.restarts  # the starting point's gradient, then one per step
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-image loss to maximize, of the EOT logits and the labels of one pass."""
-        return F.cross_entropy(logits, y, reduction="none")
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Per-image loss to maximize, of one pass's EOT logits, the batch's labels ``y`` and
+        the batch indices ``idx`` of the pass's images."""
+        return F.cross_entropy(logits, y[idx], reduction="none")
 
     def _proj(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return project_linf(x_adv, x, self.eps) if self.norm == "Linf" else project_l2(x_adv, x, self.eps)
@@ -143,7 +144,7 @@ class APGD(Attack):
         x_adv = x_adv.clamp(0.0, 1.0)
 
         def loss_fn(z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            return self._loss(z, y[idx])
+            return self._loss(z, y, idx)
 
         active = ~stopped
         loss, grad, logits = self.loss_and_grad(x_adv, loss_fn, active)
@@ -203,6 +204,10 @@ class APGD(Attack):
         return out, fooled, loss_best
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self._restarts(x, y)[0], None
+
+    def _restarts(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All restarts: per image the example, whether it fooled the EOT estimate, its loss."""
         best, best_fooled, best_loss = None, None, None
         for _ in range(self.restarts):
             before = self.stopped_early.clone()  # a restart runs only on the images still standing
@@ -214,7 +219,7 @@ class APGD(Attack):
             best = torch.where(_view(take, x), adv, best)
             best_fooled = best_fooled | fooled
             best_loss = torch.where(take, loss, best_loss)
-        return best, None
+        return best, best_fooled, best_loss
 
 
 class APGDDLR(APGD):
@@ -242,5 +247,5 @@ class APGDDLR(APGD):
     name = "apgd-dlr"
     loss_name = "dlr"
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return dlr_loss(logits, y)
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return dlr_loss(logits, y[idx])

@@ -1,0 +1,571 @@
+"""``ratzoo.benchmark``: one trustworthy robustness number for any classifier, randomized or not.
+
+RobustBench admits only deterministic models, and AutoAttack's version for randomized
+defenses judges its final answer on a single forward pass. This benchmark applies **the same
+ensemble to every model**, so a randomized and a deterministic model are compared under equal
+attacks:
+
+1. APGD-CE (100 iterations), then
+2. APGD-T, targeted APGD-DLR towards the ``n_target_classes`` most likely wrong classes
+   (100 iterations each), on the images still robust.
+
+A randomized model is attacked with EOT (``eot_samples`` draws per step, 20 by default); a
+deterministic one with one pass per step. After each attack every image is judged by the
+decision rule (:func:`ratzoo.judge.decide`: argmax of the mean softmax over 100 fresh draws),
+and an image counts as broken when any attack's example fooled the decision rule: **the
+worst case per image**. The result is a :class:`~ratzoo.record.Record` with 95 % intervals,
+per-image outcomes (clean correct, robust after each attack, the norm of the breaking
+example), the single-draw accuracy (what one call of the model gives a user), the cost
+(model passes, seconds) and the software versions.
+
+**Parts.** The images are measured in parts of ``part_size`` images, each seeded by a seed
+derived from the one ``seed`` and the part's index; a record therefore does not depend on
+how many processes measured it, nor on a kill and resume in between (the CLI keeps each
+finished part on disk). ``torchrun --nproc_per_node=N -m ratzoo.benchmark ...`` gives the
+parts to the ranks in turn (gloo on CPU, NCCL on GPUs) and rank 0 gathers and writes the one
+record (write ``--n-images`` there: torchrun's own parser takes ``--n`` for one of its options).
+
+CLI::
+
+    python -m ratzoo.benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 \\
+        --out rat_linf.json --resume --leaderboard checkpoints/results/leaderboard.json
+
+``--model`` takes a zoo name, a checkpoint folder or ``module.path:callable`` (your own code,
+called with no arguments, returning any ``nn.Module`` that takes images in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .attacks.base import RESOLVE_MARGIN, PassStats, parse_budget
+from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
+from .randomness import Randomness, randomness_of
+from .record import Record
+from .stats import wilson_interval
+
+ENSEMBLE = ("apgd-ce", "apgd-t")
+"""The attacks, in order; each runs on the images every earlier one left robust."""
+THREAT_MODELS = {"Linf": 8 / 255, "L2": 0.5}
+"""Threat model -> default budget (RobustBench's CIFAR-10 budgets)."""
+DEFAULT_STEPS = 100
+DEFAULT_EOT = 20
+DEFAULT_TARGETS = 3
+"""Targets of APGD-T. AutoAttack uses 9; ``benchmarks/bench_targets.py`` measured that the
+4th to 9th targets break no image on the bundled ``at`` beyond the first three (README)."""
+PART_SIZE = 100
+STREAM_PART = 1000  # part j is seeded with derive_seed(seed, STREAM_PART + j)
+
+
+def _key(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def _bench_part(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_model: str, eps: float, seed: int,
+    steps: int, eot_samples: int, n_target_classes: int, decision_samples: int, rnd: Randomness,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
+    """The ensemble on one part: per-image outcomes and costs (no aggregate numbers)."""
+    n = len(x)
+    stats = PassStats()
+    clean: Decision | None = None
+    robust = torch.ones(n, dtype=torch.bool)
+    breaking_norm: list[float | None] = [None] * n
+    broken_by: list[str | None] = [None] * n
+    worst_single = torch.ones(n, dtype=torch.float64)
+    after: dict[str, list[bool]] = {}
+    per_attack: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(ENSEMBLE):
+        t0 = time.perf_counter()
+        idx = robust.nonzero().squeeze(1) if clean is not None else torch.arange(n)
+        kw: dict[str, Any] = dict(eps=eps, steps=steps, eot_samples=eot_samples, norm=threat_model)
+        if name == "apgd-t":
+            kw["n_target_classes"] = n_target_classes
+        if len(idx):
+            out = run_attack(model, x[idx], y[idx], name, seed=derive_seed(seed, i + 1), randomness=rnd,
+                             decision_samples=decision_samples, progress=progress,
+                             clean=None if clean is None else clean.select(idx), **kw)
+            if clean is None:
+                clean = out.clean
+                robust &= clean.correct.cpu()
+            norms = (out.linf if threat_model == "Linf" else out.l2).cpu().tolist()
+            broke = out.fooled.cpu()
+            for pos, (j, b) in enumerate(zip(idx.tolist(), broke.tolist())):
+                if b and robust[j]:
+                    breaking_norm[j] = round(norms[pos], 6)
+                    broken_by[j] = name
+            worst_single[idx] = torch.minimum(worst_single[idx], out.adv.single.double().cpu())
+            robust[idx] &= ~broke
+            stats.merge(out.stats)
+            per_attack[name] = {"image_draws": out.stats.image_draws, "calls": out.stats.calls,
+                                "elapsed_s": round(time.perf_counter() - t0, 3),
+                                "stopped_early": int(out.stopped_early.sum()) if out.stopped_early is not None else 0,
+                                "retried": int(out.retried.sum()) if out.retried is not None else 0}
+        else:
+            per_attack[name] = {"image_draws": 0, "calls": 0, "elapsed_s": 0.0, "stopped_early": 0, "retried": 0}
+        after[f"robust_after_{_key(name)}"] = robust.tolist()
+    assert clean is not None
+    clean_correct = clean.correct.cpu()
+    return {
+        "n": n,
+        "clean_correct": clean_correct.tolist(),
+        "robust": robust.tolist(),
+        **after,
+        "breaking_norm": breaking_norm,
+        "broken_by": broken_by,
+        "clean_single": [round(v, 6) for v in clean.single.double().cpu().tolist()],
+        "single": [round(v, 6) for v in (worst_single * clean_correct).tolist()],
+        "passes": dataclasses.asdict(stats),
+        "per_attack": per_attack,
+    }
+
+
+def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"passes": dataclasses.asdict(PassStats()), "per_attack": {}}
+    for part in parts:
+        for k, v in part.items():
+            if isinstance(v, list):
+                out.setdefault(k, []).extend(v)
+        for k, v in part["passes"].items():
+            out["passes"][k] = max(out["passes"][k], v) if k == "max_pass" else out["passes"][k] + v
+        for name, costs in part["per_attack"].items():
+            agg = out["per_attack"].setdefault(name, {})
+            for k, v in costs.items():
+                agg[k] = round(agg.get(k, 0) + v, 3)
+        out["elapsed_s"] = round(out.get("elapsed_s", 0.0) + part.get("elapsed_s", 0.0), 3)
+    return out
+
+
+def part_seeds(seed: int, n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
+    """``(index, start, stop)`` of each part of ``n`` images and its seed is
+    ``derive_seed(seed, STREAM_PART + index)``: fixed by the images, never by the processes."""
+    return [(j, a, min(a + part_size, n)) for j, a in enumerate(range(0, n, part_size))]
+
+
+def benchmark(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    threat_model: str = "Linf",
+    eps: float | str | None = None,
+    *,
+    seed: int = 0,
+    steps: int = DEFAULT_STEPS,
+    eot_samples: int = DEFAULT_EOT,
+    n_target_classes: int = DEFAULT_TARGETS,
+    decision_samples: int = DEFAULT_DECISION_SAMPLES,
+    randomness: str | Randomness | None = None,
+    model_name: str | None = None,
+    offset: int = 0,
+    part_size: int = PART_SIZE,
+    parts: dict[int, dict[str, Any]] | None = None,
+    on_part: Callable[[int, dict[str, Any]], None] | None = None,
+    only_parts: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Record:
+    """Benchmark ``model`` on ``images`` with the ensemble (module docstring).
+
+    Args:
+        model: any classifier taking images in [0, 1] (randomized or not), in eval mode.
+        images: ``(N, 3, H, W)`` float in [0, 1]; labels: ``(N,)`` integers.
+        threat_model: ``"Linf"`` or ``"L2"``.
+        eps: the budget (default 8/255 for Linf, 0.5 for L2).
+        seed: the one seed; each part gets its own, derived from it.
+        steps: APGD iterations per attack (and per target).
+        eot_samples: draws per step on a randomized model (1 on a deterministic one).
+        n_target_classes: APGD-T's targets.
+        decision_samples: fresh draws of the decision rule.
+        randomness: override the detected randomness (:mod:`ratzoo.randomness`).
+        model_name: how the record names the model.
+        offset: dataset index of the first image (recorded, for paired comparisons).
+        part_size: images per part.
+        parts: already measured parts (index -> part), reused as they are (resume).
+        on_part: called with ``(index, part)`` after each part is measured (to save it).
+        only_parts: measure only these parts (a rank's share); the record then covers them only.
+        progress: ``progress(done, total)`` over attack steps, per attack.
+
+    Returns:
+        The :class:`~ratzoo.record.Record` (``attack="benchmark"``).
+    """
+    if threat_model not in THREAT_MODELS:
+        raise ValueError(f"threat_model must be one of {', '.join(THREAT_MODELS)}, got {threat_model!r}")
+    eps_f = THREAT_MODELS[threat_model] if eps is None else parse_budget(eps, "eps")
+    for nm, v in (("steps", steps), ("eot_samples", eot_samples), ("n_target_classes", n_target_classes),
+                  ("decision_samples", decision_samples), ("part_size", part_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{nm} must be a positive integer, got {v!r}")
+    t0 = time.perf_counter()
+    labels = labels.to(images.device).long()
+    rnd = randomness_of(model, images, randomness)
+    done = dict(parts or {})
+    todo = part_seeds(seed, len(images), part_size)
+    if only_parts is not None:
+        todo = [p for p in todo if p[0] in set(only_parts)]
+    for j, a, b in todo:
+        if j in done:
+            continue
+        tp = time.perf_counter()
+        part = _bench_part(model, images[a:b], labels[a:b], threat_model=threat_model, eps=eps_f,
+                           seed=derive_seed(seed, STREAM_PART + j), steps=steps, eot_samples=eot_samples,
+                           n_target_classes=n_target_classes, decision_samples=decision_samples, rnd=rnd,
+                           progress=progress)
+        part["elapsed_s"] = round(time.perf_counter() - tp, 3)
+        done[j] = part
+        if on_part is not None:
+            on_part(j, part)
+    params = {"ensemble": list(ENSEMBLE), "threat_model": threat_model, "eps": eps_f, "steps": steps,
+              "eot_samples": eot_samples, "n_target_classes": n_target_classes,
+              "decision_samples": decision_samples, "resolve_margin": RESOLVE_MARGIN, "part_size": part_size}
+    return make_record([done[j] for j, _, _ in todo], model_name=model_name or type(model).__name__,
+                       model=model, rnd=rnd, params=params, seed=seed, offset=offset + (todo[0][1] if todo else 0),
+                       elapsed_s=time.perf_counter() - t0)
+
+
+def make_record(parts: Sequence[dict[str, Any]], *, model_name: str, model: nn.Module | None, rnd: Randomness,
+                params: dict[str, Any], seed: int, offset: int, elapsed_s: float | None = None) -> Record:
+    """The record of measured parts (in image order)."""
+    from .evaluate import _model_config, _versions
+
+    m = _merge(parts)
+    n = len(m.get("clean_correct", []))
+    k_clean, k_rob = sum(m.get("clean_correct", [])), sum(m.get("robust", []))
+    per_image = {k: v for k, v in m.items() if isinstance(v, list) and k not in ("clean_single", "single")}
+    attacks_done = {name: sum(m[f"robust_after_{_key(name)}"]) / n if n else float("nan") for name in ENSEMBLE}
+    p = next(iter(model.parameters()), None) if model is not None else None
+    return Record(
+        model=model_name, attack="benchmark", n=n, seed=seed, randomized=rnd.randomized, randomness=rnd.to_dict(),
+        params=params, threat_model=params["threat_model"], eps=params["eps"], offset=offset, split="test",
+        eot_samples=params["eot_samples"], effective_eot_samples=params["eot_samples"] if rnd.randomized else 1,
+        decision_samples=params["decision_samples"] if rnd.randomized else 1,
+        decision_rule=DECISION_RULE + "; broken when any attack of the ensemble fooled it (worst case per image)",
+        ci_method="wilson",
+        clean_accuracy=k_clean / n if n else float("nan"), clean_accuracy_ci95=list(wilson_interval(k_clean, n)),
+        robust_accuracy=k_rob / n if n else float("nan"), robust_accuracy_ci95=list(wilson_interval(k_rob, n)),
+        clean_single_draw_accuracy=sum(m.get("clean_single", [])) / n if n else float("nan"),
+        single_draw_accuracy=sum(m.get("single", [])) / n if n else float("nan"),
+        per_image=per_image, passes=m["passes"],
+        elapsed_s=round(sum(pt.get("elapsed_s", 0.0) for pt in parts), 3) if elapsed_s is None else round(
+            max(elapsed_s, sum(pt.get("elapsed_s", 0.0) for pt in parts)), 3),
+        versions=_versions(), device=str(p.device) if p is not None else None,
+        extra={"robust_accuracy_after": attacks_done, "per_attack": m["per_attack"],
+               "model_config": _model_config(model) if model is not None else None},
+    )
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+LEADERBOARD_FIELDS = ("name", "architecture", "dataset", "threat_model", "eps", "clean_acc", "robust_acc",
+                      "additional_data", "link")
+"""RobustBench's model-info fields (accuracies in %), first in every entry."""
+
+
+def leaderboard_entry(rec: Record, *, architecture: str | None = None, link: str | None = None,
+                      record_path: str | None = None) -> dict[str, Any]:
+    """One leaderboard entry of a benchmark record: RobustBench's fields, then what a
+    randomized model needs (randomness, draws, seed, n, intervals, single-draw accuracy, cost)."""
+    if rec.attack != "benchmark":
+        raise ValueError(f"a leaderboard entry needs a benchmark record, got a record of {rec.attack!r}")
+    cfg = rec.extra.get("model_config") or {}
+    arch = architecture or (f"{cfg.get('architecture')} (width {cfg.get('width')})" if cfg.get("architecture") else None)
+    return {
+        "name": rec.model, "architecture": arch, "dataset": "cifar10", "threat_model": rec.threat_model,
+        "eps": rec.eps, "clean_acc": round(100 * rec.clean_accuracy, 2), "robust_acc": round(100 * rec.robust_accuracy, 2),
+        "additional_data": False, "link": link,
+        "randomness": (rec.randomness or {}).get("kind"), "eot_samples": rec.effective_eot_samples,
+        "decision_samples": rec.decision_samples, "seed": rec.seed, "n": rec.n,
+        "clean_acc_ci95": [round(100 * v, 2) for v in rec.clean_accuracy_ci95],
+        "robust_acc_ci95": [round(100 * v, 2) for v in rec.robust_accuracy_ci95],
+        "single_draw_acc": round(100 * rec.single_draw_accuracy, 2) if rec.single_draw_accuracy is not None else None,
+        "image_draws": (rec.passes or {}).get("image_draws"), "seconds": rec.elapsed_s,
+        "ensemble": rec.params.get("ensemble"), "steps": rec.params.get("steps"),
+        "n_target_classes": rec.params.get("n_target_classes"), "record": record_path,
+        "ratzoo": (rec.versions or {}).get("ratzoo"),
+    }
+
+
+def update_leaderboard(path: str | Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add ``entry`` to the leaderboard file, replacing the one of the same model and threat
+    model; entries are kept sorted by threat model, then robust accuracy (best first)."""
+    path = Path(path)
+    entries = json.loads(path.read_text()) if path.exists() else []
+    entries = [e for e in entries if (e["name"], e["threat_model"]) != (entry["name"], entry["threat_model"])]
+    entries.append(entry)
+    entries.sort(key=lambda e: (e["threat_model"], -e["robust_acc"], e["name"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=1) + "\n")
+    tmp.replace(path)
+    return entries
+
+
+def _eps_text(threat_model: str, eps: float) -> str:
+    k = eps * 255
+    return f"{round(k)}/255" if threat_model == "Linf" and abs(k - round(k)) < 1e-6 else f"{eps:g}"
+
+
+def leaderboard_markdown(entries: Sequence[dict[str, Any]]) -> str:
+    """The leaderboard as a Markdown table, one section row per threat model."""
+    lines = ["| threat model | model | randomness | clean % | robust % [95 % CI] | one draw % | n | EOT / decision draws |",
+             "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        ci = e["robust_acc_ci95"]
+        lines.append(f"| {e['threat_model']} {_eps_text(e['threat_model'], e['eps'])} | {e['name']} | {e['randomness']} | "
+                     f"{e['clean_acc']:.1f} | {e['robust_acc']:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | "
+                     f"{e['single_draw_acc']:.1f} | {e['n']} | {e['eot_samples']} / {e['decision_samples']} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def load_model_spec(spec: str, device: str = "cpu") -> nn.Module:
+    """A model from ``NAME`` (zoo), ``PATH`` (checkpoint folder) or ``module.path:callable``.
+
+    Raises:
+        ValueError: the callable cannot be imported or does not return an ``nn.Module``.
+    """
+    if ":" in spec and not Path(spec).exists() and not spec.startswith("hf-hub:"):
+        mod_name, _, fn_name = spec.partition(":")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # torchrun does not put the working directory on the path
+        try:
+            fn = getattr(importlib.import_module(mod_name), fn_name)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot import {spec!r} ({e}); give module.path:callable importable from "
+                             f"{os.getcwd()}") from None
+        model = fn()
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
+        return model.to(device).eval()
+    from .zoo import load
+
+    return load(spec, device=device).eval()
+
+
+def _parts_dir(args: argparse.Namespace, n: int, eps: float) -> Path:
+    ident = json.dumps([args.model, args.threat_model, eps, n, args.offset, args.seed, args.steps, args.eot,
+                        args.targets, args.decision_samples, args.part_size, args.randomness], sort_keys=True)
+    base = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
+    return base / "benchmark" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ratzoo.benchmark",
+        description="Benchmark any classifier (randomized or not) with APGD-CE + APGD-T, EOT for randomized "
+                    "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
+        epilog="example: python -m ratzoo.benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
+               "--out rat.json --resume")
+    p.add_argument("--model", required=True, help="zoo name, checkpoint folder or module.path:callable")
+    p.add_argument("--threat-model", default="Linf", choices=list(THREAT_MODELS))
+    p.add_argument("--eps", default=None, help="budget, e.g. 8/255 or 0.5 (default: 8/255 Linf, 0.5 L2)")
+    p.add_argument("--n", "--n-images", dest="n", type=int, default=1000,
+                   help="test images (default 1000); under torchrun write --n-images (torchrun reads --n as its own)")
+    p.add_argument("--offset", type=int, default=0, help="index of the first test image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"APGD iterations (default {DEFAULT_STEPS})")
+    p.add_argument("--eot", type=int, default=DEFAULT_EOT, help=f"EOT draws per step (default {DEFAULT_EOT})")
+    p.add_argument("--targets", type=int, default=DEFAULT_TARGETS, help=f"APGD-T targets (default {DEFAULT_TARGETS})")
+    p.add_argument("--decision-samples", type=int, default=DEFAULT_DECISION_SAMPLES)
+    p.add_argument("--randomness", default=None, choices=["deterministic", "per-sample", "per-call"],
+                   help="override the detected randomness")
+    p.add_argument("--part-size", type=int, default=PART_SIZE, help=f"images per resumable part (default {PART_SIZE})")
+    p.add_argument("--resume", action="store_true", help="reuse finished parts (also: share one run between processes)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default=None, help="write the record here (default: print it)")
+    p.add_argument("--leaderboard", default=None, help="add or update this model's entry in this leaderboard file")
+    p.add_argument("--name", default=None, help="the model's name in the record (default: --model)")
+    p.add_argument("--sanity", action="store_true", help="also run Carlini et al.'s checks (large eps; 2x steps, 2x draws)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _claim(path: Path):
+    """An exclusive, non-blocking lock on ``path`` (None when another process holds it)."""
+    import fcntl
+
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
+    import numpy as np
+
+    from .data import DatasetError, load_cifar10, to_tensor
+    from .evaluate import _Bar
+
+    args = build_parser().parse_args(argv)
+    try:
+        eps = THREAT_MODELS[args.threat_model] if args.eps is None else parse_budget(args.eps, "--eps")
+        for nm in ("n", "steps", "eot", "targets", "decision_samples", "part_size"):
+            if getattr(args, nm) < 1:
+                raise ValueError(f"--{nm.replace('_', '-')} must be a positive integer, got {getattr(args, nm)}")
+        if args.offset < 0:
+            raise ValueError(f"--offset must be >= 0, got {args.offset}")
+    except ValueError as e:
+        print(f"error: {e}\n(see python -m ratzoo.benchmark --help)", file=sys.stderr)
+        return 2
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model = load_model_spec(args.model, device)
+        xs, ys = load_cifar10("test", root=args.data_dir)
+    except (ValueError, KeyError, DatasetError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 3
+    except Exception as e:  # CheckpointError, HubError: their messages say what to do
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    x = to_tensor(np.array(xs[args.offset: args.offset + args.n])).to(device)
+    y = torch.from_numpy(np.array(ys[args.offset: args.offset + args.n])).long().to(device)
+    n = len(x)
+    if n < args.n:
+        print(f"warning: only {n} images from offset {args.offset}", file=sys.stderr)
+    folder = _parts_dir(args, n, eps)
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("part_*.json"))
+    if existing and not args.resume and rank == 0 and world == 1:
+        print(f"error: {len(existing)} finished parts of this exact run are in {folder}; pass --resume to reuse "
+              f"them (or delete the folder to start over)", file=sys.stderr)
+        return 2
+    parts: dict[int, dict[str, Any]] = {}
+    if args.resume or world > 1:
+        for f in existing:
+            parts[int(f.stem.split("_")[1])] = json.loads(f.read_text())
+
+    def save(j: int, part: dict[str, Any]) -> None:
+        tmp = folder / f"part_{j:05d}.tmp"
+        tmp.write_text(json.dumps(part))
+        tmp.replace(folder / f"part_{j:05d}.json")
+
+    name = args.name or args.model
+    all_parts = part_seeds(args.seed, n, args.part_size)
+    common = dict(threat_model=args.threat_model, eps=eps, seed=args.seed, steps=args.steps, eot_samples=args.eot,
+                  n_target_classes=args.targets, decision_samples=args.decision_samples, randomness=args.randomness,
+                  model_name=name, offset=args.offset, part_size=args.part_size)
+    rnd = randomness_of(model, x, args.randomness)
+    print(f"[rank {rank}] {name}: {rnd.kind}; {args.threat_model} eps {_eps_text(args.threat_model, eps)}; "
+          f"{len(all_parts)} parts of {args.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)
+    mine = [j for j, _, _ in all_parts if j % world == rank and j not in parts]
+    measured: dict[int, dict[str, Any]] = {}
+
+    def keep(j: int, part: dict[str, Any]) -> None:
+        save(j, part)
+        measured[j] = part
+
+    for j in mine:
+        lock = _claim(folder / f"part_{j:05d}.lock")
+        if lock is None or (folder / f"part_{j:05d}.json").exists():
+            continue  # another process measures it (or just did)
+        bar = None if args.no_progress else _Bar(sys.stderr, label=f"part {j + 1}/{len(all_parts)}")
+        try:
+            rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
+                            progress=bar.update if bar is not None else None)
+        finally:
+            lock.close()
+        if bar is not None:
+            bar.close()
+        print(f"[rank {rank}] part {j + 1}/{len(all_parts)}: robust {rec.robust_accuracy:.3f} of {rec.n} "
+              f"({rec.elapsed_s:.0f} s)", file=sys.stderr, flush=True)
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list[dict[int, dict[str, Any]]] | None = [{} for _ in range(world)] if rank == 0 else None
+        dist.gather_object(measured, gathered, dst=0)  # rank 0 gets every rank's per-image outcomes
+        dist.destroy_process_group()
+        if rank != 0:
+            return 0
+        for got in gathered:
+            parts.update(got)
+    else:
+        parts.update(measured)
+    while not all(j in parts for j, _, _ in all_parts):  # parts another process claimed: wait for them
+        time.sleep(5)
+        parts.update({int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("part_*.json")})
+    rec = benchmark(model, x, y, **common, parts=parts)
+    rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
+    rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if args.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
+                     command="python -m ratzoo.benchmark " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.sanity:
+        rec.extra["sanity"] = sanity_checks(model, x[: min(n, 100)], y[: min(n, 100)], rec, **{
+            k: v for k, v in common.items() if k not in ("model_name", "offset", "part_size")})
+        for c in rec.extra["sanity"]:
+            print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
+    if args.out:
+        rec.save(args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(json.dumps(rec.to_json(), indent=2))
+    if args.leaderboard:
+        from .zoo import entries
+
+        entry = entries().get(args.model)
+        link = f"checkpoints/{entry.bundled}/README.md" if entry is not None and entry.bundled else None
+        update_leaderboard(args.leaderboard, leaderboard_entry(rec, link=link, record_path=args.out))
+        print(f"updated {args.leaderboard}", file=sys.stderr)
+    lo, hi = rec.robust_accuracy_ci95
+    print(f"{name}: clean {rec.clean_accuracy:.4f}, robust {rec.robust_accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
+          f"one draw {rec.single_draw_accuracy:.4f}, n={rec.n}, {rec.elapsed_s:.0f} s", file=sys.stderr)
+    return 0
+
+
+def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rec: Record, **kw: Any) -> list[dict[str, Any]]:
+    """Carlini et al. (2019)'s checks on (up to 100 of) the record's images: with a budget that
+    covers the whole image cube accuracy falls to ~0; doubling iterations or draws moves robust
+    accuracy by less than the base's 95 % interval half-width."""
+    out = []
+    big = 1.0 if kw["threat_model"] == "Linf" else math.sqrt(x[0].numel())
+    r = benchmark(model, x, y, **{**kw, "eps": big, "n_target_classes": 1})
+    out.append({"check": "large_budget", "passed": r.robust_accuracy <= 0.05, "eps": big,
+                "robust_accuracy": r.robust_accuracy,
+                "message": f"with eps={big:g} (the whole cube) robust accuracy is {r.robust_accuracy:.3f}"
+                           + ("" if r.robust_accuracy <= 0.05 else ": the attacks cannot win even when anything is "
+                              "allowed, a sign of gradient masking; do not trust the number")})
+    base = benchmark(model, x, y, **kw)
+    half = (base.robust_accuracy_ci95[1] - base.robust_accuracy_ci95[0]) / 2
+    for what in ("steps", "eot_samples"):
+        if what == "eot_samples" and not base.randomized:
+            continue
+        r = benchmark(model, x, y, **{**kw, what: 2 * kw[what]})
+        delta = r.robust_accuracy - base.robust_accuracy
+        ok = abs(delta) <= half
+        out.append({"check": f"double_{what}", "passed": ok, "delta": delta, "ci_half_width": half,
+                    "message": f"doubling {what} moved robust accuracy by {delta:+.3f} "
+                               f"({'within' if ok else 'BEYOND'} the 95% half-width {half:.3f})"})
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

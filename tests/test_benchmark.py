@@ -1,0 +1,231 @@
+"""ratzoo.benchmark, the Record schema, ratzoo.compare and the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import ratzoo
+from ratzoo.judge import derive_seed
+from ratzoo.noise import GaussianNoise
+from ratzoo.record import Record, compare, mcnemar_exact
+
+from conftest import PYTHON, REPO_ROOT, train_template_mlp
+
+BENCH = sys.modules["ratzoo.benchmark"]  # the module (ratzoo.benchmark is the function)
+QUICK = dict(steps=8, eot_samples=4, decision_samples=20, n_target_classes=2)
+
+
+def timeless(d: dict) -> dict:
+    """A record's JSON without what depends on the clock (seconds, the command line)."""
+    d = {k: v for k, v in d.items() if k not in ("elapsed_s", "command")}
+    d["per_attack"] = {a: {k: v for k, v in c.items() if k != "elapsed_s"} for a, c in d.get("per_attack", {}).items()}
+    return d
+
+
+@pytest.fixture(scope="module")
+def noisy() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    base, x, y = train_template_mlp(48)
+    return nn.Sequential(base[0], GaussianNoise(3, 0.3), *base[1:]).eval(), x, y
+
+
+def test_ensemble_is_the_worst_case_and_per_image_outcomes_add_up(noisy) -> None:
+    model, x, y = noisy
+    rec = ratzoo.benchmark(model, x, y, "Linf", eps=4 / 255, seed=0, part_size=48, **QUICK)
+    pi = rec.per_image
+    n = rec.n
+    assert n == len(x) and rec.attack == "benchmark" and rec.randomized
+    assert rec.robust_accuracy == sum(pi["robust"]) / n and rec.clean_accuracy == sum(pi["clean_correct"]) / n
+    # robust after the ensemble <= robust after its first attack, image by image
+    assert all(r <= a for r, a in zip(pi["robust"], pi["robust_after_apgd_ce"]))
+    assert all(r <= c for r, c in zip(pi["robust"], pi["clean_correct"]))
+    for c, r, norm, by in zip(pi["clean_correct"], pi["robust"], pi["breaking_norm"], pi["broken_by"]):
+        assert (norm is not None) == (by is not None) == (c and not r)
+        assert norm is None or norm <= 4 / 255 + 1e-6
+    # the same APGD-CE run alone (same seed as the ensemble's first stage) is never stronger
+    part_seed = derive_seed(0, BENCH.STREAM_PART)
+    alone = ratzoo.run_attack(model, x, y, "apgd-ce", eps=4 / 255, steps=8, eot_samples=4, decision_samples=20,
+                              seed=derive_seed(part_seed, 1))
+    assert alone.robust.tolist() == pi["robust_after_apgd_ce"]
+    assert rec.robust_accuracy <= float(alone.robust.float().mean())
+    t_alone = ratzoo.run_attack(model, x, y, "apgd-t", eps=4 / 255, steps=8, eot_samples=4, decision_samples=20,
+                                n_target_classes=2, seed=1)
+    assert rec.robust_accuracy <= float(t_alone.robust.float().mean()) + 1 / n
+    assert 0 <= rec.single_draw_accuracy <= rec.clean_single_draw_accuracy <= 1
+
+
+def test_deterministic_model_gets_one_pass_per_step() -> None:
+    base, x, y = train_template_mlp(32)
+    rec = ratzoo.benchmark(base, x, y, "L2", eps=0.1, **QUICK)
+    assert rec.randomness["kind"] == "deterministic" and rec.effective_eot_samples == 1
+    assert rec.decision_samples == 1 and rec.passes["max_pass"] <= len(x)
+
+
+def test_parts_make_the_record_independent_of_resume(noisy) -> None:
+    model, x, y = noisy
+    kw = dict(threat_model="Linf", eps=4 / 255, seed=3, part_size=16, **QUICK)
+    whole = ratzoo.benchmark(model, x, y, **kw)
+    saved: dict[int, dict] = {}
+    ratzoo.benchmark(model, x, y, **kw, only_parts=[0, 2], on_part=lambda j, p: saved.__setitem__(j, p))
+    resumed = ratzoo.benchmark(model, x, y, **kw, parts=saved)  # "killed" after parts 0 and 2
+    assert timeless(whole.to_json()) == timeless(resumed.to_json())
+
+
+def test_record_round_trip_and_every_committed_record_loads(noisy) -> None:
+    model, x, y = noisy
+    rec = ratzoo.benchmark(model, x[:16], y[:16], eps=4 / 255, part_size=16, **QUICK)
+    assert Record.from_json(json.loads(json.dumps(rec.to_json()))) == rec
+    files = sorted((REPO_ROOT / "checkpoints" / "results" / "records").glob("*.json"))
+    assert len(files) > 100
+    for f in files:
+        data = json.loads(f.read_text())
+        assert Record.from_json(data).to_json() == data, f
+    ev = ratzoo.evaluate(model, x[:8], y[:8], attack="fgsm", eps=4 / 255)
+    assert Record.from_json(ev).to_json() == ev
+
+
+def test_bad_records_and_arguments_are_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="not a ratzoo record"):
+        Record.from_json({"model": "x"})
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="bad.json"):
+        Record.load(bad)
+    base, x, y = train_template_mlp(4)
+    with pytest.raises(ValueError, match="threat_model must be one of"):
+        ratzoo.benchmark(base, x, y, threat_model="L1")
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        ratzoo.benchmark(base, x, y, steps=0)
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _rec(robust: list[bool], offset: int = 0) -> dict:
+    n = len(robust)
+    return {"model": "m", "attack": "a", "n": n, "robust_accuracy": sum(robust) / n, "offset": offset,
+            "clean_accuracy": 1.0, "robust_per_image": robust}
+
+
+def test_mcnemar_matches_a_hand_computed_example_and_scipy() -> None:
+    from scipy.stats import binomtest
+
+    # 10 discordant pairs, 8 vs 2: P(X <= 2) for Bin(10, 1/2) = (1 + 10 + 45) / 1024, two-sided x2
+    assert mcnemar_exact(8, 2) == pytest.approx(2 * 56 / 1024)
+    for a, b in ((8, 2), (0, 5), (13, 7), (30, 31), (0, 0), (1, 0)):
+        expect = binomtest(a, a + b, 0.5).pvalue if a + b else 1.0
+        assert mcnemar_exact(a, b) == pytest.approx(expect, rel=1e-12)
+
+
+def test_compare_counts_the_shared_images_only() -> None:
+    a = _rec([True] * 8 + [False] * 2 + [True] * 5, offset=0)  # images 0..14
+    b = _rec([True] * 10 + [False] * 5, offset=5)  # images 5..19
+    c = compare(a, b)  # shared: images 5..14
+    assert c.n == 10
+    # a on 5..14: [T,T,T,F,F,T,T,T,T,T]; b on 5..14: [T]*10
+    assert (c.both, c.only_a, c.only_b, c.neither) == (8, 0, 2, 0)
+    assert c.difference == pytest.approx(-0.2) and c.difference_ci95[0] < -0.2 < c.difference_ci95[1]
+    assert c.p_value == pytest.approx(0.5)
+    assert "no clear difference" in c.verdict()
+    strong = compare(_rec([True] * 40 + [False] * 60), _rec([False] * 100))
+    assert strong.p_value < 1e-6 and strong.verdict().startswith("A is more robust")
+    with pytest.raises(ValueError, match="share no image"):
+        compare(_rec([True]), _rec([True], offset=3))
+    with pytest.raises(ValueError, match="no per-image outcomes"):
+        compare({"model": "m", "attack": "pgd-linf", "n": 2, "robust_accuracy": 0.5}, _rec([True, False]))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+FOREIGN = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import ratzoo
+
+
+    class InputNoise(nn.Module):
+        def __init__(self, base, per_call):
+            super().__init__()
+            self.base, self.per_call = base, per_call
+
+        def forward(self, x):
+            shape = (1, *x.shape[1:]) if self.per_call else x.shape
+            return self.base(x + 0.05 * torch.randn(shape, device=x.device))
+
+
+    def _base():
+        torch.manual_seed(0)
+        return ratzoo.build_model(width=2).eval()
+
+
+    def per_sample():
+        return InputNoise(_base(), False).eval()
+
+
+    def per_call():
+        return InputNoise(_base(), True).eval()
+''')
+
+
+@pytest.fixture
+def foreign_module(tmp_path: Path) -> Path:
+    (tmp_path / "my_defense.py").write_text(FOREIGN)
+    return tmp_path
+
+
+def _cli(args: list[str], cwd: Path, env: dict[str, str], torchrun: int = 0) -> subprocess.CompletedProcess:
+    cmd = [PYTHON, "-m", "ratzoo.benchmark"] if not torchrun else [
+        PYTHON, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
+        "-m", "ratzoo.benchmark"]
+    return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+CLI_ARGS = ["--n-images", "12", "--part-size", "4", "--steps", "3", "--eot", "3", "--targets", "2",
+            "--decision-samples", "10", "--eps", "8/255", "--no-progress"]
+
+
+@pytest.mark.parametrize("fn,kind", [("per_sample", "per-sample"), ("per_call", "per-call")])
+def test_cli_benchmarks_a_foreign_randomized_model(fn, kind, foreign_module, tiny_cifar_root, subprocess_env) -> None:
+    out = foreign_module / "rec.json"
+    board = foreign_module / "board.json"
+    r = _cli(["--model", f"my_defense:{fn}", "--data-dir", str(tiny_cifar_root), "--out", str(out),
+              "--leaderboard", str(board), *CLI_ARGS], foreign_module, subprocess_env)
+    assert r.returncode == 0, r.stderr
+    rec = Record.load(out)
+    assert rec.randomness["kind"] == kind and rec.effective_eot_samples == 3 and rec.decision_samples == 10
+    assert rec.n == 12 and len(rec.per_image["robust"]) == 12 and rec.passes["image_draws"] > 0
+    assert rec.params["ensemble"] == ["apgd-ce", "apgd-t"] and rec.extra["command"].startswith("python -m ratzoo.benchmark")
+    entry = json.loads(board.read_text())[0]
+    assert entry["name"] == f"my_defense:{fn}" and entry["randomness"] == kind
+    assert entry["robust_acc"] == pytest.approx(100 * rec.robust_accuracy, abs=0.01)
+
+
+def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifar_root, subprocess_env) -> None:
+    def run(name: str, extra: list[str], torchrun: int = 0) -> dict:
+        out = foreign_module / f"{name}.json"
+        r = _cli(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), "--out", str(out),
+                  *CLI_ARGS, *extra], foreign_module, subprocess_env, torchrun)
+        assert r.returncode == 0, r.stderr
+        return timeless(json.loads(out.read_text()))
+
+    env = subprocess_env
+    env["RATZOO_CACHE"] = str(foreign_module / "cache")  # this test's own parts
+    one = run("one", [])
+    parts = sorted(Path(env["RATZOO_CACHE"]).glob("benchmark/*/part_*.json"))
+    folder = parts[0].parent
+    again = _cli(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS],
+                 foreign_module, env)
+    assert again.returncode == 2 and "--resume" in again.stderr  # nothing silently reused
+    (folder / "part_00001.json").unlink()  # as if killed while measuring part 1
+    assert run("resumed", ["--resume"]) == one
+    shutil.rmtree(folder)
+    assert run("ranks", [], torchrun=2) == one
