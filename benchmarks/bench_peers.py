@@ -18,7 +18,10 @@ Pairs, run back to back in one process on the first ``--n`` CIFAR-10 test images
   per-call input noise (one draw for the whole batch). It also counts the distinct draws one
   EOT step of each side really averaged.
 
-Seconds are wall time. ratzoo's ``total`` is one :func:`ratzoo.run_attack` call: the clean
+The two sides run interleaved, in groups of ``--group`` images (which side goes first
+alternates), so that load from other processes falls on both alike. Seconds are wall time;
+``image_draws`` (forward + input-gradient passes times images, the attack's work) do not
+depend on the machine's load. ratzoo's ``total`` is one :func:`ratzoo.run_attack` call: the clean
 decision (100 draws), the attack on the clean-correct images, the adversarial decision and
 the confirm-or-continue re-attack; its ``attack`` column is the attack alone. The peer's
 ``attack`` is its attack alone; its ``total`` adds the two decisions a user needs to get a
@@ -96,40 +99,66 @@ def judge(model: nn.Module, x: torch.Tensor, y: torch.Tensor, adv: torch.Tensor,
     return clean.correct & decide(model, adv, y, samples=samples, seed=derive_seed(seed, STREAM_ADV)).correct
 
 
-def pair(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> dict:
+def _peer(name: str, model: nn.Module, eot: int):
     import torchattacks
 
     if name == "pgd":
-        ours = dict(attack="pgd-linf", eps=8 / 255, steps=20, step_size=2 / 255)
-        peer = torchattacks.EOTPGD(model, eps=8 / 255, alpha=2 / 255, steps=20, eot_iter=args.eot)
-    else:
-        ours = dict(attack="apgd-ce", eps=8 / 255, steps=100)
-        peer = torchattacks.APGD(model, norm="Linf", eps=8 / 255, steps=100, eot_iter=args.eot, loss="ce", seed=0)
-    t0 = time.perf_counter()
-    out = ratzoo.run_attack(model, x, y, **ours, eot_samples=args.eot, seed=0, decision_samples=args.decision)
-    t_ours = time.perf_counter() - t0
-    t_ours_attack = out.attack_s
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    adv_peer = peer(x, y)
-    t_peer_attack = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    robust_peer = judge(model, x, y, adv_peer, 0, args.decision)
-    t_peer = t_peer_attack + time.perf_counter() - t0
-    robust_ours = out.robust
+        return torchattacks.EOTPGD(model, eps=8 / 255, alpha=2 / 255, steps=20, eot_iter=eot)
+    return torchattacks.APGD(model, norm="Linf", eps=8 / 255, steps=100, eot_iter=eot, loss="ce", seed=0)
+
+
+def pair(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> dict:
+    """One pair, interleaved: the images in groups of ``--group``, each group attacked by both
+    sides back to back (alternating which goes first), so that load from other processes on
+    the machine falls on both sides alike."""
+    ours = dict(attack="pgd-linf", eps=8 / 255, steps=20, step_size=2 / 255) if name == "pgd" else dict(
+        attack="apgd-ce", eps=8 / 255, steps=100)
+    t = {"ours_total": 0.0, "ours_attack": 0.0, "peer_total": 0.0, "peer_attack": 0.0}
+    robust_ours, robust_peer = [], []
+    draws, stopped, retried = 0, 0, 0
+    randomness = None
+    for g, a in enumerate(range(0, len(x), args.group)):
+        xg, yg = x[a: a + args.group], y[a: a + args.group]
+        seed = g  # the same seed for both sides' decisions of this group
+
+        def run_ours() -> None:
+            nonlocal draws, stopped, retried, randomness
+            t0 = time.perf_counter()
+            out = ratzoo.run_attack(model, xg, yg, **ours, eot_samples=args.eot, seed=seed,
+                                    decision_samples=args.decision)
+            t["ours_total"] += time.perf_counter() - t0
+            t["ours_attack"] += out.attack_s
+            robust_ours.append(out.robust)
+            draws += out.stats.image_draws
+            stopped += int(out.stopped_early.sum()) if out.stopped_early is not None else 0
+            retried += int(out.retried.sum()) if out.retried is not None else 0
+            randomness = out.randomness.kind
+
+        def run_peer() -> None:
+            torch.manual_seed(seed)
+            t0 = time.perf_counter()
+            adv = _peer(name, model, args.eot)(xg, yg)
+            t1 = time.perf_counter()
+            robust_peer.append(judge(model, xg, yg, adv, seed, args.decision))
+            t["peer_attack"] += t1 - t0
+            t["peer_total"] += time.perf_counter() - t0
+
+        for side in ((run_ours, run_peer) if g % 2 == 0 else (run_peer, run_ours)):
+            side()
+    ro, rp = torch.cat(robust_ours), torch.cat(robust_peer)
     n = len(x)
+    steps = 20 if name == "pgd" else 101
     return {
-        "pair": name, "randomness": out.randomness.kind, "n": n,
-        "ours_total_s": round(t_ours, 1), "ours_attack_s": round(t_ours_attack, 1),
-        "peer_total_s": round(t_peer, 1), "peer_attack_s": round(t_peer_attack, 1),
-        "speedup_total": round(t_peer / t_ours, 2), "speedup_attack": round(t_peer_attack / t_ours_attack, 2),
-        "ours_img_per_s": round(n / t_ours, 2), "peer_img_per_s": round(n / t_peer, 2),
-        "ours_robust": round(float(robust_ours.float().mean()) * 100, 1),
-        "peer_robust": round(float(robust_peer.float().mean()) * 100, 1),
-        "only_ours": int((robust_ours & ~robust_peer).sum()), "only_peer": int((robust_peer & ~robust_ours).sum()),
-        "ours_image_draws": out.stats.image_draws, "ours_stopped_early": int(out.stopped_early.sum())
-        if out.stopped_early is not None else 0, "ours_retried": int(out.retried.sum()) if out.retried is not None else 0,
-        "peer_image_draws": n * args.eot * (20 if name == "pgd" else 101),
+        "pair": name, "randomness": randomness, "n": n,
+        "ours_total_s": round(t["ours_total"], 1), "ours_attack_s": round(t["ours_attack"], 1),
+        "peer_total_s": round(t["peer_total"], 1), "peer_attack_s": round(t["peer_attack"], 1),
+        "speedup_total": round(t["peer_total"] / t["ours_total"], 2),
+        "speedup_attack": round(t["peer_attack"] / t["ours_attack"], 2),
+        "ours_img_per_s": round(n / t["ours_total"], 2), "peer_img_per_s": round(n / t["peer_total"], 2),
+        "ours_robust": round(float(ro.float().mean()) * 100, 1), "peer_robust": round(float(rp.float().mean()) * 100, 1),
+        "only_ours": int((ro & ~rp).sum()), "only_peer": int((rp & ~ro).sum()),
+        "ours_image_draws": draws, "peer_image_draws": n * (args.eot if randomness != "deterministic" else 1) * steps,
+        "ours_stopped_early": stopped, "ours_retried": retried,
     }
 
 
@@ -140,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eot", type=int, default=20, help="EOT draws per step (default 20)")
     p.add_argument("--decision", type=int, default=100, help="decision draws (default 100)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--group", type=int, default=50, help="images per interleaved group (default 50)")
     p.add_argument("--pairs", default="pgd,apgd,foreign", help="comma list of pgd, apgd, foreign")
     p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default $RATZOO_CIFAR10)")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
@@ -181,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     cols = ["model", "pair", "randomness", "ours_total_s", "peer_total_s", "speedup_total", "ours_attack_s",
-            "peer_attack_s", "speedup_attack", "ours_robust", "peer_robust", "only_ours", "only_peer"]
+            "peer_attack_s", "speedup_attack", "ours_image_draws", "peer_image_draws", "ours_robust", "peer_robust",
+            "only_ours", "only_peer"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")

@@ -386,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the detected randomness")
     p.add_argument("--part-size", type=int, default=PART_SIZE, help=f"images per resumable part (default {PART_SIZE})")
     p.add_argument("--resume", action="store_true", help="reuse finished parts (also: share one run between processes)")
+    p.add_argument("--wait", action="store_true",
+                   help="when other processes measure the last parts, wait for them and write the record too "
+                        "(default: leave it to the process that finishes last)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
     p.add_argument("--device", default=None)
@@ -511,7 +514,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parts.update(got)
     else:
         parts.update(measured)
-    while not all(j in parts for j, _, _ in all_parts):  # parts another process claimed: wait for them
+    parts.update({int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("part_*.json")})
+    while not all(j in parts for j, _, _ in all_parts):  # parts another process is measuring
+        if not args.wait:
+            print(f"[rank {rank}] the other parts are being measured by another process; the process that "
+                  f"finishes the last part writes the record (or rerun with --resume --wait)", file=sys.stderr)
+            return 0
         time.sleep(5)
         parts.update({int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in folder.glob("part_*.json")})
     rec = benchmark(model, x, y, **common, parts=parts)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The leaderboard's measurements: every zoo model under both threat models, n=1000, with
+# `python -m ratzoo.benchmark` in resumable parts of 100 images. Start it once per core; the
+# processes share each run through the part locks, and a killed run resumes where it stopped:
+#
+#   nohup bash train/benchmark_zoo.sh > ~/.cache/ratzoo/bench_zoo_1.log 2>&1 &
+#   nohup bash train/benchmark_zoo.sh > ~/.cache/ratzoo/bench_zoo_2.log 2>&1 &
+#
+# MODELS / THREATS / N override the lists; finished records land in checkpoints/results/benchmark/
+# and their entries in checkpoints/results/leaderboard.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+MODELS=${MODELS:-$($PY -c "from ratzoo import zoo; print(' '.join(zoo.names()))")}
+THREATS=${THREATS:-"Linf L2"}
+N=${N:-1000}
+export RATZOO_CIFAR10=${RATZOO_CIFAR10:-$(realpath ../shared/data/cifar10)}
+mkdir -p checkpoints/results/benchmark
+for threat in $THREATS; do
+  for model in $MODELS; do
+    out=checkpoints/results/benchmark/${model}_${threat}.json
+    [ -f "$out" ] && continue
+    $PY -m ratzoo.benchmark --model "$model" --threat-model "$threat" --n "$N" --resume --threads 1 \
+      --no-progress --out "$out" --leaderboard checkpoints/results/leaderboard.json
+  done
+done
