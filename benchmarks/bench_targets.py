@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         import torchattacks
 
         t0 = time.perf_counter()
-        aa = torchattacks.AutoAttack(model, norm=args.threat_model, eps=8 / 255 if args.threat_model == "Linf" else 0.5,
+        # torchattacks' FAB views input gradients as contiguous: give it a contiguous-format copy
+        import copy
+
+        aa_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+        aa = torchattacks.AutoAttack(aa_model, norm=args.threat_model, eps=8 / 255 if args.threat_model == "Linf" else 0.5,
                                      version="standard", n_classes=10, seed=0)
         adv = aa(x, y)
         secs = time.perf_counter() - t0

@@ -46,7 +46,8 @@ class APGDT(APGD):
         model: classifier taking images in [0, 1] (randomized or not).
         eps: the budget (default ``8/255``; for ``norm="L2"`` e.g. 0.5).
         steps: iterations per target (default 100).
-        n_target_classes: targets tried, most likely first (default 3; AutoAttack uses 9).
+        n_target_classes: targets tried, most likely first (default 3 here; AutoAttack and
+            :func:`ratzoo.benchmark` use 9, all wrong classes of CIFAR-10).
             Each costs up to ``steps + 1`` gradients per image still standing.
         restarts, norm, rho, momentum: as :class:`~ratzoo.attacks.apgd.APGD`.
         **common: the arguments every attack shares (``eot_samples``, ``seed``,
