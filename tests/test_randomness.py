@@ -179,3 +179,42 @@ def test_dropping_resolved_images_never_beats_the_full_run(trained) -> None:
     only_fast_robust = int((fast.robust & ~full.robust).sum())
     assert fast.robust.sum() <= full.robust.sum() and only_fast_robust <= 1
     assert full.stopped_early is not None and not full.stopped_early.any()
+
+
+class Scripted(nn.Module):
+    """A per-call random model whose k-th call returns the k-th row of ``logits`` for every image."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits, self.k = logits, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.logits[self.k % len(self.logits)].expand(x.shape[0], -1)
+        self.k += 1
+        return out
+
+
+@pytest.mark.parametrize("late_class_wins", [False, True])
+def test_sequential_decision_is_exactly_the_full_rule(late_class_wins) -> None:
+    from ratzoo.judge import decide
+
+    # 100 draws: the first 40 put all mass on class 3; the last 60 on class 5 (enough to win
+    # only when late_class_wins, with the leading class ahead by > remaining until the end)
+    n_late = 61 if late_class_wins else 30
+    rows = [torch.full((10,), -30.0).index_fill(0, torch.tensor([3]), 30.0)] * (100 - n_late)
+    rows += [torch.full((10,), -30.0).index_fill(0, torch.tensor([5]), 30.0)] * n_late
+    logits = torch.stack(rows)
+    model = Scripted(logits)
+    x, y = torch.rand(2, 3, 4, 4), torch.tensor([3, 5])
+    d = decide(model, x, y, samples=100, seed=0, randomness="per-call")
+    full = logits.softmax(-1).mean(0).argmax().item()
+    assert d.label.tolist() == [full, full]
+    if late_class_wins:
+        # class 3 leads for the first 39 draws but never by more than the draws left: no early
+        # verdict for it; class 5 is decided only once it leads by more than the draws left
+        assert all(v >= 80 for v in d.draws.tolist())
+    else:
+        # rounds of 10: after 60 draws class 3 leads by 60 with 40 left (50 after 50 is a tie
+        # with 50 left): decided there, the rest skipped
+        assert d.draws.tolist() == [60, 60]
+        assert d.single.tolist()[0] == 1.0  # of the draws made, all said 3
