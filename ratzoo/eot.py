@@ -26,6 +26,22 @@ DEFAULT_CHUNK = 4096  # images per forward pass on an accelerator; bounds peak m
 CPU_CHUNK = 64
 
 
+def bf16_is_fast(device: torch.device | str) -> bool:
+    """Whether ``device`` runs bfloat16 convolutions natively: a GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX, as oneDNN reports it (torch has no public query for the CPU case yet;
+    ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` is what its own autocast tests use). Where
+    it is emulated, bf16 is slower than float32, so attacks stay in float32 there."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if dev.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def default_chunk(device: torch.device | str, accelerator: int = DEFAULT_CHUNK) -> int:
     """The default number of images per forward pass on ``device``: :data:`CPU_CHUNK`
     on CPU, ``accelerator`` elsewhere."""

@@ -345,7 +345,7 @@ def test_eot_one_draw_on_a_deterministic_model_is_the_plain_attack(models, batch
     xi = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(model(xi), y), xi)
     ref = (x + 8 / 255 * g.sign()).clamp(0, 1)
-    assert torch.allclose(FGSM(model, eps=8 / 255)(x, y), ref, atol=1e-6)
+    assert torch.allclose(FGSM(model, eps=8 / 255, precision="fp32")(x, y), ref, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- APGD schedule
@@ -462,3 +462,20 @@ def test_out_of_memory_retries_with_a_smaller_chunk(models, batch) -> None:
         a = PGD(model, steps=2, eot_samples=3, chunk_size=12, seed=1)(x, y)
     b = PGD(model, steps=2, eot_samples=3, chunk_size=6, seed=1)(x, y)
     assert torch.equal(a, b)
+
+
+def test_precision_auto_takes_bf16_only_where_native_and_never_for_cw(models, batch) -> None:
+    from ratzoo.eot import bf16_is_fast
+
+    model, (x, y) = models["noisy"], batch
+    pgd = PGD(model, eps=8 / 255, steps=2, eot_samples=2)
+    pgd.run(x, y)
+    assert pgd.params()["precision"] == ("bf16" if bf16_is_fast(x.device) else "fp32")
+    cw = make_attack("cw-l2", model, steps=2, search_steps=1)
+    cw.run(x, y)
+    assert cw.params()["precision"] == "fp32"
+    forced = PGD(model, eps=8 / 255, steps=2, precision="fp32")
+    forced.run(x, y)
+    assert forced.params()["precision"] == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        PGD(model, precision="fp16")

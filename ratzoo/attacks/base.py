@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..eot import default_chunk, forward_draws
+from ..eot import bf16_is_fast, default_chunk, forward_draws
 from ..randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
 ProgressFn = Callable[[int, int], None]
@@ -79,6 +79,7 @@ ProgressFn = Callable[[int, int], None]
 
 DEFAULT_ATTACK_CHUNK = 2048  # images x draws per forward/backward on an accelerator; bounds peak memory
 EOT_OUTPUTS = ("softmax", "logits")
+PRECISIONS = ("auto", "fp32", "bf16")
 RESOLVE_MARGIN = 0.5
 """Default ``resolve_margin`` (log-probability units): an image whose attack-side EOT estimate
 gives some wrong class ``e^0.5 = 1.65`` times the true class's mean probability stops being
@@ -285,6 +286,12 @@ class Attack:
             by ``resolve_margin`` (default True; False attacks every image for every step).
         resolve_margin: that margin in log-probability (default :data:`RESOLVE_MARGIN`;
             ``0`` on a deterministic model, where the estimate is exact).
+        precision: the attack's own passes in ``"fp32"`` or ``"bf16"`` (autocast); ``"auto"``
+            (default) takes bf16 where the device runs it natively
+            (:func:`ratzoo.eot.bf16_is_fast`), except for attacks that need fine logits
+            (C&W's minimal norms). About 2x faster per pass on an AVX512-BF16 CPU
+            (``benchmarks/bench_layout.py``); the gradient only steers the attack, and every
+            verdict is made in float32 by the decision rule.
         progress: optional ``progress(done, total)`` called after each gradient step.
 
     After :meth:`run`, :attr:`stats` holds the passes spent and :attr:`randomness_found`
@@ -294,6 +301,7 @@ class Attack:
     name: str = "attack"
     norm: str = "Linf"
     stops_early: bool = False  # PGD and APGD set it: images leave the batch once resolved
+    bf16_ok: bool = True  # "auto" precision may use bf16 (C&W sets False: its norms need fine logits)
 
     def __init__(
         self,
@@ -307,6 +315,7 @@ class Attack:
         randomness: str | Randomness | None = None,
         early_stop: bool = True,
         resolve_margin: float | str = RESOLVE_MARGIN,
+        precision: str = "auto",
         progress: ProgressFn | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -324,6 +333,11 @@ class Attack:
         if randomness is not None and not isinstance(randomness, Randomness):
             randomness_of(model, torch.zeros(1), randomness)  # validates the name, probes nothing
         self.randomness = randomness
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
+        self.precision_used: str | None = None
+        self._autocast: torch.dtype | None = None
         self.early_stop = bool(early_stop)
         self.resolve_margin = parse_budget(resolve_margin, "resolve_margin")
         self.progress = progress
@@ -355,6 +369,7 @@ class Attack:
             "eot_samples": self.eot_samples,
             "eot_output": self.eot_output,
             "seed": self.seed,
+            "precision": self.precision_used or self.precision,
         }
         if self.stops_early:
             out["early_stop"] = self.early_stop
@@ -377,11 +392,13 @@ class Attack:
         """The EOT output of one pass as logits, ``(n, C)``: ``log`` mean softmax over ``K``
         draws (or mean logits). The only model call."""
         k, n = self._k, x.shape[0]
-        z = forward_draws(self.model, x, k, chunk_size=n * k, per_call=self._per_call)
+        with torch.autocast(x.device.type, dtype=self._autocast or torch.bfloat16, enabled=self._autocast is not None):
+            z = forward_draws(self.model, x, k, chunk_size=n * k, per_call=self._per_call)
         self.stats.add(k if self._per_call else 1, n * k, n if self._per_call else n * k)
+        z = z.float()  # the objective in float32 whatever the passes ran in
         if self.eot_output == "logits":
             return z.mean(0)
-        logp = F.log_softmax(z.float(), dim=-1)
+        logp = F.log_softmax(z, dim=-1)
         if k == 1:
             return logp[0]
         return torch.logsumexp(logp, dim=0) - math.log(k)
@@ -488,6 +505,9 @@ class Attack:
         self._k = self.eot_samples if rnd.randomized else 1
         self._per_call = rnd.kind == PER_CALL
         self._chunk = chunk
+        bf16 = self.precision == "bf16" or (self.precision == "auto" and self.bf16_ok and bf16_is_fast(device))
+        self._autocast = torch.bfloat16 if bf16 else None
+        self.precision_used = "bf16" if bf16 else "fp32"
         self.stopped_early = torch.zeros(n, dtype=torch.bool, device=device) if self.stops_early else None
         if n == 0:
             empty = torch.zeros(0, device=device)

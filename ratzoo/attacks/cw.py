@@ -69,6 +69,7 @@ class CW(Attack):
 
     name = "cw-l2"
     norm = "L2"
+    bf16_ok = False
 
     def __init__(
         self,
