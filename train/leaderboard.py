@@ -1,0 +1,64 @@
+"""The README's leaderboard block, generated from ``checkpoints/results/leaderboard.json``.
+
+``python -m train.leaderboard`` rewrites the block between ``<!-- leaderboard -->`` and
+``<!-- /leaderboard -->`` in README.md (``python -m train.report`` does it too); a test checks
+that the README equals what this module generates, so the table cannot drift from the file.
+Entries are added by ``python -m ratzoo.benchmark ... --leaderboard checkpoints/results/leaderboard.json``
+(``train/benchmark_zoo.sh`` measures the whole zoo).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from ratzoo.benchmark import DEFAULT_EOT, DEFAULT_STEPS, DEFAULT_TARGETS, leaderboard_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+LEADERBOARD = ROOT / "checkpoints" / "results" / "leaderboard.json"
+README = ROOT / "README.md"
+START, END = "<!-- leaderboard -->", "<!-- /leaderboard -->"
+
+RULE = (
+    f"**Leaderboard** (`python -m ratzoo.benchmark`, the same attacks for every model): an image counts as "
+    f"robust when the model's prediction, the average softmax over 100 fresh noise draws for a randomized "
+    f"model, is right on the clean image and on every attack's example: APGD-CE, then APGD-T towards each of "
+    f"the {DEFAULT_TARGETS} wrong classes, {DEFAULT_STEPS} iterations each, with gradients averaged over "
+    f"{DEFAULT_EOT} draws (EOT) on randomized models. *one draw*: the accuracy of a single call of the model "
+    f"on the same examples. CIFAR-10 (JPEG copy) test images, the first n."
+)
+
+
+def block(entries: list[dict]) -> str:
+    """The Markdown between the markers."""
+    if not entries:
+        return RULE + "\n\nNo model has been benchmarked yet: `bash train/benchmark_zoo.sh`."
+    return RULE + "\n\n" + leaderboard_markdown(entries)
+
+
+def fill(readme: str, entries: list[dict]) -> str:
+    """``readme`` with its leaderboard block regenerated.
+
+    Raises:
+        ValueError: the README has no (or a broken) leaderboard block.
+    """
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(readme):
+        raise ValueError(f"README.md has no {START} ... {END} block to fill")
+    return pattern.sub(lambda _: f"{START}\n{block(entries)}\n{END}", readme, count=1)
+
+
+def entries(path: Path = LEADERBOARD) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def main() -> int:
+    README.write_text(fill(README.read_text(), entries()))
+    print(f"README.md: leaderboard block from {LEADERBOARD.relative_to(ROOT)} ({len(entries())} entries)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
