@@ -1,0 +1,135 @@
+"""The results tab's rows, read from the zoo's cards (:func:`ratzoo.list_models`) and the
+measurement records (:class:`ratzoo.Record`); nothing here guesses a schema from key names.
+
+Units travel with the rows: accuracies are percentages, distances (C&W's median smallest
+change) are L2 values in [0, 1] pixel units and never share an axis with a percentage.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import ratzoo
+
+from .logic import RESULTS
+
+ACCURACY_TYPES = ("accuracy", "robust_accuracy")  # a card metric of these types is a fraction
+SHORT = {"none": "no attack", "fgsm": "FGSM", "pgd-linf": "PGD (Linf)", "pgd-l2": "PGD (L2)",
+         "apgd-ce": "Auto-PGD (Linf)", "cw-l2": "Carlini-Wagner (L2)"}
+# the two Linf radii of Figure 2: the paper's 0.3 on inputs in [-1, 1] is 0.15 on ours; and 8/255
+REGION_WORDS = {"inside": "inside the Linf ball", "cap": "L2 cap outside it", "beyond": "beyond the L2 radius"}
+FIGURE2_EPS = {"0.15 (the paper's 0.3 on [-1, 1])": 0.15, "8/255": 8 / 255}
+
+
+def model_labels(models: list[dict[str, Any]]) -> dict[str, str]:
+    return {m["name"]: m["label"] for m in models}
+
+
+def accuracy_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model and measured accuracy on its card: ``model``, ``setting``, ``accuracy (%)``, ``n``."""
+    return [{"model": m["label"], "setting": x["name"], "accuracy (%)": round(100 * float(x["value"]), 1),
+             "n": x.get("n")}
+            for m in models for x in m.get("metrics", []) if x.get("type") in ACCURACY_TYPES]
+
+
+def distance_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The card metrics that are distances (C&W's median smallest change, in L2)."""
+    return [{"model": m["label"], "setting": x["name"], "L2 distance": round(float(x["value"]), 3), "n": x.get("n")}
+            for m in models for x in m.get("metrics", []) if x.get("type") == "median_l2_norm"]
+
+
+def zoo_table(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The zoo as a wide table: model, clean and a few robust accuracies (%), C&W median L2."""
+    from .logic import model_words
+
+    rows = []
+    for m in models:
+        row: dict[str, Any] = {"model": m["label"], "what it is": model_words(m).split(": ", 1)[-1]}
+        for x in m.get("metrics", []):
+            if x.get("type") in ACCURACY_TYPES and "C&W" not in x["name"] and "paper" not in x["name"]:
+                row[f"{x['name']} (%)"] = round(100 * float(x["value"]), 1)
+            elif x.get("type") == "median_l2_norm":
+                row["C&W median smallest change (L2)"] = round(float(x["value"]), 3)
+        rows.append(row)
+    return rows
+
+
+def load_records(folder: Path = RESULTS / "records") -> tuple[list[ratzoo.Record], int]:
+    """Every record in ``folder`` (sorted by file name) and how many files could not be read."""
+    records, bad = [], 0
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(ratzoo.Record.load(path))
+        except ValueError:
+            bad += 1
+    return records, bad
+
+
+def sweep_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """The paper's Figures 3 (accuracy vs Linf budget) and 4 (vs EOT draws), from the records' stage."""
+    out: dict[str, list[dict[str, Any]]] = {"fig3": [], "fig4": []}
+    for r in records:
+        stage = r.extra.get("stage")
+        if stage not in out or r.model not in labels:
+            continue
+        x = round(float(r.params["eps"]) * 255, 2) if stage == "fig3" else int(r.eot_samples or 1)
+        out[stage].append({"model": labels[r.model], "attack": SHORT.get(r.attack, r.attack),
+                           "budget (/255)" if stage == "fig3" else "noise draws per step": x,
+                           "accuracy (%)": round(100 * r.robust_accuracy, 1), "n": r.n})
+    return out
+
+
+def figure2_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The paper's Figure 2 on the zoo: for each model's C&W record and each Linf radius, the
+    shares inside the Linf ball / in the L2 cap / beyond, as the L2 radius sweeps (long form).
+    Also the models whose C&W record predates per-image Linf norms (not shown)."""
+    rows, missing = [], []
+    for r in records:
+        if r.attack != "cw-l2" or r.extra.get("key") != "cw_l2" or r.model not in labels:
+            continue
+        if "linf" not in r.per_image:
+            missing.append(labels[r.model])
+            continue
+        for eps_name, eps in FIGURE2_EPS.items():
+            for p in ratzoo.norm_regions(r, eps=eps):
+                for rank, (region, words) in enumerate(REGION_WORDS.items()):
+                    rows.append({"rank": rank, "model": labels[r.model], "Linf radius": eps_name, "L2 radius": round(p["eps_l2"], 3),
+                                 "L2 radius / Linf radius": round(p["eps_l2"] / eps, 2), "region": words,
+                                 "share (%)": round(100 * p[region], 2), "examples": p["n"], "images": r.n})
+    return rows, missing
+
+
+def record_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The raw records for the developer expander: no file paths, only what was measured."""
+    return [{"model": labels.get(r.model, r.model), "attack": SHORT.get(r.attack, r.attack),
+             "key": r.extra.get("key", ""), "images": r.n,
+             "robust accuracy (%)": round(100 * r.robust_accuracy, 1),
+             "noise draws per step": r.eot_samples, "decision draws": r.decision_samples,
+             "minutes": round((r.elapsed_s or 0) / 60, 1) if r.elapsed_s and math.isfinite(r.elapsed_s) else None}
+            for r in records]
+
+
+def figure2_reading(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
+    """Whether the paper's reading holds on the zoo, in one sentence per Linf radius: Linf
+    adversarial training (``at``) moves C&W's examples out of the Linf ball into the L2 cap
+    (compared with ``standard``, at the L2 radius 4x the Linf radius, the middle of the sweep)."""
+    std, at = labels.get("standard"), labels.get("at")
+    out = []
+    for eps_name in FIGURE2_EPS:
+        def share(model: str, region: str) -> float | None:
+            pts = [r for r in rows if r["model"] == model and r["Linf radius"] == eps_name and r["region"] == region]
+            if not pts:
+                return None
+            return min(pts, key=lambda r: abs(math.log(r["L2 radius / Linf radius"] / 4)))["share (%)"]
+        si, ai, sc, ac = share(std, REGION_WORDS["inside"]), share(at, REGION_WORDS["inside"]), \
+            share(std, REGION_WORDS["cap"]), share(at, REGION_WORDS["cap"])
+        if None in (si, ai, sc, ac):
+            continue
+        holds = ai < si and ac > sc
+        out.append(f"At Linf radius {eps_name}, {si:.0f}% of {std}'s C&W examples lie inside the Linf ball and "
+                   f"{ai:.0f}% of {at}'s; in the L2 cap (L2 radius 4x the Linf radius) {sc:.0f}% vs {ac:.0f}%: "
+                   + ("the paper's reading holds (Linf adversarial training pushes the examples out of the Linf "
+                      "ball into the cap)." if holds else "the paper's reading does not hold here."))
+    return " ".join(out)
