@@ -85,64 +85,113 @@ def cifar_image(index: int, images: np.ndarray, labels: np.ndarray) -> PreparedI
 
 
 def preprocess_upload(data: bytes, name: str = "upload", fit: str = "center crop") -> PreparedImage:
-    """Any image file -> 32x32 RGB (EXIF rotation, first frame, transparency on white, grayscale
-    copied to R, G, B, ``fit`` for the aspect ratio, Lanczos resize); ``note`` says what was done.
+    """Turn an uploaded file of any size and mode into a 32x32 RGB image.
+
+    Grayscale (and 16-bit/float) images are copied into the three channels, transparent
+    ones are composited onto white, EXIF rotation is applied, animations use their
+    first frame. ``fit`` decides the aspect ratio: ``"center crop"`` keeps the central
+    square, ``"stretch"`` squashes the whole image, ``"pad"`` adds gray borders. The
+    result is downsampled with a Lanczos filter (antialiased). The returned ``note`` says
+    exactly what was done.
 
     Raises:
-        InputError: empty, larger than :data:`MAX_UPLOAD_MB` MiB, not an image, unknown ``fit``.
+        InputError: empty, too large, not a decodable image, or an unknown ``fit``.
     """
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if fit not in FIT_MODES:
         raise InputError(f"unknown resize mode {fit!r}; choose one of {', '.join(FIT_MODES)}")
     if not data:
-        raise InputError(f"{name} is empty: upload a PNG, JPEG, GIF, BMP, TIFF or WebP image")
+        raise InputError(f"{name} is empty (0 bytes): upload a PNG, JPEG, GIF, BMP, TIFF or WebP image")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise InputError(f"{name} is {len(data) / 2**20:.1f} MB; the demo takes images up to {MAX_UPLOAD_MB} MB "
-                         "(it shrinks everything to 32x32 anyway)")
+        raise InputError(f"{name} is {len(data) / 2**20:.1f} MB; the demo accepts images up to "
+                         f"{MAX_UPLOAD_MB} MB (it shrinks everything to 32x32 anyway)")
+    not_image = (f"{name} is not an image the demo can read: upload a PNG, JPEG, GIF, BMP, TIFF "
+                 "or WebP file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
-            if w * h > MAX_UPLOAD_PIXELS:
-                raise InputError(f"{name} is {w}x{h} pixels; the demo takes at most {MAX_UPLOAD_PIXELS // 10**6} megapixels")
+            if w * h > MAX_UPLOAD_PIXELS or w < 1 or h < 1:
+                raise InputError(f"{name} is {w}x{h} pixels; the demo accepts images of at most "
+                                 f"{MAX_UPLOAD_PIXELS // 10**6} megapixels")
+            frames = getattr(im, "n_frames", 1)
             im.load()
     except InputError:
         raise
-    except Exception as e:  # Pillow raises many kinds for files that are not images
-        raise InputError(f"{name} is not an image the demo can read: upload a PNG, JPEG, GIF, BMP, TIFF or "
-                         f"WebP file ({type(e).__name__})") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{name} decodes to too many pixels ({e}); upload a smaller image") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct_error()) as e:
+        raise InputError(f"{not_image} ({type(e).__name__})") from e
+
     steps = [f"{name}: {w}x{h} {im.mode}"]
+    if frames > 1:
+        steps.append(f"first of {frames} frames")
     try:
-        im = ImageOps.exif_transpose(im)
+        rotated = ImageOps.exif_transpose(im)
+        if rotated.size != im.size or rotated is not im and rotated.tobytes() != im.tobytes():
+            steps.append("rotated as its EXIF orientation says")
+        im = rotated
     except Exception:  # a broken EXIF block is no reason to refuse the pixels
         pass
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
-        a = np.clip(a * (255.0 / (65535.0 if a.max(initial=0) > 255 else 255.0)), 0, 255).astype(np.uint8)
-        im, _ = Image.fromarray(np.stack([a] * 3, -1), "RGB"), steps.append("high-depth grayscale scaled to 8 bits")
-    elif "A" in im.mode or im.mode == "P" and "transparency" in im.info:
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA")).convert("RGB")
-        steps.append("transparent areas put on white")
-    elif im.mode != "RGB":
-        im = im.convert("RGB")
-        steps.append(f"converted from {steps[0].rsplit(' ', 1)[-1]} to RGB")
+    im, mode_note = _to_rgb(im)
+    if mode_note:
+        steps.append(mode_note)
     w, h = im.size
-    if w != h and fit == "center crop":
-        s = min(w, h)
-        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        steps.append(f"center-cropped to {s}x{s}")
-    elif w != h and fit == "pad":
-        canvas = Image.new("RGB", (max(w, h),) * 2, (128, 128, 128))
-        canvas.paste(im, ((max(w, h) - w) // 2, (max(w, h) - h) // 2))
-        im = canvas
-        steps.append("padded with gray to a square")
-    elif w != h:
-        steps.append("stretched to a square")
+    if w != h:
+        if fit == "center crop":
+            s = min(w, h)
+            left, top = (w - s) // 2, (h - s) // 2
+            im = im.crop((left, top, left + s, top + s))
+            steps.append(f"center-cropped to {s}x{s}")
+        elif fit == "pad":
+            s = max(w, h)
+            canvas = Image.new("RGB", (s, s), (128, 128, 128))
+            canvas.paste(im, ((s - w) // 2, (s - h) // 2))
+            im = canvas
+            steps.append(f"padded with gray to {s}x{s}")
+        else:
+            steps.append("stretched to a square (aspect ratio not kept)")
     if im.size != (32, 32):
+        direction = "downsampled" if max(im.size) > 32 else "upsampled"
         im = im.resize((32, 32), Image.Resampling.LANCZOS)
-        steps.append("resized to 32x32")
-    return PreparedImage(np.asarray(im, dtype=np.uint8).copy(), None, f"your upload {name}", "; ".join(steps))
+        steps.append(f"{direction} to 32x32 (Lanczos)")
+    else:
+        steps.append("already 32x32")
+    pixels = np.asarray(im, dtype=np.uint8).copy()
+    return PreparedImage(pixels, None, f"upload {name}", "; ".join(steps))
 
 
+def struct_error() -> type[Exception]:
+    import struct
+
+    return struct.error
+
+
+def _to_rgb(im: Any) -> tuple[Any, str]:
+    """Any Pillow mode -> RGB, and a note on what that took."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = a.max() if a.size else 0.0
+        scale = 255.0 / (65535.0 if top > 255 else 255.0)
+        g = np.clip(np.nan_to_num(a) * scale, 0, 255).round().astype(np.uint8)
+        return Image.fromarray(np.stack([g] * 3, -1), "RGB"), f"{mode} grayscale scaled to 8 bits and copied to R, G, B"
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        alpha = np.asarray(rgba)[..., 3]
+        if alpha.min() < 255:
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            out = Image.alpha_composite(white, rgba).convert("RGB")
+            gray = " (grayscale copied to R, G, B)" if mode in ("LA", "La") else ""
+            return out, f"transparent areas composited onto white{gray}"
+        return rgba.convert("RGB"), "opaque alpha channel dropped"
+    if mode in ("1", "L"):
+        return im.convert("RGB"), "grayscale copied to R, G, B"
+    if mode == "RGB":
+        return im, ""
+    return im.convert("RGB"), f"converted from {mode} to RGB"

@@ -219,6 +219,18 @@ class WorkerPool:
                 self._cond.notify_all()
 
 
+_POOLS: dict[int, WorkerPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(workers: int | None = None) -> WorkerPool:
+    """The process's pool for ``workers`` slots (default :func:`default_workers`): every visitor
+    of one server, every rerun of the page, queues in the same one."""
+    workers = workers or default_workers()
+    with _POOLS_LOCK:
+        return _POOLS.setdefault(workers, WorkerPool(workers))
+
+
 # --------------------------------------------------------------------------- one attack, told in words
 
 

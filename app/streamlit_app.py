@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,6 @@ from app import charts, logic, results  # noqa: E402
 
 TITLE = "ratzoo: can noise protect a network from adversarial attacks?"
 SOURCES = ("Gallery", "CIFAR-10 test image", "Upload your own")
-
-
-@st.cache_resource(show_spinner=False)
-def pool() -> logic.WorkerPool:
-    return logic.WorkerPool(logic.default_workers())
 
 
 @st.cache_resource(show_spinner=False)
@@ -141,15 +137,21 @@ def run(chosen: list[str], image: logic.PreparedImage, spec: logic.AttackSpec, c
         labels: dict[str, str]) -> None:
     bar = st.progress(0.0, text="Starting...")
     running = st.session_state["running"] = {"model": "", "step": 0, "total": 0}
-    workers = pool()
+    workers = logic.shared_pool()
+
+    waited: list[float] = []
 
     def on_wait(position: int, busy: int) -> None:
+        if not waited:
+            waited.extend([time.monotonic(), position])
         bar.progress(0.0, text=f"Waiting for a free worker: you are number {position} in the queue "
                                f"({busy} of {workers.workers} workers busy with other visitors' attacks).")
 
     done: list[logic.Result] = []
     try:
         with workers.slot(on_wait) as slot:
+            st.session_state["waited"] = (f"You waited {time.monotonic() - waited[0]:.0f} s for a free worker "
+                                          f"(number {waited[1]} in the queue when you pressed Attack)." if waited else "")
             for name in chosen:
                 loaded = cached_model(name, slot, where())
                 running.update(model=labels[name], step=0, total=0)
@@ -187,7 +189,7 @@ def show_result(r: logic.Result, label: str) -> None:
                    f"{c.radius:.3f} (randomized smoothing, {c.n} draws, holds with probability 1 - {c.alpha:g}); "
                    f"this attack's change has L2 {float(r.outcome.l2[0]):.3f}." if c.label >= 0 else
                    "Certificate of the clean image: none (the noisy votes are too split to certify).")
-    with st.expander("Details for developers", expanded=False):
+    with st.expander(f"Details for developers: {label}", expanded=False):
         pert, amp = logic.perturbation_image(r.x, r.outcome.adv_images)
         st.image(logic.enlarge(pert), width=150, caption=f"the change, amplified {amp:.0f}x (gray = none)")
         o = r.outcome
@@ -231,6 +233,8 @@ def attack_tab(models: list[dict[str, Any]]) -> None:
     if st.session_state.get("results_for") != (tuple(chosen), image.source if image else None, spec):
         st.info("The settings changed since this result; press Attack to run them.")
     st.markdown("#### Verdict: " + " · ".join(f"{labels[r.model]} {r.verdict}" for r in res))
+    if st.session_state.get("waited"):
+        st.caption(st.session_state["waited"])
     for col, r in zip(st.columns(len(res)), res):
         with col:
             show_result(r, labels[r.model])

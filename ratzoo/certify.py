@@ -344,10 +344,10 @@ def feature_lipschitz(
 
 
 def _features_fingerprint(model: nn.Module) -> tuple:
-    """Identifies the first layer's current weights: storage and in-place version of each
-    parameter and buffer (an optimizer step or ``load_state_dict`` changes the version)."""
-    feats = getattr(model, "features", model)
-    return tuple((t.data_ptr(), t._version) for t in (*feats.parameters(), *feats.buffers()))
+    """Identifies the model's current weights (the first layer's among them): storage and
+    in-place version of each parameter and buffer (an optimizer step or ``load_state_dict``
+    changes the version)."""
+    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
 
 
 def cached_feature_lipschitz(model: nn.Module, input_shape: Sequence[int] = (3, 32, 32)) -> float:

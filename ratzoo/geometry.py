@@ -21,18 +21,43 @@ from collections.abc import Sequence
 from typing import Any
 
 REGIONS = ("inside", "cap", "beyond")
+IMAGE_DIM = 3 * 32 * 32  # d of a CIFAR-10 image
+
+
+def figure2_radii(eps: float, dim: int = IMAGE_DIM, points: int = 13) -> list[float]:
+    """``points`` L2 radii from ``eps`` to ``eps * sqrt(dim)``, evenly spaced on a log scale."""
+    top = math.sqrt(dim)
+    return [eps * top ** (i / (points - 1)) for i in range(points)]
+
+
+def examples_of(record: Any) -> tuple[list[float], list[float]]:
+    """The Linf and L2 norms of the adversarial examples in a :class:`ratzoo.Record` that fooled
+    the decision rule (``per_image["fooled"]``; all attacked images when a record lacks it).
+
+    Raises:
+        ValueError: the record has no per-image Linf and L2 norms (records written before
+            ratzoo measured both for every attack; measure it again).
+    """
+    pi = record.per_image
+    if "linf" not in pi or "l2" not in pi:
+        raise ValueError(f"the {record.model} {record.attack} record has no per-image Linf and L2 norms; "
+                         "measure it again with the current ratzoo")
+    keep = pi.get("fooled") or pi.get("clean_correct") or [True] * len(pi["l2"])
+    pairs = [(a, b) for a, b, k in zip(pi["linf"], pi["l2"], keep) if k]
+    return [a for a, _ in pairs], [b for _, b in pairs]
 
 
 def norm_regions(
-    linf: Sequence[float], l2: Sequence[float], eps: float, eps_l2: Sequence[float]
+    linf: Sequence[float] | Any, l2: Sequence[float] | None = None, *, eps: float,
+    eps_l2: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """Shares of perturbations inside the Linf ball, in the L2 cap, and beyond, per ``eps_l2``.
 
     Args:
-        linf, l2: one perturbation per position (``[0, 1]`` pixel units), e.g. a record's
-            ``per_image["linf"]`` and ``per_image["l2"]`` restricted to the fooled images.
+        linf, l2: one perturbation per position (``[0, 1]`` pixel units); or ``linf`` a
+            :class:`ratzoo.Record` and ``l2`` omitted: its examples that fooled the model.
         eps: the Linf radius.
-        eps_l2: the L2 radii to sweep (each ``>= 0``).
+        eps_l2: the L2 radii to sweep (each ``>= 0``); default :func:`figure2_radii` of ``eps``.
 
     Returns:
         One dict per ``eps_l2``: ``eps``, ``eps_l2``, ``n`` (found examples), ``not_found`` and
@@ -44,6 +69,10 @@ def norm_regions(
     >>> norm_regions([0.01, 0.05, 0.05], [0.3, 0.4, 2.0], eps=8 / 255, eps_l2=[1.0])[0]["cap"]
     0.3333333333333333
     """
+    if l2 is None:
+        linf, l2 = examples_of(linf)
+    if eps_l2 is None:
+        eps_l2 = figure2_radii(eps)
     if len(linf) != len(l2):
         raise ValueError(f"linf and l2 need one value per example each, got {len(linf)} and {len(l2)}")
     for r in (eps, *eps_l2):
