@@ -115,24 +115,27 @@ def record_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> list[di
 
 
 def figure2_reading(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
-    """Whether the paper's reading holds on the zoo, in one sentence per Linf radius: Linf
-    adversarial training (``at``) moves C&W's examples out of the Linf ball into the L2 cap
-    (compared with ``standard``, at the L2 radius 4x the Linf radius, the middle of the sweep)."""
+    """Whether the paper's reading holds on the zoo, one sentence per Linf radius: Linf adversarial
+    training (``at``) moves C&W's examples out of the Linf ball (a smaller share inside than for
+    ``standard``) into the cap (a larger share there, with the cap at its widest: L2 radius
+    Linf radius x sqrt(d), the L2 ball around the whole Linf ball)."""
     std, at = labels.get("standard"), labels.get("at")
     out = []
     for eps_name in FIGURE2_EPS:
-        def share(model: str, region: str) -> float | None:
-            pts = [r for r in rows if r["model"] == model and r["Linf radius"] == eps_name and r["region"] == region]
-            if not pts:
-                return None
-            return min(pts, key=lambda r: abs(math.log(r["L2 radius / Linf radius"] / 4)))["share (%)"]
-        si, ai, sc, ac = share(std, REGION_WORDS["inside"]), share(at, REGION_WORDS["inside"]), \
-            share(std, REGION_WORDS["cap"]), share(at, REGION_WORDS["cap"])
-        if None in (si, ai, sc, ac):
+        widest = [r for r in rows if r["Linf radius"] == eps_name and r["rank"] == 0]
+        if not widest:
+            continue
+        top = max(r["L2 radius / Linf radius"] for r in widest)
+        share = {(r["model"], r["region"]): r["share (%)"] for r in rows
+                 if r["Linf radius"] == eps_name and r["L2 radius / Linf radius"] == top}
+        try:
+            (si, sc, sb), (ai, ac, ab) = ([share[(m, w)] for w in REGION_WORDS.values()] for m in (std, at))
+        except KeyError:
             continue
         holds = ai < si and ac > sc
-        out.append(f"At Linf radius {eps_name}, {si:.0f}% of {std}'s C&W examples lie inside the Linf ball and "
-                   f"{ai:.0f}% of {at}'s; in the L2 cap (L2 radius 4x the Linf radius) {sc:.0f}% vs {ac:.0f}%: "
-                   + ("the paper's reading holds (Linf adversarial training pushes the examples out of the Linf "
-                      "ball into the cap)." if holds else "the paper's reading does not hold here."))
+        out.append(f"At Linf radius {eps_name}: {si:.0f}% of {std}'s C&W examples lie inside the Linf ball, "
+                   f"{sc:.0f}% in the cap and {sb:.0f}% beyond (L2 radius {top:g}x the Linf radius); for {at}, "
+                   f"{ai:.0f}%, {ac:.0f}% and {ab:.0f}%: "
+                   + ("the paper's reading holds here, Linf adversarial training moves the examples out of the "
+                      "Linf ball into the cap." if holds else "the paper's reading does not hold here."))
     return " ".join(out)
