@@ -47,8 +47,13 @@ def cifar(where: str) -> tuple[Any, Any]:
 
 
 @st.cache_data(show_spinner=False)
-def records(where: str) -> tuple[list[ratzoo.Record], int]:
-    return results.load_records()
+def result_rows(where: str, labels: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Everything the results tab draws from the records, computed once per server."""
+    recs, bad = results.load_records()
+    fig2, missing = results.figure2_rows(recs, dict(labels))
+    return {"fig2": fig2, "missing": missing, "reading": results.figure2_reading(fig2, dict(labels)),
+            "sweeps": results.sweep_rows(recs, dict(labels)), "records": results.record_rows(recs, dict(labels)),
+            "bad": bad}
 
 
 def where() -> str:
@@ -254,8 +259,8 @@ def results_tab(models: list[dict[str, Any]]) -> None:
     acc = [r for r in results.accuracy_rows(models) if "certified" not in r["setting"]]
     if acc:
         st.altair_chart(charts.accuracy_chart(acc, order), width="stretch")
-    recs, bad = records(where())
-    fig2, missing = results.figure2_rows(recs, labels)
+    rows = result_rows(where(), tuple(labels.items()))
+    fig2, missing = rows["fig2"], rows["missing"]
     st.markdown("#### Where C&W's examples lie (the paper's Figure 2)")
     if fig2:
         eps_name = st.selectbox("Linf radius", list(results.FIGURE2_EPS), key="fig2_eps")
@@ -263,19 +268,19 @@ def results_tab(models: list[dict[str, Any]]) -> None:
         st.caption("Share of the C&W (L2) examples that fooled each model: inside the Linf ball, outside it but "
                    "inside the L2 ball of the radius on the x axis (the 'cap'), or beyond. The paper measures on "
                    "inputs in [-1, 1], where its Linf radius 0.3 is 0.15 on our [0, 1] scale. "
-                   + results.figure2_reading(fig2, labels))
+                   + rows["reading"])
     if missing:
         st.caption(f"Not shown yet (their C&W measurement predates per-image Linf norms): {', '.join(missing)}.")
-    sweeps = results.sweep_rows(recs, labels)
+    sweeps = rows["sweeps"]
     for key, x, title, log_x in (("fig3", "budget (/255)", "Accuracy vs Linf budget (the paper's Figure 3)", True),
                                  ("fig4", "noise draws per step", "Accuracy vs EOT noise draws (the paper's Figure 4)", True)):
         if sweeps[key]:
             st.markdown(f"#### {title}")
             st.altair_chart(charts.sweep_chart(sweeps[key], x, order, log_x), width="stretch")
     with st.expander("For developers: every measurement record", expanded=False):
-        st.dataframe(results.record_rows(recs, labels), hide_index=True, width="stretch")
-        if bad:
-            st.warning(f"{bad} record files could not be read.")
+        st.dataframe(rows["records"], hide_index=True, width="stretch")
+        if rows["bad"]:
+            st.warning(f"{rows['bad']} record files could not be read.")
 
 
 def main() -> None:
