@@ -184,7 +184,8 @@ def show_result(r: logic.Result, label: str) -> None:
     classes = logic.CLASSES
     st.image([logic.enlarge(clean), logic.enlarge(adv)], width=150,
              caption=[f"before: {classes[r.clean_label]}", f"after: {classes[r.adv_label]}"])
-    st.table({k: [v] for k, v in logic.norms_text(r).items()})
+    norms = logic.norms_text(r)
+    st.markdown(" · ".join(f"{k}: **{v}**" for k, v in norms.items() if k != "budget") + f" · {norms['budget']}")
     st.altair_chart(charts.probability_chart(logic.probability_rows(r), list(classes)), width="stretch")
     st.caption(f"Class probabilities: the average over {r.outcome.clean.samples} fresh noise draws, which decides."
                if r.randomized else "Class probabilities: one prediction (this model has no noise).")

@@ -75,6 +75,7 @@ async def visitor(browser, url: str, position: int, ready: list[int], start: asy
         await button.click()
         heading = page.locator("h4", has_text="Verdict:")
         await heading.wait_for(state="visible", timeout=600_000)
+        await page.wait_for_function(bu.RESULT_DONE, arg=len(logic.DEFAULT_MODELS), timeout=600_000)
         out["result_s"] = time.perf_counter() - t1
         out["verdict"] = (await heading.inner_text()).strip()
         body = await page.inner_text("body")

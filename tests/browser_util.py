@@ -92,8 +92,13 @@ def wait_ready(page, timeout_ms: float = 90_000) -> None:
         .find(b => b.innerText.trim() === 'Attack'); return b && !b.disabled; }""", timeout=timeout_ms)
 
 
-def verdict(page, timeout_ms: float = 120_000) -> str:
-    """Press nothing; wait for the verdict heading and return it ("Verdict: Standard fooled · RAT held")."""
+RESULT_DONE = """n => (document.body.innerText.match(/Class probabilities:/g) || []).length >= n"""
+
+
+def verdict(page, models: int = 2, timeout_ms: float = 120_000) -> str:
+    """Press nothing; wait until the verdict heading and all ``models`` results are on the page
+    (Streamlit streams elements in, the verdict first), and return the heading."""
     h = page.locator("h4", has_text="Verdict:")
     h.wait_for(state="visible", timeout=timeout_ms)
+    page.wait_for_function(RESULT_DONE, arg=models, timeout=timeout_ms)
     return h.inner_text().strip()

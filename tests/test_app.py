@@ -96,7 +96,8 @@ def test_the_first_screen_attacks_standard_and_rat_and_tells_who_was_fooled(app:
         out = ratzoo.run_attack(model, image.tensor(), torch.tensor([image.label]), "pgd-linf", seed=0, eps=8 / 255,
                                 steps=20, eot_samples=10)
         want[name] = "fooled" if bool(out.fooled[0]) else "held" if bool(out.robust[0]) else "wrong before the attack"
-        shown = [t for t in at.table if t.value.iloc[0]["total change (L2)"] == f"{float(out.l2[0]):.3f}"]
+        shown = [m for m in at.markdown if f"total change (L2): **{float(out.l2[0]):.3f}**" in m.value
+                 and f"largest pixel change (Linf): **{float(out.linf[0]) * 255:.2f}/255**" in m.value]
         assert shown, f"{name}'s L2 {float(out.l2[0]):.3f} is not on the page"
     assert want == {"standard": "fooled", "rat": "held"}  # the default image tells the story
     assert verdict == "#### Verdict: Standard fooled · RAT held"
