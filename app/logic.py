@@ -268,13 +268,22 @@ class Result:
 
     def sentence(self) -> str:
         truth = "true class" if self.label_is_true else "its own first answer"
-        judged = (f"the average over {self.outcome.adv.samples} fresh noise draws" if self.randomized
+        judged = (f"the average over {draws_text(self.outcome.adv)}" if self.randomized
                   else "its prediction (this model has no noise)")
         if self.verdict == "fooled":
             return f"Fooled: {judged} now says '{CLASSES[self.adv_label]}', not the {truth} '{CLASSES[self.label]}'."
         if self.verdict == "held":
             return f"Held: {judged} still says '{CLASSES[self.label]}' after the attack."
         return f"Wrong before the attack: it says '{CLASSES[self.clean_label]}', the {truth} is '{CLASSES[self.label]}'."
+
+
+def draws_text(decision: Any) -> str:
+    """How many fresh draws a decision averaged: ratzoo's rule draws up to ``samples`` and stops
+    an image once the draws left cannot change its verdict (``draws``)."""
+    made = None if decision.draws is None else int(decision.draws[0])
+    if made is None or made == decision.samples:
+        return f"{decision.samples} fresh noise draws"
+    return f"{made} fresh noise draws (of up to {decision.samples}: more could not change the verdict)"
 
 
 def attack_image(loaded: LoadedModel, image: PreparedImage, spec: AttackSpec,

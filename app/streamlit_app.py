@@ -187,7 +187,7 @@ def show_result(r: logic.Result, label: str) -> None:
     norms = logic.norms_text(r)
     st.markdown(" · ".join(f"{k}: **{v}**" for k, v in norms.items() if k != "budget") + f" · {norms['budget']}")
     st.altair_chart(charts.probability_chart(logic.probability_rows(r), list(classes)), width="stretch")
-    st.caption(f"Class probabilities: the average over {r.outcome.clean.samples} fresh noise draws, which decides."
+    st.caption(f"Class probabilities: the average over {logic.draws_text(r.outcome.adv)}, which decides."
                if r.randomized else "Class probabilities: one prediction (this model has no noise).")
     c = r.certificate
     if c is not None:
