@@ -208,6 +208,7 @@ def show_result(r: logic.Result, label: str) -> None:
 
 def attack_tab(models: list[dict[str, Any]]) -> None:
     labels = {m["name"]: m["label"] for m in models}
+    top = st.container()  # the buttons, filled in below once the choices are known: first on a phone too
     left, right = st.columns([1, 2])
     with left:
         image = choose_image()
@@ -222,10 +223,15 @@ def attack_tab(models: list[dict[str, Any]]) -> None:
             st.caption(f"{spec.describe()}. Against a noisy model, EOT (Expectation over Transformation) means "
                        "the attacker averages its gradient over noise draws; a model counts as fooled only if the "
                        "average over 100 fresh draws is.")
-        ready = image is not None and spec is not None and bool(chosen)
+    ready = image is not None and spec is not None and bool(chosen)
+    with top:
         b1, b2 = st.columns(2)
         pressed = b1.button("Attack", type="primary", disabled=not ready, key="attack_button", width="stretch")
         b2.button("Stop", key="stop_button", width="stretch")
+        if image is not None and chosen:
+            st.caption(f"Attacks the {logic.CLASSES[image.label] if image.label is not None else 'uploaded'} image "
+                       f"below on {' and '.join(labels[n] for n in chosen)}; change the image, models and attack "
+                       "below.")
     stopped = st.session_state.pop("running", None)
     if stopped is not None and not pressed:
         where_ = f" on {stopped['model']} at step {stopped['step']} of {stopped['total']}" if stopped["model"] else ""
@@ -256,7 +262,8 @@ def results_tab(models: list[dict[str, Any]]) -> None:
     st.dataframe(results.zoo_table(models), hide_index=True, width="stretch")
     st.caption("Accuracy (%) under each attack on 1,000 CIFAR-10 test images (noisy models judged by the average "
                "over 100 noise draws, attacked with EOT-20). The last column is a distance, not a percentage: "
-               "the median L2 size of the smallest change C&W needed.")
+               "the median L2 size of the smallest change C&W needed. Budgets are on pixels in [0, 1]: the "
+               "paper's Linf budget 0.3 on pixels in [-1, 1] is 0.15 here (38/255).")
     acc = [r for r in results.accuracy_rows(models) if "certified" not in r["setting"]]
     if acc:
         st.altair_chart(charts.accuracy_chart(acc, order), width="stretch")

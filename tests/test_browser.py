@@ -58,8 +58,11 @@ def test_a_visitor_attacks_and_reads_ratzoos_verdict_and_norms(server, browser) 
     page.get_by_role("button", name="Attack", exact=True).click()
     shown = bu.verdict(page)
     page.screenshot(path=str(bu.ARTIFACTS / "02-result.png"), full_page=True)
+    # which bird the visitor got (the dropdown lists the options around the current one)
+    picked = re.search(r"CIFAR-10 test image #(\d+): bird", page.inner_text("body")).group(1)
     _, recs = images.load_gallery()
-    gallery = next(i for i, r in enumerate(recs) if r["class"] == "bird")
+    gallery = next(i for i, r in enumerate(recs) if r["index"] == int(picked))
+    assert recs[gallery]["class"] == "bird"
     want = {n: _reference(n, gallery) for n in logic.DEFAULT_MODELS}
     words = {n: ("fooled" if bool(o.fooled[0]) else "held" if bool(o.robust[0]) else "wrong before the attack")
              for n, o in want.items()}
@@ -76,6 +79,8 @@ def test_on_a_phone_the_verdict_and_every_class_name_are_on_screen(server, brows
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page.goto(url + "?image=14")
     bu.wait_ready(page)
+    button = page.get_by_role("button", name="Attack", exact=True).bounding_box()
+    assert button["y"] + button["height"] <= 844, "the Attack button is below a phone's first screen"
     page.get_by_role("button", name="Attack", exact=True).click()
     assert bu.verdict(page) == "Verdict: Standard fooled · RAT held"
     h = page.locator("h4", has_text="Verdict:").bounding_box()
