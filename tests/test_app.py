@@ -217,3 +217,22 @@ def test_a_visitor_who_waits_for_a_worker_is_told(app: AppTest, monkeypatch) -> 
     t.join()
     waited = [c.value for c in at.caption if c.value.startswith("You waited")]
     assert waited and "number 1 in the queue" in waited[0]
+
+
+def test_cw_offers_no_budget_control_that_does_nothing(app: AppTest) -> None:
+    """C&W has no budget: the old "Reference L2" input changed nothing; there is no such input now,
+    and the result says so instead of comparing with a made-up reference."""
+    at = app
+    at.selectbox(key="attack").set_value("cw-l2").run()
+    labels = [n.label for n in at.number_input]
+    assert labels and not any("Budget" in lab or "Reference" in lab for lab in labels), labels
+    at.number_input(key="steps_cw-l2").set_value(2).run()
+    attack(at)
+    assert any("no budget (C&W looks for the smallest change)" in m.value for m in at.markdown)
+
+
+def test_models_are_offered_by_name_not_by_code(app: AppTest) -> None:
+    ms = app.multiselect(key="models")
+    shown = [o for o in ms.options]
+    labels = [m["label"] + (f" ({m['reference']})" if m.get("reference") else "") for m in ratzoo.list_models()]
+    assert shown == labels, shown  # "AT (Madry et al.)", "R.N. (Pinot et al.)", not "at", "rn"
