@@ -56,9 +56,10 @@ def sweep_chart(rows: list[dict[str, Any]], x: str, order: list[str], log_x: boo
 def figure2_chart(rows: list[dict[str, Any]], order: list[str]) -> alt.Chart:
     """The paper's Figure 2: stacked shares (%) of C&W examples per region as the L2 radius grows."""
     return alt.Chart(_data(rows)).mark_area().encode(
-        x=alt.X("L2 radius / Linf radius:Q", scale=alt.Scale(type="log"), title="L2 radius / Linf radius"),
+        x=alt.X("L2 radius / Linf radius:Q", scale=alt.Scale(type="log", domain=[1, 56]),
+                title="L2 radius / Linf radius"),
         y=alt.Y("share (%):Q", stack="zero", scale=alt.Scale(domain=[0, 100]), title="share of examples (%)"),
         color=alt.Color("region:N", scale=REGION_COLORS, legend=alt.Legend(orient="top", columns=1)),
         order=alt.Order("rank:Q"),
         tooltip=["model:N", "region:N", "L2 radius:Q", "share (%):Q", "examples:Q"],
-    ).properties(height=140).facet(row=alt.Row("model:N", sort=order, title=None), spacing=8)
+    ).properties(height=120, width=280).facet(row=alt.Row("model:N", sort=order, title=None), spacing=8)
