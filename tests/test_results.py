@@ -383,11 +383,11 @@ def test_generated_doc_blocks_equal_what_the_records_give():
     assert "| Standard |" in _block(text, report.FIG2_START, report.FIG2_END)
 
 
-def test_the_readme_is_short_and_keeps_the_two_commands_and_an_empty_leaderboard():
+def test_the_readme_is_short_and_keeps_the_two_commands_and_the_leaderboard_block():
     text = (REPO_ROOT / "README.md").read_text()
-    assert len(text.splitlines()) < 150
+    board = _block(text, "<!-- leaderboard -->", "<!-- /leaderboard -->")  # filled by train.leaderboard
+    assert len(text.splitlines()) - len(board.splitlines()) < 150
     assert "make demo" in text and "make test" in text
-    assert "<!-- leaderboard -->\n<!-- /leaderboard -->" in text
     assert text.index("<!-- /leaderboard -->") < text.index(report.MARK_START)
     assert text.count("![") == 3  # the three plots
     code = text.split("## Ten lines of ratzoo", 1)[1].split("```python", 1)[1].split("```", 1)[0]
