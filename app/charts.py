@@ -1,171 +1,65 @@
-"""Altair charts of the demo, built from :mod:`app.logic`'s plain rows (no Streamlit here)."""
+"""Altair charts of the demo; each takes rows (lists of dicts) and knows its units.
+
+Percentages are drawn on a 0-100 axis titled with "%"; probabilities on 0-1; distances on
+their own axes. Every class name is an axis label (horizontal bars), so all ten stay
+readable on a 390 px phone.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import altair as alt
-import pandas as pd
-import ratzoo
 
-from .logic import CLASSES
-
-IMAGE_COLORS = alt.Scale(domain=["clean", "adversarial"], range=["#4c78a8", "#e45756"])
-CLASS_SORT = list(CLASSES)
-# One colour per zoo model in every chart, by its place in the registry (standard grey, AT blue,
-# R.N. orange, RAT red, LeRAT purple); the zoo's names and order are the registry's.
-ZOO_PALETTE = ["#9d9d9d", "#4c78a8", "#f58518", "#e45756", "#b279a2"]
-ZOO_COLORS = dict(zip([m["name"] for m in ratzoo.list_models()], ZOO_PALETTE))
-EXTRA_COLORS = ["#54a24b", "#eeca3b", "#72b7b2", "#ff9da6", "#9d755d", "#bab0ac"]
+BEFORE_AFTER = alt.Scale(domain=["before", "after"], range=["#4c78a8", "#e45756"])
+REGION_COLORS = alt.Scale(domain=["inside the Linf ball", "L2 cap outside it", "beyond the L2 radius"],
+                          range=["#54a24b", "#f58518", "#9d9d9d"])
 
 
-def model_order(models) -> list[str]:
-    """Zoo models in the zoo's order, then any others in order of appearance."""
-    seen = list(dict.fromkeys(str(m) for m in models))
-    return [m for m in ZOO_COLORS if m in seen] + [m for m in seen if m not in ZOO_COLORS]
+def _data(rows: list[dict[str, Any]]) -> alt.Data:
+    return alt.Data(values=rows)
 
 
-def model_color(models, title: str = "model", legend: bool = True) -> alt.Color:
-    order = model_order(models)
-    extra = iter(EXTRA_COLORS * 4)
-    colors = [ZOO_COLORS.get(m) or next(extra) for m in order]
-    return alt.Color("model:N", scale=alt.Scale(domain=order, range=colors), sort=order, title=title,
-                     legend=alt.Legend() if legend else None)
+def probability_chart(rows: list[dict[str, Any]], classes: list[str]) -> alt.Chart:
+    """The probability of each class before and after the attack (what the decision averages)."""
+    return alt.Chart(_data(rows)).mark_bar().encode(
+        y=alt.Y("class:N", sort=classes, title=None, axis=alt.Axis(labelLimit=120)),
+        yOffset=alt.YOffset("image:N", sort=["before", "after"]),
+        x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
+        color=alt.Color("image:N", scale=BEFORE_AFTER, title=None, legend=alt.Legend(orient="top")),
+        tooltip=["class:N", "image:N", alt.Tooltip("probability:Q", format=".3f")],
+    ).properties(height=300)
 
 
-def probs_chart(rows: list[dict[str, Any]], samples: int) -> alt.LayerChart:
-    """Grouped bars of the EOT class probabilities (mean over noise draws) for the clean and
-    the adversarial image, with a +-1 std whisker for the spread over draws."""
-    df = pd.DataFrame(rows)
-    base = alt.Chart(df).encode(
-        x=alt.X("class:N", sort=CLASS_SORT, title=None, axis=alt.Axis(labelAngle=-40)),
-        xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"]),
-    )
-    bars = base.mark_bar().encode(
-        y=alt.Y("mean probability:Q", scale=alt.Scale(domain=[0, 1]),
-                title=f"mean softmax over {samples} draws"),
-        color=alt.Color("image:N", scale=IMAGE_COLORS, title="image"),
-        tooltip=[alt.Tooltip("image:N"), alt.Tooltip("class:N"),
-                 alt.Tooltip("mean probability:Q", format=".3f"), alt.Tooltip("std:Q", format=".3f")],
-    )
-    # bandPosition 0.5: the whisker sits in the middle of its bar, not at the band's edge
-    whiskers = base.mark_rule(color="black", opacity=0.7).encode(
-        y="low:Q", y2="high:Q", xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"], bandPosition=0.5))
-    return alt.layer(bars, whiskers).properties(height=260)
+def accuracy_chart(rows: list[dict[str, Any]], order: list[str]) -> alt.Chart:
+    """Accuracies in % (0-100 axis) per setting and model; distances never enter here."""
+    return alt.Chart(_data(rows)).mark_bar().encode(
+        y=alt.Y("setting:N", title=None, sort=None, axis=alt.Axis(labelLimit=220)),
+        yOffset=alt.YOffset("model:N", sort=order),
+        x=alt.X("accuracy (%):Q", scale=alt.Scale(domain=[0, 100]), title="accuracy (%)"),
+        color=alt.Color("model:N", sort=order, legend=alt.Legend(orient="top", columns=3)),
+        tooltip=["model:N", "setting:N", "accuracy (%):Q", "n:Q"],
+    ).properties(height=alt.Step(6))
 
 
-def votes_chart(rows: list[dict[str, Any]], samples: int) -> alt.Chart:
-    """Histogram of the class predicted by each single noise draw, clean vs adversarial."""
-    df = pd.DataFrame(rows)
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("class:N", sort=CLASS_SORT, title=None, axis=alt.Axis(labelAngle=-40)),
-        xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"]),
-        y=alt.Y("draws:Q", scale=alt.Scale(domain=[0, samples]), title=f"draws (of {samples})"),
-        color=alt.Color("image:N", scale=IMAGE_COLORS, title="image"),
-        tooltip=["image:N", "class:N", "draws:Q", alt.Tooltip("fraction:Q", format=".0%")],
-    ).properties(height=220)
+def sweep_chart(rows: list[dict[str, Any]], x: str, order: list[str], log_x: bool = False) -> alt.Chart:
+    """Accuracy (%) against a budget or a number of draws; one line per model and attack."""
+    return alt.Chart(_data(rows)).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False)),
+        y=alt.Y("accuracy (%):Q", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("model:N", sort=order, legend=alt.Legend(orient="top", columns=3)),
+        strokeDash=alt.StrokeDash("attack:N", legend=alt.Legend(orient="bottom")),
+        tooltip=["model:N", "attack:N", f"{x}:Q", "accuracy (%):Q", "n:Q"],
+    ).properties(height=300)
 
 
-def compare_chart(rows: list[dict[str, Any]]) -> alt.Chart:
-    """Per model: probability of the attacked label before and after the attack."""
-    long = []
-    for r in rows:
-        if "problem" in r:
-            continue
-        for which, key in (("clean", "P(label) clean"), ("adversarial", "P(label) adversarial")):
-            long.append({"model": r["model"], "image": which, "P(label)": r[key],
-                         "prediction": r[f"{which} prediction"], "attack succeeded": r["attack succeeded"]})
-    df = pd.DataFrame(long)
-    order = [r["model"] for r in rows if "problem" not in r]
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("model:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
-        xOffset=alt.XOffset("image:N", sort=["clean", "adversarial"]),
-        y=alt.Y("P(label):Q", scale=alt.Scale(domain=[0, 1]), title="EOT probability of the label"),
-        color=alt.Color("image:N", scale=IMAGE_COLORS, title="image"),
-        tooltip=["model:N", "image:N", "prediction:N", alt.Tooltip("P(label):Q", format=".3f"), "attack succeeded:N"],
-    ).properties(height=260)
-
-
-def results_chart(rows: list[dict[str, Any]]) -> alt.LayerChart:
-    """Robust accuracy (with its 95% CI) per setting, one bar per model."""
-    df = pd.DataFrame(rows)
-    if "ci_low" not in df:
-        df["ci_low"] = df["robust_accuracy"]
-        df["ci_high"] = df["robust_accuracy"]
-    base = alt.Chart(df).encode(
-        y=alt.Y("setting:N", sort=list(dict.fromkeys(df["setting"])), title=None, axis=alt.Axis(labelLimit=260)),
-        yOffset=alt.YOffset("model:N", sort=model_order(df["model"])),
-    )
-    bars = base.mark_bar().encode(
-        x=alt.X("robust_accuracy:Q", scale=alt.Scale(domain=[0, 1], clamp=True), axis=alt.Axis(format="%"),
-                title="accuracy"),
-        color=model_color(df["model"]),
-        tooltip=["model:N", "setting:N", alt.Tooltip("robust_accuracy:Q", format=".1%"),
-                 alt.Tooltip("ci_low:Q", format=".1%", title="95% CI low"),
-                 alt.Tooltip("ci_high:Q", format=".1%", title="95% CI high"), "n:Q"],
-    )
-    whiskers = base.mark_rule(color="black").encode(
-        x="ci_low:Q", x2="ci_high:Q", yOffset=alt.YOffset("model:N", sort=model_order(df["model"]), bandPosition=0.5))
-    n_rows = df["setting"].nunique() * df["model"].nunique()
-    return alt.layer(bars, whiskers).properties(height=max(120, 14 * n_rows))
-
-
-def paper_chart(rows: list[dict[str, Any]]) -> alt.Chart:
-    """The paper's Table 2 as grouped bars."""
-    long = [{"model": r["model"], "attack": k, "accuracy": v}
-            for r in rows for k, v in r.items() if k not in ("model", "method")]
-    return alt.Chart(pd.DataFrame(long)).mark_bar().encode(
-        x=alt.X("model:N", sort=[r["model"] for r in rows], title=None, axis=alt.Axis(labelAngle=0)),
-        xOffset="attack:N",
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        color=alt.Color("attack:N", title="attack"),
-        tooltip=["model:N", "attack:N", alt.Tooltip("accuracy:Q", format=".1%")],
-    ).properties(height=240)
-
-
-def table_line_chart(rows: list[dict[str, Any]]) -> alt.Chart | None:
-    """A line chart for a generic table (e.g. a grid search): the first numeric column that
-    varies is the x axis, the other numeric columns in [0, 1] are the lines. ``None`` when
-    the table has no such shape."""
-    df = pd.DataFrame(rows)
-    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
-    if len(df) < 2 or not numeric:
-        return None
-    x = next((c for c in numeric if df[c].nunique() == len(df)), None)
-    ys = [c for c in numeric if c != x and df[c].between(0, 1).all()]
-    if x is None or not ys:
-        return None
-    long = df.melt(id_vars=[x], value_vars=ys, var_name="metric", value_name="value")
-    return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", title=x), y=alt.Y("value:Q", axis=alt.Axis(format="%")),
-        color="metric:N", tooltip=[f"{x}:Q", "metric:N", alt.Tooltip("value:Q", format=".3f")],
-    ).properties(height=240)
-
-
-def zoo_table_chart(rows: list[dict[str, Any]]) -> alt.LayerChart:
-    """results.json's headline metrics: one group of bars per metric, one bar per model,
-    with the 95% confidence interval."""
-    return results_chart([{**r, "setting": r["metric"], "robust_accuracy": r["value"]} for r in rows])
-
-
-def sweep_chart(rows: list[dict[str, Any]], x: str, log_x: bool = False) -> alt.FacetChart:
-    """Accuracy against a swept parameter (Linf eps, EOT samples), one line per model,
-    one panel per attack: the paper's Figures 3 and 4."""
-    df = pd.DataFrame(rows)
-    scale = alt.Scale(type="log", base=2) if log_x else alt.Scale(zero=False)
-    return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", scale=scale, title=x),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        color=model_color(df["model"]),
-        tooltip=["model:N", "attack:N", f"{x}:Q", alt.Tooltip("accuracy:Q", format=".1%")],
-    ).properties(width=260, height=220).facet(column=alt.Column("attack:N", title=None))
-
-
-def norms_chart(rows: list[dict[str, Any]]) -> alt.Chart:
-    """Distribution of C&W's minimal L2 norms per model (the paper's Figure 5)."""
-    df = pd.DataFrame(rows)
-    return alt.Chart(df).mark_boxplot(extent="min-max").encode(
-        x=alt.X("model:N", sort=model_order(df["model"]), title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("L2:Q", title="minimal adversarial L2 (C&W)"),
-        color=model_color(df["model"], legend=False),
-    ).properties(height=260)
+def figure2_chart(rows: list[dict[str, Any]], order: list[str]) -> alt.Chart:
+    """The paper's Figure 2: stacked shares (%) of C&W examples per region as the L2 radius grows."""
+    return alt.Chart(_data(rows)).mark_area().encode(
+        x=alt.X("L2 radius / Linf radius:Q", scale=alt.Scale(type="log", domain=[1, 56]),
+                title="L2 radius / Linf radius"),
+        y=alt.Y("share (%):Q", stack="zero", scale=alt.Scale(domain=[0, 100]), title="share of examples (%)"),
+        color=alt.Color("region:N", scale=REGION_COLORS, legend=alt.Legend(orient="top", columns=1)),
+        order=alt.Order("rank:Q"),
+        tooltip=["model:N", "region:N", "L2 radius:Q", "share (%):Q", "examples:Q"],
+    ).properties(height=120, width=280).facet(row=alt.Row("model:N", sort=order, title=None), spacing=8)

@@ -2,7 +2,7 @@
 
 ``python benchmarks/bench_app.py [--threads N] [--repeats R] [--width W]``
 
-Exactly what pressing **Attack** runs (``app.logic.run_attack``) on a PreActResNet-18 of
+Exactly what pressing **Attack** runs (``app.logic.attack_image``, i.e. ``ratzoo.run_attack``) on a PreActResNet-18 of
 width 16 with layer-1 noise (random weights: the cost does not depend on them), on a
 gallery image, without the optional certificate. *attack* is the attack alone (20
 forward/backward passes of 10 draws); *press-to-result* adds the two EOT predictions of
@@ -37,34 +37,31 @@ TARGET_S = 1.0  # the issue's budget for one PGD-20 / EOT-10 attack
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0 = the app's setting: $RATZOO_APP_THREADS, default 1)")
+                   help="torch CPU threads (0 = the app's setting: 1 per worker)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--eot", type=int, default=10)
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    else:
-        logic.configure_threads()
+    torch.set_num_threads(args.threads or 1)
     torch.manual_seed(0)
     model = ratzoo.build_model(width=args.width, noise_kind="fixed", noise_sigma=0.5).eval()
     loaded = logic.LoadedModel(f"preact_resnet18-w{args.width}", model, ratzoo.is_randomized(model))
     image = logic.gallery_image(0)
-    spec = logic.validate_spec("pgd-linf", 8, args.steps, args.eot, 0, randomized=True)
+    spec = logic.validate_spec("pgd-linf", 8, args.steps, args.eot, 0)
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"PreActResNet-18 width {args.width} (layer-1 noise, random weights), {spec.describe()}, one 32x32 image")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    logic.run_attack(loaded, image, spec)  # warm-up
+    logic.attack_image(loaded, image, spec)  # warm-up
     attack, total, cpu = [], [], []
     for _ in range(args.repeats):
         c0 = time.process_time()
-        out = logic.run_attack(loaded, image, spec)
+        out = logic.attack_image(loaded, image, spec).outcome
         cpu.append(time.process_time() - c0)
-        attack.append(out.attack_seconds)
-        total.append(out.total_seconds)
-    assert out.within_budget, "the attack left its budget"
+        attack.append(out.attack_s)
+        total.append(out.elapsed_s)
+    assert bool(out.within_budget().all()), "the attack left its budget"
     print(f"{'':>16} {'median (s)':>11} {'best (s)':>9}")
     print(f"{'attack':>16} {statistics.median(attack):>11.3f} {min(attack):>9.3f}   wall clock")
     print(f"{'press-to-result':>16} {statistics.median(total):>11.3f} {min(total):>9.3f}   wall clock")

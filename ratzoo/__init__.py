@@ -13,6 +13,7 @@ The public API (everything else is private):
 - :func:`benchmark`: one robustness number for any model (APGD-CE + APGD-T, EOT, the
   decision rule, worst case per image; CLI ``python -m ratzoo.benchmark``, leaderboard).
 - :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
+- :func:`norm_regions`: where minimal L2 examples lie relative to an Linf ball (the paper's Figure 2).
 - :func:`is_randomized`: whether any model is random, found by behaviour (:mod:`ratzoo.randomness`).
 - :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
 - :func:`build_model`, :class:`ModelConfig`, :func:`save_checkpoint`, :func:`load_checkpoint`.
@@ -35,6 +36,7 @@ from .attacks import make_attack
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
+from .geometry import norm_regions
 from .hub import HubError, push_to_hub
 from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
 from .judge import AttackOutcome, run_attack
@@ -69,6 +71,7 @@ __all__ = [
     "load_cifar10",
     "make_attack",
     "noise_control",
+    "norm_regions",
     "predict_proba",
     "push_to_hub",
     "run_attack",

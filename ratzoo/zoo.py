@@ -223,7 +223,13 @@ def card_results(name_or_path: str | os.PathLike) -> dict[str, Any]:
 
 def list_models() -> list[dict[str, Any]]:
     """The zoo: one dict per entry with its name, label, method, description, availability
-    and headline numbers (from the checkpoint's measured results, where available)."""
+    and headline numbers (from the checkpoint's measured results, where available).
+
+    A bundled entry also has ``metrics`` (the card's measured metrics, each with its
+    ``type``: ``"accuracy"``, ``"robust_accuracy"``, ``"certified_accuracy"`` or
+    ``"median_l2_norm"``, an L2 distance, not a fraction) and ``noise`` (kind, std, layer;
+    for a learned std also ``learned_sigma_mean`` / ``learned_sigma_min``, where training
+    ended, as ``noise_sigma`` is only its initial value)."""
     out = []
     for entry in _REGISTRY.values():
         row: dict[str, Any] = {
@@ -242,6 +248,12 @@ def list_models() -> list[dict[str, Any]]:
                 cfg = json.loads((folder / CONFIG).read_text())
                 row["results"] = {m["name"]: m["value"] for m in cfg.get("results", {}).get("metrics", [])}
                 row["noise"] = {k: cfg["model"][k] for k in ("noise_kind", "noise_sigma", "noise_layer")}
+                row["metrics"] = list(cfg.get("results", {}).get("metrics", []))
+                log = (cfg.get("training") or {}).get("final_epoch_log") or {}
+                if cfg["model"]["noise_kind"] == "learned" and "sigma_mean" in log:
+                    # what training ended at; noise_sigma is only the initial value
+                    row["noise"]["learned_sigma_mean"] = float(log["sigma_mean"])
+                    row["noise"]["learned_sigma_min"] = float(log.get("sigma_min", log["sigma_mean"]))
             except (OSError, ValueError, KeyError):
                 row["error"] = f"unreadable {CONFIG}"
         out.append(row)

@@ -1,11 +1,13 @@
-"""The demo's pure logic (app/logic.py, app/charts.py): uploads, norms, budgets, the attack
-verdict against ratzoo.evaluate, certificates, gallery, results files. No Streamlit."""
+"""The demo's logic (app/logic.py, app/images.py, app/results.py): it builds on ratzoo's public
+API only, gives ratzoo's own verdict, queues visitors, prepares uploads, and keeps units apart."""
 
 from __future__ import annotations
 
+import ast
 import io
-import json
-import math
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +16,324 @@ import torch
 from PIL import Image
 
 import ratzoo
-from app import charts, logic
-from ratzoo.evaluate import STREAM_ADV, STREAM_ATTACK, STREAM_CLEAN, derive_seed, evaluate
+from app import images, logic, results
+
+APP = Path(__file__).resolve().parent.parent / "app"
+ALLOWED_ROOTS = {"streamlit", "altair", "PIL", "numpy", "torch", "ratzoo", "app"}
+
+
+# --------------------------------------------------------------------------- the public API only
+
+
+def outside_public_api(source: str, filename: str = "<src>") -> list[str]:
+    """Every import (and ``ratzoo.<name>`` use) in ``source`` that is neither the standard library,
+    the allowed third-party packages, the app's own modules, nor a name in ``ratzoo.__all__``."""
+    bad = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                root = a.name.split(".")[0]
+                if a.name.startswith("ratzoo.") or (root not in ALLOWED_ROOTS and root not in sys.stdlib_module_names):
+                    bad.append(f"import {a.name}")
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:  # from .logic import ...: the app's own modules
+                continue
+            root = mod.split(".")[0]
+            if mod == "ratzoo":
+                bad += [f"from ratzoo import {a.name}" for a in node.names if a.name not in ratzoo.__all__]
+            elif mod.startswith("ratzoo.") or (root not in ALLOWED_ROOTS and root not in sys.stdlib_module_names):
+                bad.append(f"from {mod} import ...")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ratzoo":
+            if node.attr not in ratzoo.__all__:
+                bad.append(f"ratzoo.{node.attr}")
+    return bad
+
+
+def test_the_app_imports_only_ratzoos_public_api() -> None:
+    files = sorted(APP.glob("*.py"))
+    assert len(files) >= 5
+    bad = {f.name: outside_public_api(f.read_text(), str(f)) for f in files}
+    assert not any(bad.values()), bad
+
+
+@pytest.mark.parametrize("source", [
+    "from ratzoo.judge import derive_seed", "from ratzoo import zoo", "import ratzoo.evaluate",
+    "import pandas", "import ratzoo\nratzoo.judge.decide", "from train import report",
+])
+def test_the_import_check_catches_private_names(source: str) -> None:
+    assert outside_public_api(source)
+
+
+def test_logic_stays_small_and_has_no_decision_rule_of_its_own() -> None:
+    text = (APP / "logic.py").read_text()
+    assert len(text.splitlines()) < 400
+    for f in APP.glob("*.py"):
+        code = f.read_text()
+        # a verdict of its own would need these: seeds per stream, an argmax, label comparisons
+        for token in ("derive_seed", "STREAM_", "argmax", "decision_samples=", ".label ==", "!= label"):
+            assert token not in code, f"{f.name} contains {token!r}"
+
+
+# --------------------------------------------------------------------------- ratzoo's verdict, not a copy
+
+
+@pytest.fixture(scope="module")
+def noisy() -> logic.LoadedModel:
+    torch.manual_seed(0)
+    model = ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.3).eval()
+    return logic.LoadedModel("tiny", model, ratzoo.is_randomized(model))
+
+
+def tiny_image(seed: int, label: int) -> logic.PreparedImage:
+    px = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return logic.PreparedImage(px, label, f"random #{seed}")
+
+
+@pytest.mark.parametrize("attack, eps", [("pgd-linf", 8), ("pgd-l2", 0.5), ("fgsm", 4), ("cw-l2", None)])
+def test_the_app_and_evaluate_give_the_same_verdict_and_norms(noisy, attack, eps) -> None:
+    """The app's attack path is ratzoo.run_attack, which evaluate also calls: same seed, same
+    image, same verdict, same norms, bit for bit."""
+    for i in range(3):
+        img = tiny_image(i, i % 10)
+        spec = logic.validate_spec(attack, eps, 3, 2, 7 + i)
+        mine = logic.attack_image(noisy, img, spec)
+        kw = dict(eps=spec.eps, steps=3, eot_samples=2) if attack != "fgsm" else dict(eps=spec.eps, eot_samples=2)
+        if attack == "cw-l2":
+            kw = dict(steps=3, eot_samples=2, search_steps=5)
+        rec = ratzoo.evaluate(noisy.model, img.tensor(), torch.tensor([img.label]), attack=attack, seed=7 + i, **kw)
+        pi = ratzoo.Record.from_json(rec).per_image
+        assert bool(mine.outcome.robust[0]) == bool(pi["robust"][0])
+        assert bool(mine.outcome.clean.correct[0]) == bool(pi["clean_correct"][0])
+        assert float(mine.outcome.linf[0]) == pytest.approx(pi["linf"][0], abs=1e-6)
+        assert float(mine.outcome.l2[0]) == pytest.approx(pi["l2"][0], abs=1e-5)
+
+
+def test_the_app_shows_whatever_run_attack_decides(noisy, monkeypatch) -> None:
+    """The verdict is read off ratzoo.run_attack's outcome: flip the outcome, the words flip."""
+    calls = []
+    real = ratzoo.run_attack
+
+    def flipped(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append(kwargs)
+        out.adv.correct = ~out.adv.correct
+        return out
+
+    spec = logic.validate_spec("pgd-linf", 8, 2, 2, 0)
+    img = tiny_image(1, 3)
+    before = logic.attack_image(noisy, img, spec)
+    monkeypatch.setattr(ratzoo, "run_attack", flipped)
+    after = logic.attack_image(noisy, img, spec)
+    assert len(calls) == 1 and calls[0]["seed"] == 0 and calls[0]["eot_samples"] == 2
+    if before.verdict != "wrong before the attack":
+        assert {before.verdict, after.verdict} == {"fooled", "held"}
+
+
+def test_norms_and_budget_come_from_the_outcome(noisy) -> None:
+    spec = logic.validate_spec("pgd-linf", 8, 3, 2, 0)
+    r = logic.attack_image(noisy, tiny_image(2, 5), spec)
+    shown = logic.norms_text(r)
+    assert shown["largest pixel change (Linf)"] == f"{float(r.outcome.linf[0]) * 255:.2f}/255"
+    assert shown["total change (L2)"] == f"{float(r.outcome.l2[0]):.3f}"
+    assert shown["budget"].startswith("within") and float(r.outcome.linf[0]) <= 8 / 255 + 1e-6
+    cw = logic.attack_image(noisy, tiny_image(2, 5), logic.validate_spec("cw-l2", None, 2, 2, 0))
+    assert logic.norms_text(cw)["budget"].startswith("no budget")
+
+
+def test_an_upload_is_attacked_away_from_the_models_own_answer(noisy) -> None:
+    img = logic.PreparedImage(tiny_image(3, 0).pixels, None, "your upload x.png")
+    r = logic.attack_image(noisy, img, logic.validate_spec("fgsm", 8, 1, 2, 0))
+    assert not r.label_is_true and "its own first answer" in r.sentence() or r.verdict == "held"
+    assert r.label == int(ratzoo.predict_proba(noisy.model, img.tensor(), samples=100, seed=0).label[0])
+
+
+def test_a_certificate_comes_from_ratzoo_certify(noisy) -> None:
+    r = logic.attack_image(noisy, tiny_image(4, 1), logic.validate_spec("fgsm", 8, 1, 2, 0), certify=True)
+    (ref,) = ratzoo.certify(noisy.model, r.x, n0=100, n=1000, alpha=0.001, seed=0)
+    assert (r.certificate.label, r.certificate.radius) == (ref.label, ref.radius)
+
+
+def test_certify_caches_the_first_layers_bound_until_the_weights_change() -> None:
+    certify_module = sys.modules["ratzoo.certify"]  # `from ratzoo import certify` is the function
+
+    torch.manual_seed(0)
+    model = ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.3).eval()
+    calls = []
+    real = certify_module.feature_lipschitz
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    certify_module.feature_lipschitz = counting
+    try:
+        x = torch.rand(1, 3, 32, 32)
+        a = ratzoo.certify(model, x, n=200, seed=0)[0]
+        b = ratzoo.certify(model, x, n=200, seed=0)[0]
+        assert len(calls) == 1 and a.lipschitz == b.lipschitz
+        with torch.no_grad():
+            model.stem.conv.weight.mul_(2.0)
+        c = ratzoo.certify(model, x, n=200, seed=0)[0]
+        assert len(calls) == 2 and c.lipschitz > a.lipschitz * 1.5
+    finally:
+        certify_module.feature_lipschitz = real
+
+
+# --------------------------------------------------------------------------- settings, words
+
+
+@pytest.mark.parametrize("attack, eps, steps, eot, seed, match", [
+    ("nope", 8, 20, 1, 0, "unknown attack"), ("pgd-linf", 0, 20, 1, 0, "out of range"),
+    ("pgd-linf", 40, 20, 1, 0, "at most 32/255"), ("pgd-linf", "x", 20, 1, 0, "must be a number"),
+    ("pgd-l2", 0.5, 0, 1, 0, "steps"), ("pgd-linf", 8, 2.5, 1, 0, "whole number"),
+    ("pgd-linf", 8, 20, 65, 0, "noise draws"), ("pgd-linf", 8, 20, 1, -1, "seed"),
+])
+def test_bad_settings_say_what_to_change(attack, eps, steps, eot, seed, match) -> None:
+    with pytest.raises(logic.InputError, match=match):
+        logic.validate_spec(attack, eps, steps, eot, seed)
+
+
+def test_units_of_the_settings() -> None:
+    s = logic.validate_spec("pgd-linf", 8, 20, 10, 0)
+    assert s.eps == pytest.approx(8 / 255) and "budget 8/255" in s.describe() and "EOT 10" in s.describe()
+    assert logic.validate_spec("pgd-l2", 0.5, 20, 10, 0).eps == 0.5
+    assert logic.validate_spec("cw-l2", "ignored", 20, 10, 0).eps is None
+    assert logic.validate_spec("fgsm", 8, 99, 1, 0).steps == 1
+    assert set(logic.ATTACKS) <= set(ratzoo.attacks.ATTACKS)
+
+
+def test_lerat_is_described_by_the_std_it_learned() -> None:
+    models = {m["name"]: m for m in ratzoo.list_models()}
+    words = logic.model_words(models["lerat"])
+    noise = models["lerat"]["noise"]
+    assert 0 < noise["learned_sigma_min"] < noise["learned_sigma_mean"] < noise["noise_sigma"]
+    assert f"mean {noise['learned_sigma_mean']:.2f}" in words and f"min {noise['learned_sigma_min']:.2f}" in words
+    assert "noise with std" not in words
+    assert logic.model_words(models["rat"]).endswith("noise with std 1 after the first layer")
+    assert "no noise" in logic.model_words(models["standard"])
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+def test_the_queue_runs_one_attack_per_worker_and_tells_waiters_their_place() -> None:
+    pool = logic.WorkerPool(1)
+    seen: dict[int, list[int]] = {}
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def visitor(i: int) -> None:
+        with pool.slot(lambda pos, busy: seen.setdefault(i, []).append(pos)):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.6)
+            with lock:
+                active[0] -= 1
+
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)  # arrive in order
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
+    assert 0 not in seen and seen[1][0] == 1 and seen[2][0] == 2 and seen[2][-1] == 1
+
+
+def test_a_visitor_who_leaves_the_queue_frees_their_place() -> None:
+    pool = logic.WorkerPool(1)
+    hold = threading.Event()
+
+    def holder() -> None:
+        with pool.slot():
+            hold.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    time.sleep(0.1)
+
+    class Left(BaseException):
+        pass
+
+    def leave(pos: int, busy: int) -> None:
+        raise Left
+
+    with pytest.raises(Left):
+        with pool.slot(leave):
+            pass
+    assert pool._queue == []
+    hold.set()
+    t.join()
+    with pool.slot() as slot:  # free again
+        assert slot == 0
+
+
+# --------------------------------------------------------------------------- results: units and records
+
+
+def test_norms_never_land_on_a_percentage_axis() -> None:
+    models = ratzoo.list_models()
+    acc, dist = results.accuracy_rows(models), results.distance_rows(models)
+    assert acc and dist
+    assert all(0 <= r["accuracy (%)"] <= 100 for r in acc)
+    assert not {r["setting"] for r in acc} & {r["setting"] for r in dist}
+    for row in results.zoo_table(models):
+        for k, v in row.items():
+            if k.endswith("(%)"):
+                assert "norm" not in k and "L2 distance" not in k and 0 <= v <= 100
+    rat = next(r for r in results.zoo_table(models) if r["model"] == "RAT")
+    median = next(m["value"] for m in models if m["name"] == "rat" for m in m["metrics"] if m["type"] == "median_l2_norm")
+    assert rat["C&W median smallest change (L2)"] == round(median, 3) and median < 5
+
+
+def test_every_committed_record_loads_as_a_typed_record() -> None:
+    recs, bad = results.load_records()
+    assert bad == 0 and len(recs) == len(list((logic.RESULTS / "records").glob("*.json")))
+    labels = results.model_labels(ratzoo.list_models())
+    sweeps = results.sweep_rows(recs, labels)
+    assert {r["budget (/255)"] for r in sweeps["fig3"]} >= {2.0, 4.0, 8.0, 16.0, 32.0}
+    assert {r["noise draws per step"] for r in sweeps["fig4"]} >= {1, 5, 10, 20}
+    assert all("/" not in str(v) or k == "budget (/255)" for r in results.record_rows(recs, labels) for k, v in r.items())
+
+
+# --------------------------------------------------------------------------- gallery and uploads
+
+
+def test_gallery_has_four_images_per_class_and_the_default_is_a_cat() -> None:
+    imgs, recs = images.load_gallery()
+    assert imgs.shape == (40, 32, 32, 3) and imgs.dtype == np.uint8
+    assert [sum(r["label"] == c for r in recs) for c in range(10)] == [4] * 10
+    assert recs[logic.DEFAULT_IMAGE]["class"] == "cat"
+    with pytest.raises(images.InputError, match="does not exist"):
+        images.gallery_image(40)
+
+
+def test_gallery_pixels_are_the_test_set_pixels(cifar_root) -> None:
+    xs, ys = ratzoo.load_cifar10("test", root=cifar_root)
+    tiles, recs = images.load_gallery()
+    for tile, r in zip(tiles, recs):
+        assert ys[r["index"]] == r["label"] and np.array_equal(tile, xs[r["index"]])
+
+
+def test_cifar_image_by_index_checks_the_range() -> None:
+    imgs, labels = np.zeros((5, 32, 32, 3), np.uint8), np.array([0, 1, 2, 3, 4])
+    assert images.cifar_image(3, imgs, labels).label == 3
+    for bad in (-1, 5, True, 2.0):
+        with pytest.raises(images.InputError, match="between 0 and 4"):
+            images.cifar_image(bad, imgs, labels)
+
+
+def test_perturbation_image_and_enlarge() -> None:
+    x = torch.full((1, 3, 32, 32), 0.5)
+    adv = x.clone()
+    adv[0, 0, 0, 0] += 0.1
+    adv[0, 1, 0, 0] -= 0.05
+    img, amp = images.perturbation_image(x, adv)
+    assert amp == pytest.approx(5.0) and img[0, 0, 0] == 255 and img[0, 0, 1] == 64 and img[5, 5, 0] == 128
+    big = images.enlarge(img[:2, :2])
+    assert big.shape == (16, 16, 3) and (big[:8, :8] == img[0, 0]).all()
 
 
 def encode(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -33,7 +351,7 @@ def test_upload_large_rgb_is_center_cropped_and_downsampled() -> None:
     a[:, :300, 0] = 255
     a[:, 300:, 2] = 255
     a[:, 200:400, :] = (0, 255, 0)
-    img = logic.preprocess_upload(encode(Image.fromarray(a)), "wide.png")
+    img = images.preprocess_upload(encode(Image.fromarray(a)), "wide.png")
     assert img.pixels.shape == (32, 32, 3) and img.pixels.dtype == np.uint8
     assert img.label is None
     assert "600x300 RGB" in img.note and "center-cropped to 300x300" in img.note and "32x32" in img.note
@@ -43,10 +361,10 @@ def test_upload_large_rgb_is_center_cropped_and_downsampled() -> None:
 
 def test_upload_stretch_and_pad_keep_what_they_say() -> None:
     a = np.full((10, 40, 3), 255, np.uint8)  # white, 4:1
-    pad = logic.preprocess_upload(encode(Image.fromarray(a)), "w.png", fit="pad")
+    pad = images.preprocess_upload(encode(Image.fromarray(a)), "w.png", fit="pad")
     assert "padded with gray to 40x40" in pad.note
     assert abs(int(pad.pixels[0, 16, 0]) - 128) <= 2 and pad.pixels[16, 16].min() > 240  # gray border, white middle
-    st = logic.preprocess_upload(encode(Image.fromarray(a)), "w.png", fit="stretch")
+    st = images.preprocess_upload(encode(Image.fromarray(a)), "w.png", fit="stretch")
     assert "stretched" in st.note and st.pixels.min() > 240  # all white: nothing added
 
 
@@ -55,7 +373,7 @@ def test_upload_rgba_is_composited_on_white() -> None:
     a[..., 0] = 255  # red ...
     a[:, :32, 3] = 0  # ... transparent on the left half
     a[:, 32:, 3] = 255
-    img = logic.preprocess_upload(encode(Image.fromarray(a, "RGBA")), "t.png")
+    img = images.preprocess_upload(encode(Image.fromarray(a, "RGBA")), "t.png")
     assert "composited onto white" in img.note
     assert tuple(img.pixels[16, 2]) == (255, 255, 255)
     assert tuple(img.pixels[16, 29]) == (255, 0, 0)
@@ -71,7 +389,7 @@ def test_upload_grayscale_and_palette_modes_give_rgb(mode: str) -> None:
         im = Image.fromarray(np.stack([g, np.full_like(g, 255)], -1), "LA")
     else:
         im = Image.fromarray(g, "L").convert(mode)
-    img = logic.preprocess_upload(encode(im), f"{mode}.png")
+    img = images.preprocess_upload(encode(im), f"{mode}.png")
     assert img.pixels.shape == (32, 32, 3)
     if mode != "P":
         assert np.array_equal(img.pixels[..., 0], img.pixels[..., 1]) and np.array_equal(img.pixels[..., 1], img.pixels[..., 2])
@@ -80,12 +398,12 @@ def test_upload_grayscale_and_palette_modes_give_rgb(mode: str) -> None:
 
 
 def test_upload_tiny_image_is_upsampled_and_gif_uses_first_frame() -> None:
-    tiny = logic.preprocess_upload(encode(Image.new("RGB", (4, 4), (10, 200, 30))), "tiny.png")
+    tiny = images.preprocess_upload(encode(Image.new("RGB", (4, 4), (10, 200, 30))), "tiny.png")
     assert "upsampled to 32x32" in tiny.note and tuple(tiny.pixels[5, 5]) == (10, 200, 30)
     frames = [Image.new("RGB", (40, 40), c) for c in ((255, 0, 0), (0, 0, 255))]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
-    gif = logic.preprocess_upload(buf.getvalue(), "anim.gif")
+    gif = images.preprocess_upload(buf.getvalue(), "anim.gif")
     assert "first of 2 frames" in gif.note and gif.pixels[..., 0].mean() > 200
 
 
@@ -94,7 +412,7 @@ def test_upload_jpeg_with_exif_rotation_is_turned_upright() -> None:
     im.paste((255, 255, 255), (0, 0, 30, 30))  # white on the left
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
-    img = logic.preprocess_upload(encode(im, "JPEG", exif=exif, quality=95), "photo.jpg")
+    img = images.preprocess_upload(encode(im, "JPEG", exif=exif, quality=95), "photo.jpg")
     assert "EXIF" in img.note
     # displayed upright the image is 30 wide and 60 tall, white at the top
     assert img.pixels[:8].mean() > 200 and img.pixels[-8:].mean() < 50
@@ -112,404 +430,22 @@ def test_upload_jpeg_with_exif_rotation_is_turned_upright() -> None:
 def test_bad_uploads_raise_a_clear_input_error(data: bytes | None, message: str) -> None:
     if data is None:
         data = encode(Image.new("RGB", (64, 64), (1, 2, 3)))[:60]
-    with pytest.raises(logic.InputError, match=message):
-        logic.preprocess_upload(data, "bad.png")
+    with pytest.raises(images.InputError, match=message):
+        images.preprocess_upload(data, "bad.png")
 
 
 def test_huge_uploads_are_refused_before_decoding() -> None:
-    with pytest.raises(logic.InputError, match="MiB"):
-        logic.preprocess_upload(b"\0" * (logic.MAX_UPLOAD_BYTES + 1), "big.bin")
+    with pytest.raises(images.InputError, match="MB"):
+        images.preprocess_upload(b"\0" * (images.MAX_UPLOAD_BYTES + 1), "big.bin")
     # a small file that decodes to 64 megapixels
     bomb = encode(Image.new("1", (8000, 8000)))
-    assert len(bomb) < logic.MAX_UPLOAD_BYTES
-    with pytest.raises(logic.InputError, match="pixels"):
-        logic.preprocess_upload(bomb, "bomb.png")
+    assert len(bomb) < images.MAX_UPLOAD_BYTES
+    with pytest.raises(images.InputError, match="pixels"):
+        images.preprocess_upload(bomb, "bomb.png")
 
 
 def test_unknown_fit_mode_is_an_input_error() -> None:
-    with pytest.raises(logic.InputError, match="resize mode"):
-        logic.preprocess_upload(encode(Image.new("RGB", (8, 8))), "x.png", fit="zoom")
+    with pytest.raises(images.InputError, match="resize mode"):
+        images.preprocess_upload(encode(Image.new("RGB", (8, 8))), "x.png", fit="zoom")
 
 
-# --------------------------------------------------------------------------- norms, budgets, display
-
-
-def test_norms_of_a_known_perturbation() -> None:
-    x = torch.full((1, 3, 32, 32), 0.5)
-    adv = x.clone()
-    adv[0, 0, 3, 4] += 0.1
-    adv[0, 2, 3, 4] -= 0.2  # same pixel, another channel
-    adv[0, 1, 10, 10] += 0.05
-    n = logic.perturbation_norms(x, adv)
-    assert n.linf == pytest.approx(0.2, abs=1e-6)
-    assert n.l2 == pytest.approx(math.sqrt(0.01 + 0.04 + 0.0025), abs=1e-6)
-    assert (n.l0, n.l0_pixels) == (3, 2)
-    assert n.linf_255 == pytest.approx(51.0, abs=1e-4)
-    zero = logic.perturbation_norms(x, x.clone())
-    assert (zero.linf, zero.l2, zero.l0) == (0.0, 0.0, 0)
-
-
-def test_within_budget_is_true_exactly_up_to_the_budget() -> None:
-    spec = logic.validate_spec("pgd-linf", 8, 10, 1, 0, randomized=False)
-    assert logic.within_budget(logic.Norms(8 / 255, 1.0, 10, 5), spec) is True
-    assert logic.within_budget(logic.Norms(8.1 / 255, 1.0, 10, 5), spec) is False
-    l2 = logic.validate_spec("pgd-l2", 0.5, 10, 1, 0, randomized=False)
-    assert logic.within_budget(logic.Norms(1.0, 0.5, 10, 5), l2) is True
-    assert logic.within_budget(logic.Norms(0.01, 0.51, 10, 5), l2) is False
-    cw = logic.validate_spec("cw-l2", 0.5, 10, 1, 0, randomized=False)
-    assert logic.within_budget(logic.Norms(1.0, 9.0, 10, 5), cw) is None
-
-
-def test_perturbation_image_amplification_reaches_full_range() -> None:
-    x = torch.full((1, 3, 32, 32), 0.5)
-    adv = x.clone()
-    adv[0, 0, 0, 0] += 4 / 255
-    adv[0, 1, 0, 1] -= 2 / 255
-    img, amp = logic.perturbation_image(x, adv)
-    assert amp == pytest.approx(0.5 / (4 / 255), rel=1e-4)
-    assert img[0, 0, 0] == 255 and img[0, 1, 1] == 64 and img[5, 5, 0] == 128  # -2/255 * amp = -0.25
-    gray, amp0 = logic.perturbation_image(x, x.clone())
-    assert amp0 == 1.0 and np.all(gray == 128)
-
-
-def test_enlarge_is_nearest_neighbour() -> None:
-    px = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    big = logic.enlarge(px, 8)
-    assert big.shape == (256, 256, 3)
-    assert np.array_equal(big[::8, ::8], px) and np.array_equal(big[7::8, 7::8], px)
-
-
-def test_to_tensor_to_uint8_round_trip() -> None:
-    px = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    t = logic.to_tensor(px)
-    assert t.shape == (1, 3, 32, 32) and float(t.max()) <= 1.0
-    assert np.array_equal(logic.to_uint8(t), px)
-
-
-# --------------------------------------------------------------------------- attack settings
-
-
-@pytest.mark.parametrize(
-    "attack, eps, steps, eot, seed, match",
-    [
-        ("pgd-linf", 100, 10, 5, 0, r"out of range.*0\.5/255 and 32/255"),
-        ("pgd-linf", 0, 10, 5, 0, "out of range"),
-        ("pgd-linf", float("nan"), 10, 5, 0, "out of range"),
-        ("pgd-linf", "eight", 10, 5, 0, "must be a number"),
-        ("pgd-l2", 50.0, 10, 5, 0, r"L2 eps.*between 0\.01 and 5"),
-        ("pgd-linf", 8, 0, 5, 0, "steps = 0 is out of range"),
-        ("pgd-linf", 8, 10000, 5, 0, "steps = 10000 is out of range"),
-        ("pgd-linf", 8, 2.5, 5, 0, "whole number"),
-        ("pgd-linf", 8, 10, 1000, 0, "EOT samples = 1000 is out of range"),
-        ("pgd-linf", 8, 10, 5, -1, "seed = -1"),
-        ("deepfool", 8, 10, 5, 0, "unknown attack"),
-    ],
-)
-def test_validate_spec_rejects_bad_settings(attack, eps, steps, eot, seed, match) -> None:
-    with pytest.raises(logic.InputError, match=match):
-        logic.validate_spec(attack, eps, steps, eot, seed, randomized=True)
-
-
-def test_validate_spec_units_and_deterministic_models() -> None:
-    s = logic.validate_spec("pgd-linf", 8, 20, 10, 3, randomized=True)
-    assert s.eps == pytest.approx(8 / 255) and (s.steps, s.eot_samples, s.seed) == (20, 10, 3)
-    assert "8/255" in s.describe() and "EOT 10" in s.describe()
-    det = logic.validate_spec("pgd-linf", 8, 20, 10000, 3, randomized=False)  # EOT is moot: forced to 1
-    assert det.eot_samples == 1
-    assert logic.validate_spec("fgsm", 8, 999, 1, 0, randomized=False).steps == 1  # one step whatever is typed
-    l2 = logic.validate_spec("pgd-l2", 0.5, 20, 1, 0, randomized=False)
-    assert l2.eps == 0.5 and "eps 0.5" in l2.describe()
-
-
-def test_every_demo_attack_exists_in_ratzoo() -> None:
-    assert set(logic.available_attacks()) == set(logic.ATTACKS)
-
-
-# --------------------------------------------------------------------------- models
-
-
-@pytest.fixture
-def zoo_dir(tmp_path, monkeypatch) -> Path:
-    """$RATZOO_CHECKPOINTS with a noisy 'rat', a deterministic 'at' and a corrupt 'lerat'."""
-    root = tmp_path / "zoo"
-    torch.manual_seed(0)
-    ratzoo.save_checkpoint(ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.5).eval(), root / "rat",
-                           results={"metrics": [{"name": "clean accuracy", "value": 0.8125}]})
-    ratzoo.save_checkpoint(ratzoo.build_model(width=2).eval(), root / "at")
-    ratzoo.save_checkpoint(ratzoo.build_model(width=2, noise_kind="learned", noise_sigma=0.5), root / "lerat")
-    w = root / "lerat" / "model.safetensors"
-    w.write_bytes(w.read_bytes()[:200])
-    monkeypatch.setenv("RATZOO_CHECKPOINTS", str(root))
-    return root
-
-
-def test_load_model_errors_are_model_unavailable(zoo_dir) -> None:
-    assert logic.load_model("rat").randomized and not logic.load_model("at").randomized
-    with pytest.raises(logic.ModelUnavailable, match="no trained checkpoint"):
-        logic.load_model("standard")
-    with pytest.raises(logic.ModelUnavailable, match="sha256|safetensors|truncated"):
-        logic.load_model("lerat")
-    with pytest.raises(logic.ModelUnavailable, match="unknown model"):
-        logic.load_model("nonexistent")
-
-
-def test_zoo_rows_show_availability_and_headline_numbers(zoo_dir) -> None:
-    rows = {r["model"]: r for r in logic.zoo_rows()}
-    assert rows["rat"]["available"] and rows["rat"]["clean accuracy (%)"] == 81.25
-    assert "fixed sigma=0.5 (layer 1)" == rows["rat"]["noise"]
-    assert not rows["standard"]["available"]
-    assert "81.2%" in logic.model_option_label(rows["rat"]) or "81.3%" in logic.model_option_label(rows["rat"])
-    assert "not trained yet" in logic.model_option_label(rows["standard"])
-
-
-# --------------------------------------------------------------------------- the attack against ratzoo's own result
-
-
-@pytest.fixture(scope="module")
-def noisy() -> logic.LoadedModel:
-    torch.manual_seed(1)
-    return logic.LoadedModel("noisy", ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.3).eval(), True)
-
-
-@pytest.mark.parametrize("attack, eps", [("pgd-linf", 8), ("pgd-l2", 0.5), ("fgsm", 4), ("apgd", 8)])
-def test_run_attack_matches_ratzoo_attack_and_evaluator(noisy, attack, eps) -> None:
-    image = logic.gallery_image(5)
-    spec = logic.validate_spec(attack, eps, 3, 4, 7, randomized=True)
-    out = logic.run_attack(noisy, image, spec)
-    x, y = image.tensor(), torch.tensor([image.label])
-    # the adversarial image is ratzoo's own, seeded as ratzoo.evaluate seeds it
-    name = logic.available_attacks()[attack].names[0]
-    kw = dict(eps=spec.eps, eot_samples=4, seed=derive_seed(7, STREAM_ATTACK))
-    if attack != "fgsm":
-        kw["steps"] = 3
-    ref = ratzoo.attacks.make_attack(name, noisy.model, **kw).run(x, y, estimate_success=False).adv_images
-    assert torch.equal(out.adv, ref)
-    # predictions are ratzoo's EOT predictions over 100 fresh draws on independent streams
-    clean = ratzoo.predict_proba(noisy.model, x, samples=100, seed=derive_seed(7, STREAM_CLEAN))
-    adv = ratzoo.predict_proba(noisy.model, ref, samples=100, seed=derive_seed(7, STREAM_ADV))
-    assert out.clean_label == int(clean.label[0]) and out.adv_label == int(adv.label[0])
-    assert torch.equal(out.adversarial.votes, adv.votes)
-    # budget respected, norms are those of adv - x
-    assert out.within_budget is True
-    norm = out.norms.linf if spec.info.norm == "Linf" else out.norms.l2
-    assert norm <= spec.eps + 1e-6
-    assert out.norms.l2 == pytest.approx(float((ref - x).flatten().norm()), rel=1e-5)
-    # the verdict is the evaluator's for this image and seed
-    rec = evaluate(noisy.model, x, y, name, seed=7, **{k: v for k, v in kw.items() if k != "seed"})
-    assert rec["robust_accuracy"] == float(out.clean_correct and not out.success)
-    assert rec["clean_accuracy"] == float(out.clean_correct)
-
-
-def test_run_attack_on_an_upload_attacks_the_clean_prediction_and_reports_progress(noisy) -> None:
-    up = logic.preprocess_upload(encode(Image.new("RGB", (50, 40), (200, 30, 60))), "u.png")
-    seen: list[tuple[float, str]] = []
-    out = logic.run_attack(noisy, up, logic.validate_spec("pgd-linf", 8, 4, 2, 0, True),
-                           progress=lambda f, t: seen.append((f, t)))
-    assert out.label == out.clean_label and not out.label_is_true
-    steps = [f for f, t in seen if "step" in t]
-    assert steps == [0.25, 0.5, 0.75, 1.0]  # one tick per gradient step
-    assert "fresh noise draws" in seen[-1][1]  # then the judging
-
-
-def test_cw_outcome_reports_found_and_has_no_budget(noisy) -> None:
-    spec = logic.validate_spec("cw-l2", 0.5, 5, 2, 0, randomized=True)
-    out = logic.run_attack(noisy, logic.gallery_image(0), spec)
-    assert out.within_budget is None and out.found in (True, False)
-    if not out.found:
-        assert torch.equal(out.adv, out.x)
-
-
-def test_certificate_is_computed_and_never_contradicted(noisy) -> None:
-    if not logic.certify_available():
-        pytest.skip("ratzoo.certify is not available")
-    spec = logic.validate_spec("pgd-l2", 2.0, 5, 4, 0, randomized=True)
-    out = logic.run_attack(noisy, logic.gallery_image(3), spec, certify={"n0": 50, "n": 300, "alpha": 0.01})
-    c = out.certificate
-    assert c is not None and c["lipschitz"] > 0 and c["n"] == 300
-    level, msg = logic.certificate_check(out)
-    assert level in ("ok", "info"), msg
-    if level == "ok":
-        assert out.norms.l2 >= c["radius"]
-
-
-def _outcome_with(noisy, certificate, adv_votes_class: int, l2: float) -> logic.AttackOutcome:
-    """A synthetic outcome: the adversarial's single draws all vote ``adv_votes_class``."""
-    probs = torch.full((1, 10), 0.01)
-    probs[0, adv_votes_class] = 0.91
-    votes = torch.zeros(1, 10, dtype=torch.int64)
-    votes[0, adv_votes_class] = 100
-    adv_pred = ratzoo.EOTPrediction(probs, torch.zeros_like(probs), votes, 100)
-    clean_probs = torch.full((1, 10), 0.01)
-    clean_probs[0, 3] = 0.91
-    clean_votes = torch.zeros(1, 10, dtype=torch.int64)
-    clean_votes[0, 3] = 100
-    clean = ratzoo.EOTPrediction(clean_probs, torch.zeros_like(clean_probs), clean_votes, 100)
-    x = torch.zeros(1, 3, 32, 32)
-    return logic.AttackOutcome(
-        "m", logic.validate_spec("pgd-l2", 1.0, 5, 1, 0, True), "s", x, x, 3, True, clean, adv_pred,
-        logic.Norms(0.1, l2, 10, 5), True, adv_votes_class != 3, True, 0.0, 0.0, certificate)
-
-
-def test_certificate_check_flags_an_adversarial_inside_the_radius(noisy) -> None:
-    cert = {"label": 3, "radius": 0.8, "p_lower": 0.9, "lipschitz": 1.0, "sigma": 0.5, "n0": 100, "n": 1000, "alpha": 0.001}
-    assert logic.certificate_check(_outcome_with(noisy, cert, 5, 0.5))[0] == "violation"
-    assert logic.certificate_check(_outcome_with(noisy, cert, 5, 0.9))[0] == "ok"
-    assert logic.certificate_check(_outcome_with(noisy, cert, 3, 0.5))[0] == "info"  # vote unchanged
-    abstain = {**cert, "label": -1, "radius": 0.0}
-    assert logic.certificate_check(_outcome_with(noisy, abstain, 5, 0.5))[0] == "info"
-    assert logic.certificate_check(_outcome_with(noisy, None, 5, 0.5)) is None
-
-
-def test_compare_models_reports_unavailable_models_and_uses_eot_only_when_noisy(noisy) -> None:
-    torch.manual_seed(2)
-    det = logic.LoadedModel("det", ratzoo.build_model(width=2).eval(), False)
-
-    def load(name: str) -> logic.LoadedModel:
-        if name == "broken":
-            raise logic.ModelUnavailable("corrupt checkpoint")
-        return {"noisy": noisy, "det": det}[name]
-
-    base = logic.validate_spec("pgd-linf", 8, 2, 3, 0, True)
-    rows = logic.compare_models(
-        ["noisy", "broken", "det"], load, logic.gallery_image(1),
-        lambda randomized: logic.AttackSpec(base.attack, base.eps, base.steps, base.eot_samples if randomized else 1, 0))
-    by = {r["model"]: r for r in rows}
-    assert by["broken"] == {"model": "broken", "problem": "corrupt checkpoint"}
-    assert by["noisy"]["EOT samples"] == 3 and by["det"]["EOT samples"] == 1
-    assert all(by[m]["within budget"] and by[m]["Linf (/255)"] <= 8.0 + 1e-3 for m in ("noisy", "det"))
-    chart = charts.compare_chart([by["noisy"], by["det"]]).to_dict()
-    assert chart["mark"]["type"] == "bar"
-
-
-def test_chart_data_is_consistent_with_the_predictions(noisy) -> None:
-    out = logic.run_attack(noisy, logic.gallery_image(2), logic.validate_spec("pgd-linf", 8, 2, 2, 0, True))
-    probs = logic.probs_table(out)
-    assert len(probs) == 20
-    assert sum(r["mean probability"] for r in probs if r["image"] == "clean") == pytest.approx(1.0, abs=1e-5)
-    assert all(r["low"] <= r["mean probability"] <= r["high"] for r in probs)
-    votes = logic.votes_table(out)
-    assert sum(r["draws"] for r in votes if r["image"] == "adversarial") == 100
-    # the charts are valid Vega-Lite (altair validates on to_dict)
-    charts.probs_chart(probs, 100).to_dict()
-    charts.votes_chart(votes, 100).to_dict()
-
-
-# --------------------------------------------------------------------------- gallery
-
-
-def test_gallery_has_four_images_per_class() -> None:
-    images, records, source = logic.load_gallery()
-    assert images.shape == (40, 32, 32, 3) and images.dtype == np.uint8
-    assert [sum(r["label"] == c for r in records) for c in range(10)] == [4] * 10
-    assert all(r["class"] == logic.CLASSES[r["label"]] for r in records)
-    assert "CIFAR-10" in source
-    assert logic.gallery_position_of(records[7]["index"], records) == 7
-    assert logic.gallery_position_of(10**6, records) is None
-    with pytest.raises(logic.InputError, match="out of range"):
-        logic.gallery_image(40)
-
-
-def test_gallery_pixels_are_the_test_set_pixels(cifar_root) -> None:
-    """The sprite is lossless: every tile equals its CIFAR-10 test image (in the copy it was made from)."""
-    images, labels = ratzoo.load_cifar10("test", root=cifar_root)
-    tiles, records, _ = logic.load_gallery()
-    for tile, r in zip(tiles, records):
-        assert labels[r["index"]] == r["label"]
-        assert np.array_equal(tile, images[r["index"]])
-
-
-def test_cifar_image_by_index_checks_the_range() -> None:
-    imgs = np.zeros((5, 32, 32, 3), np.uint8)
-    labels = np.array([0, 1, 2, 3, 4])
-    assert logic.cifar_image(3, imgs, labels).label == 3
-    for bad in (-1, 5, True, 2.0):
-        with pytest.raises(logic.InputError, match="between 0 and 4"):
-            logic.cifar_image(bad, imgs, labels)
-
-
-# --------------------------------------------------------------------------- results files
-
-
-def _record(model, attack, acc, eps=None, **extra):
-    torch.manual_seed(0)
-    return {"model": model, "attack": attack, "params": {"attack": attack, "eps": eps, "steps": 20},
-            "n": 100, "clean_accuracy": 0.8, "robust_accuracy": acc, "robust_accuracy_ci95": [acc - 0.05, acc + 0.05],
-            "effective_eot_samples": 10, **extra}
-
-
-def test_load_results_handles_absence_garbage_records_and_tables(tmp_path) -> None:
-    assert logic.load_results(tmp_path / "nope") == []
-    (tmp_path / "broken.json").write_text("{not json")
-    (tmp_path / "empty.json").write_text("{}")
-    (tmp_path / "grid.json").write_text(json.dumps({"description": "grid", "rows": [
-        {"sigma": 0.25, "clean": 0.7, "score": 0.5}, {"sigma": 0.5, "clean": 0.6, "score": 0.55}]}))
-    (tmp_path / "rat__pgd.json").write_text(json.dumps(_record("preact(w16)", "pgd-linf", 0.4, eps=8 / 255)))
-    (tmp_path / "cw.json").write_text(json.dumps(_record("rat", "cw-l2", 0.0, accuracy_at={
-        "0.25": {"accuracy": 0.6, "ci95": [0.5, 0.7]}, "0.5": {"accuracy": 0.3, "ci95": [0.2, 0.4]}})))
-    files = {f.name: f for f in logic.load_results(tmp_path, skip=("results.json",))}
-    assert "not readable JSON" in files["broken.json"].problem
-    assert files["empty.json"].problem
-    assert files["grid.json"].tables["rows"][1]["sigma"] == 0.5 and files["grid.json"].description == "grid"
-    (pgd,) = files["rat__pgd.json"].measurements
-    assert pgd["model"] == "rat" and pgd["robust_accuracy"] == 0.4 and pgd["setting"] == "pgd-linf 8/255, 20 steps, EOT 10"
-    assert (pgd["ci_low"], pgd["ci_high"]) == pytest.approx((0.35, 0.45))
-    cw = files["cw.json"].measurements
-    assert [(r["eps"], r["robust_accuracy"]) for r in cw] == [(0.25, 0.6), (0.5, 0.3)]
-    assert cw[0]["setting"].startswith("cw-l2 L2 <= 0.25")
-    charts.results_chart(pgd and [pgd, *cw]).to_dict()
-    assert charts.table_line_chart(files["grid.json"].tables["rows"]) is not None
-
-
-def test_load_zoo_results_reads_what_train_report_writes(tmp_path) -> None:
-    report = pytest.importorskip("train.report")
-    rec = lambda key, acc, **kw: {"key": key, "n": 50, "clean_accuracy": 0.8, "clean_accuracy_ci95": [0.7, 0.9],  # noqa: E731
-                                  "robust_accuracy": acc, "robust_accuracy_ci95": [acc - 0.1, acc + 0.1],
-                                  "randomized": True, "effective_eot_samples": 10, "eot_samples": 10, **kw}
-    records = {
-        "rat": {"clean": rec("clean", 0.8), "pgd20_linf_8": rec("pgd20_linf_8", 0.4),
-                "pgd20_linf_2": rec("pgd20_linf_2", 0.7, stage="fig3"),
-                "pgd20_linf_8_sweep": rec("pgd20_linf_8_sweep", 0.4, stage="fig3"),
-                "pgd20_linf_8_eot5": rec("x", 0.45, stage="fig4"),
-                "cw_l2": rec("cw_l2", 0.0, accuracy_at={"0.5": {"accuracy": 0.3, "ci95": [0.2, 0.4]}},
-                             norms={"median": 0.6}, norms_per_image=[0.2, 0.6, None])},
-        "at": {"clean": rec("clean", 0.7), "pgd20_linf_8": rec("pgd20_linf_8", 0.35)},
-    }
-    records["rat"]["pgd20_l2_0.5"] = rec("pgd20_l2_0.5", 0.55)
-    cert = {"kind": "certify", "n": 20, "params": {"n": 1000, "n0": 100, "alpha": 0.001},
-            "noise": {"layer": 1, "sigma_min": 1.0}, "lipschitz": {"value": 30.0},
-            "certified_accuracy": {"0.25": 0.0, "0": 0.75, "0.05": 0.3}, "images": []}
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(report.build_results(records, {"rat": cert})))
-    zr = logic.load_zoo_results(path)
-    (row,) = zr.certified
-    assert row["model"] == "rat" and row["L"] == 30.0 and row["sigma"] == 1.0
-    assert [k for k in row if k.startswith("certified @")] == ["certified @0", "certified @0.05", "certified @0.25"]
-    assert row["certified @0.05"] == 0.3 and row["PGD-20 L2 0.5"] == 0.55
-    table = {(r["model"], r["metric"]): r for r in zr.table}
-    assert table[("rat", "PGD-20 Linf 8/255")]["value"] == 0.4
-    assert table[("at", "clean accuracy")]["value"] == 0.8  # the clean record's clean accuracy
-    assert [r["metric"] for r in zr.norms_table] == ["C&W-L2 median minimal norm"]
-    assert {(r["model"], r["eps (/255)"], r["accuracy"]) for r in zr.eps_sweep if r["attack"] == "pgd20"} >= {
-        ("rat", 2.0, 0.7), ("rat", 8.0, 0.4)}
-    assert ("rat", 5.0, 0.45) in {(r["model"], r["EOT samples"], r["accuracy"]) for r in zr.eot_sweep}
-    assert sorted(r["L2"] for r in zr.cw_norms) == [0.2, 0.6] and zr.cw_not_found == {"rat": 1}
-    for c in (charts.zoo_table_chart(zr.table), charts.sweep_chart(zr.eps_sweep, "eps (/255)"),
-              charts.sweep_chart(zr.eot_sweep, "EOT samples", log_x=True), charts.norms_chart(zr.cw_norms)):
-        c.to_dict()
-    assert logic.load_zoo_results(tmp_path / "absent.json") is None
-    path.write_text("[1, 2]")
-    with pytest.raises(logic.InputError, match="no 'models' section"):
-        logic.load_zoo_results(path)
-
-
-def test_configure_threads_reads_the_environment(monkeypatch) -> None:
-    before = torch.get_num_threads()
-    try:
-        monkeypatch.setenv(logic.THREADS_ENV, "2")
-        assert logic.configure_threads() == 2 and torch.get_num_threads() == 2
-        monkeypatch.setenv(logic.THREADS_ENV, "many")
-        assert logic.configure_threads() == 1 and torch.get_num_threads() == 1
-        monkeypatch.delenv(logic.THREADS_ENV)
-        assert logic.configure_threads() == 1
-    finally:
-        torch.set_num_threads(before)

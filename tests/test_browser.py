@@ -1,197 +1,125 @@
-"""The demo in a real browser: `streamlit run` on a free local port, headless Chromium.
+"""The demo in a real browser: `streamlit run` on a free local port, driven by Playwright
+through the system's headless Chromium (``executable_path``; no browser download).
 
-Chromium's one-shot ``--screenshot`` fires at the page's load event, before Streamlit's
-websocket has delivered any element (the shot shows the loading skeleton), so the test
-drives Chromium through the DevTools protocol instead (``--remote-debugging-port`` on
-127.0.0.1, spoken to with ``websockets``, a Streamlit dependency): it waits until the
-title and an image are rendered, takes a screenshot, presses **Attack** like a visitor
-and waits for the result. Screenshots go to ``artifacts/browser/`` (git-ignored).
-
-Skipped, with the reason, when no Chromium is installed (``apt-get install chromium``).
+A visitor's path: load, pick a model and an image (through the page's own widgets), press
+Attack, read the verdict and the norms off the page; on a 390 px phone the verdict and all
+ten class names are on screen; Stop interrupts a long attack and leaves a "stopped" state;
+the uploader states the limit the app enforces. Screenshots go to ``artifacts/browser/``
+(git-ignored). Skipped, with the reason, without Playwright or Chromium.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
+import re
 
 import pytest
 import torch
 
 import ratzoo
+from app import images, logic
 
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "artifacts" / "browser"
-TITLE = "ratzoo: attack a randomized classifier"
-CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+import browser_util as bu
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no headless Chromium found (install Debian's `chromium` package to run the browser test)")
+pytestmark = pytest.mark.skipif(bu.missing() is not None, reason=f"browser test: {bu.missing()}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def server():
+    with bu.streamlit_server(env={"RATZOO_APP_WORKERS": "2"}) as (url, proc):
+        yield url, proc
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = bu.launch(p)
+        yield b
+        b.close()
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process this test started, and its children (it leads its own session)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+def _reference(name: str, gallery: int, steps: int = 20, eot: int = 10):
+    img = images.gallery_image(gallery)
+    return ratzoo.run_attack(ratzoo.load(name), img.tensor(), torch.tensor([img.label]), "pgd-linf", seed=0,
+                             eps=8 / 255, steps=steps, eot_samples=eot)
 
 
-@pytest.fixture
-def server(tmp_path) -> Iterator[str]:
-    """`streamlit run app/streamlit_app.py` on 127.0.0.1 with a tiny noisy 'rat' checkpoint."""
-    zoo = tmp_path / "zoo"
-    torch.manual_seed(0)
-    ratzoo.save_checkpoint(ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.4).eval(), zoo / "rat")
-    port = free_port()
-    env = {**os.environ, "RATZOO_CHECKPOINTS": str(zoo), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    log = open(tmp_path / "streamlit.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with {proc.returncode}: {(tmp_path / 'streamlit.log').read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                return r.read().strip() == b"ok"
-        except OSError:
-            return False
-
-    try:
-        wait_for(healthy, 60, "the Streamlit server's health check")
-        yield url
-    finally:
-        stop(proc)
-        log.close()
+def test_a_visitor_attacks_and_reads_ratzoos_verdict_and_norms(server, browser) -> None:
+    url, proc = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    bu.wait_ready(page)
+    assert page.get_by_text("ratzoo: can noise protect a network").is_visible()
+    page.screenshot(path=str(bu.ARTIFACTS / "01-first-screen.png"), full_page=True)
+    # pick the image through the gallery widget: position 8, a bird
+    page.get_by_label("Gallery image").click()
+    page.get_by_role("option", name=re.compile(r"^bird \(test image #\d+\)$")).first.click()
+    page.get_by_role("button", name="Attack", exact=True).click()
+    shown = bu.verdict(page)
+    page.screenshot(path=str(bu.ARTIFACTS / "02-result.png"), full_page=True)
+    # which bird the visitor got (the dropdown lists the options around the current one)
+    picked = re.search(r"CIFAR-10 test image #(\d+): bird", page.inner_text("body")).group(1)
+    _, recs = images.load_gallery()
+    gallery = next(i for i, r in enumerate(recs) if r["index"] == int(picked))
+    assert recs[gallery]["class"] == "bird"
+    want = {n: _reference(n, gallery) for n in logic.DEFAULT_MODELS}
+    words = {n: ("fooled" if bool(o.fooled[0]) else "held" if bool(o.robust[0]) else "wrong before the attack")
+             for n, o in want.items()}
+    assert shown == f"Verdict: Standard {words['standard']} · RAT {words['rat']}"
+    body = page.inner_text("body")
+    for o in want.values():
+        assert f"{float(o.l2[0]):.3f}" in body and f"{float(o.linf[0]) * 255:.2f}/255" in body
+    assert "/work/" not in body and str(bu.REPO) not in body
+    assert proc.poll() is None
 
 
-class DevTools:
-    """A minimal Chrome DevTools Protocol client on one page target's websocket."""
-
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.next_id = 0
-
-    def call(self, method: str, **params):
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=60))
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-
-    def js(self, expression: str):
-        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in res:
-            raise RuntimeError(f"JS error: {res['exceptionDetails']}")
-        return res["result"].get("value")
-
-    def screenshot(self, path: Path) -> bytes:
-        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return data
+def test_on_a_phone_the_verdict_and_every_class_name_are_on_screen(server, browser) -> None:
+    url, _ = server
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(url + "?image=14")
+    bu.wait_ready(page)
+    button = page.get_by_role("button", name="Attack", exact=True).bounding_box()
+    assert button["y"] + button["height"] <= 844, "the Attack button is below a phone's first screen"
+    page.get_by_role("button", name="Attack", exact=True).click()
+    assert bu.verdict(page) == "Verdict: Standard fooled · RAT held"
+    h = page.locator("h4", has_text="Verdict:").bounding_box()
+    assert h["x"] >= 0 and h["x"] + h["width"] <= 390 + 1
+    page.screenshot(path=str(bu.ARTIFACTS / "03-phone.png"), full_page=True)
+    # the probability charts (Vega renders SVG here): all ten class names are axis labels,
+    # none cut off with an ellipsis, in each of the two models' charts
+    for chart in page.locator(".vega-embed").all():
+        texts = [t.strip() for t in chart.locator("text").all_text_contents()]
+        if "probability" in texts:
+            assert set(logic.CLASSES) <= set(texts) and not any(t.endswith("…") for t in texts), texts
+            box = chart.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1
+            found = found + 1 if "found" in dir() else 1
+    assert found == 2
 
 
-
-@pytest.fixture
-def browser(tmp_path) -> Iterator[DevTools]:
-    profile = tmp_path / "chromium-profile"
-    proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,2400",
-         "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        active = profile / "DevToolsActivePort"
-        wait_for(lambda: active.is_file() and len(active.read_text().split()) >= 2, 30, "Chromium's DevTools port")
-        port = int(active.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            page = next(t for t in json.loads(r.read()) if t["type"] == "page")
-        from websockets.sync.client import connect
-
-        with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=20) as ws:
-            dt = DevTools(ws)
-            dt.call("Emulation.setDeviceMetricsOverride", width=1400, height=2400, deviceScaleFactor=1, mobile=False)
-            yield dt
-    finally:
-        stop(proc)
+def test_stop_interrupts_an_attack_and_says_so(server, browser) -> None:
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url + "?models=rat&steps=200&eot=64")
+    bu.wait_ready(page)
+    page.get_by_role("button", name="Attack", exact=True).click()
+    page.get_by_text(re.compile(r"RAT: attack step \d+ of 200")).first.wait_for(timeout=60_000)
+    page.locator(".st-key-stop_button button").click()  # ours, not Streamlit's header "Stop"
+    stopped = page.get_by_text(re.compile(r"Stopped on RAT at step \d+ of 200"))
+    stopped.wait_for(timeout=60_000)
+    page.screenshot(path=str(bu.ARTIFACTS / "04-stopped.png"), full_page=True)
+    assert page.locator("h4", has_text="Verdict:").count() == 0
+    assert page.get_by_text(re.compile(r"attack step \d+ of 200")).count() == 0  # no frozen progress bar
 
 
-PAGE_STATE = """JSON.stringify({
-  h1: Array.from(document.querySelectorAll('h1')).map(e => e.innerText.trim()),
-  images: Array.from(document.querySelectorAll('img')).filter(i => i.complete && i.naturalWidth > 0).length,
-  text: document.body ? document.body.innerText : '',
-})"""
-
-
-def state(dt: DevTools) -> dict:
-    return json.loads(dt.js(PAGE_STATE))
-
-
-def test_app_renders_and_attacks_in_a_real_browser(server, browser) -> None:
-    from PIL import Image
-
-    browser.call("Page.enable")
-    browser.call("Page.navigate", url=server)
-    first = wait_for(lambda: (s := state(browser))["images"] >= 1 and TITLE in s["h1"] and s, 60,
-                     "the title and an image")
-    assert "Traceback" not in first["text"] and "Error" not in first["h1"]
-    shot = browser.screenshot(ARTIFACTS / "app.png")
-    im = Image.open(io.BytesIO(shot))
-    assert im.size == (1400, 2400)
-    assert im.convert("L").getextrema()[0] < 100  # not a blank page: dark text is drawn
-
-    clicked = browser.js("""(() => {
-      const b = Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() === 'Attack');
-      if (!b || b.disabled) return false; b.click(); return true; })()""")
-    assert clicked, "no enabled Attack button"
-    # the download button is the result's last element: once it is there the run is complete
-    done = wait_for(lambda: "Download the adversarial image" in (s := state(browser))["text"] and s["images"] >= 4
-                    and s, 120, "the attack's result")
-    (ARTIFACTS / "app-attacked.txt").write_text(done["text"])
-    assert "perturbation, amplified" in done["text"] and "adversarial prediction" in done["text"]
-    assert "L0 (values changed)" in done["text"] and "within the Linf budget 8/255" in done["text"]
-    assert "The attack failed" not in done["text"] and "Traceback" not in done["text"]
-    time.sleep(1.0)  # let the charts finish drawing before the picture
-    browser.screenshot(ARTIFACTS / "app-attacked.png")
+def test_the_uploader_states_the_limit_it_enforces(server, browser) -> None:
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    bu.wait_ready(page)
+    page.get_by_text("Upload your own").click()
+    page.get_by_text(re.compile(r"\d+ ?MB per file")).first.wait_for(timeout=30_000)
+    limit = re.search(r"(\d+) ?MB per file", page.inner_text("body")).group(1)
+    assert int(limit) == images.MAX_UPLOAD_MB
+    page.screenshot(path=str(bu.ARTIFACTS / "05-upload.png"), full_page=True)

@@ -1,9 +1,11 @@
-"""The README's zoo table and the model cards agree with checkpoints/results/results.json,
-and the report machinery turns records into that table faithfully."""
+"""The README's zoo table, the generated blocks of docs/*.md and the model cards agree with
+checkpoints/results/results.json and the records, the report machinery turns records into
+them faithfully, the paper's Figure 2 is computed right, and every README/docs link resolves."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,19 @@ from train import report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_JSON = REPO_ROOT / "checkpoints" / "results" / "results.json"
+
+
+DOCS = REPO_ROOT / "docs"
+
+
+def docs_text() -> str:
+    """The README and every docs page: the generated blocks and the prose live across them."""
+    return "\n".join(p.read_text() for p in [REPO_ROOT / "README.md", *sorted(DOCS.glob("*.md"))])
+
+
+def _block(text: str, start: str, end: str) -> str:
+    assert text.count(start) == 1 and text.count(end) == 1, f"{start} must appear exactly once"
+    return text[text.index(start) + len(start): text.index(end)]
 
 
 def _block_rows(text: str, start: str, end: str) -> dict[str, list[str]]:
@@ -150,7 +165,7 @@ def test_paper_and_certify_tables_round_trip(tmp_path):
 
 
 def test_readme_paper_and_certify_tables_match_results_json():
-    text = (REPO_ROOT / "README.md").read_text()
+    text = docs_text()
     if not RESULTS_JSON.is_file():
         pytest.skip("no checkpoints/results/results.json yet")
     results = json.loads(RESULTS_JSON.read_text())
@@ -210,14 +225,14 @@ def test_fig5_keeps_the_fooled_images_when_the_record_says_which():
 def test_readme_findings_match_results_json():
     if not RESULTS_JSON.is_file():
         pytest.skip("no checkpoints/results/results.json yet")
-    text = (REPO_ROOT / "README.md").read_text()
-    body = text[text.index(report.FIND_START) + len(report.FIND_START): text.index(report.FIND_END)]
+    text = docs_text()
+    body = _block(text, report.FIND_START, report.FIND_END)
     assert body.strip() == report.findings(json.loads(RESULTS_JSON.read_text())).strip()
 
 
 def test_readme_measuring_minutes_match_results_json():
-    """The README's "Measuring took" line (per model and total) is the sum of the records' elapsed times."""
-    text = (REPO_ROOT / "README.md").read_text()
+    """The docs' "Measuring took" line (per model and total) is the sum of the records' elapsed times."""
+    text = docs_text()
     if not RESULTS_JSON.is_file():
         pytest.skip("no checkpoints/results/results.json yet (python -m train.experiments && python -m train.report)")
     results = json.loads(RESULTS_JSON.read_text())
@@ -232,8 +247,9 @@ def test_readme_measuring_minutes_match_results_json():
 def test_readme_cw_prose_holds_for_the_committed_records():
     """The hand-written C&W paragraph's claims hold for the committed cw_l2 records: C&W found an
     example for at least 99 % of the attacked images, the noisy models keep 40 % or more not fooled,
-    AT almost nothing (<= 5 %). If a re-measurement breaks one, the README must be rewritten."""
-    text = (REPO_ROOT / "README.md").read_text()
+    AT almost nothing (<= 5 %). If a re-measurement breaks one, docs/cw.md must be rewritten."""
+    text = " ".join(docs_text().split())
+    assert "at least 99 %" in text and "the noisy models keep 40 %" in text, "the C&W paragraph moved or changed"
     records = REPO_ROOT / "checkpoints" / "results" / "records"
     recs = {m: json.loads((records / f"{m}__cw_l2.json").read_text())
             for m in report.MODELS if (records / f"{m}__cw_l2.json").is_file()}
@@ -289,9 +305,9 @@ def test_readme_margin_prose_holds_for_the_committed_records():
     clearly weaker; on AT / RAT / LeRAT kappa 1 leaves the clean accuracy at L2 0.5 (no fooling
     example within 0.5) and kappa 0.25's interval overlaps PGD-20 L2's; no kappa is clearly
     stronger than PGD-20 L2. If a re-measurement breaks one, the README must be rewritten."""
-    text = " ".join((REPO_ROOT / "README.md").read_text().split())
-    if "at kappa 1, C&W leaves 5 % or fewer of the images unfooled on every model" not in text:
-        pytest.skip("the README no longer has the margin paragraph")
+    text = " ".join(docs_text().split())
+    assert "at kappa 1, C&W leaves 5 % or fewer of the images unfooled on every model" in text, \
+        "the margin paragraph moved or changed: update this test with it"
     results = json.loads(RESULTS_JSON.read_text())
     pct = lambda v: round(100 * v)  # noqa: E731
     margins = {}
@@ -344,3 +360,94 @@ def test_kappa0_accuracy_on_the_same_images_as_a_margin_record():
     other = {**rec0, "n": 4, "split": "train"}  # other images: no comparison
     assert report.margin_metrics({"cw_l2": other, "cw_l2_kappa1": margin})["cw_l2_kappa1"][
         "kappa0_accuracy_at_0.5_same_images"] is None
+
+
+# --------------------------------------------------------------------------- docs and links
+
+
+def test_generated_doc_blocks_equal_what_the_records_give():
+    """Every generated block in README.md and docs/*.md is what `python -m train.report` writes
+    from the committed records now (so no number in the docs can drift from the records)."""
+    if not RESULTS_JSON.is_file():
+        pytest.skip("no checkpoints/results/results.json yet")
+    results = json.loads(RESULTS_JSON.read_text())
+    text = docs_text()
+    expected = {
+        (report.MARK_START, report.MARK_END): report.zoo_caption(results) + "\n\n" + report.readme_table(results),
+        (report.NOTES_START, report.NOTES_END): report.zoo_notes(results),
+        (report.COMMANDS_START, report.COMMANDS_END): report.zoo_commands(),
+        (report.FIG2_START, report.FIG2_END): report.figure2_block(),
+    }
+    for (start, end), body in expected.items():
+        assert _block(text, start, end).strip() == body.strip(), start
+    assert "| Standard |" in _block(text, report.FIG2_START, report.FIG2_END)
+
+
+def test_the_readme_is_short_and_keeps_the_two_commands_and_the_leaderboard_block():
+    text = (REPO_ROOT / "README.md").read_text()
+    board = _block(text, "<!-- leaderboard -->", "<!-- /leaderboard -->")  # filled by train.leaderboard
+    assert len(text.splitlines()) - len(board.splitlines()) < 150
+    assert "make demo" in text and "make test" in text
+    assert text.index("<!-- /leaderboard -->") < text.index(report.MARK_START)
+    assert text.count("![") == 3  # the three plots
+    code = text.split("## Ten lines of ratzoo", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert len([ln for ln in code.splitlines() if ln.strip()]) <= 10
+    names = set(re.findall(r"ratzoo\.(\w+)", code))
+    import ratzoo
+    assert names and names <= set(ratzoo.__all__), names - set(ratzoo.__all__)
+
+
+def test_readme_and_docs_links_resolve_to_files_that_exist():
+    pages = [REPO_ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    assert len(pages) >= 7
+    checked = 0
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+://|mailto:", target):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            assert path.exists(), f"{page.name} links to {target}, which does not exist"
+            assert REPO_ROOT in path.parents or path == REPO_ROOT, f"{page.name} links outside the repository: {target}"
+            checked += 1
+    assert checked >= 15
+
+
+# --------------------------------------------------------------------------- the paper's Figure 2
+
+
+def test_figure2_shares_of_a_hand_checked_example():
+    """Five examples, eps = 0.1, L2 radii 0.1, 0.3, 1.0, worked out by hand:
+    (linf, l2) = (0.05, 0.2) inside; (0.1, 0.5) inside (on the boundary); (0.2, 0.25) cap from
+    0.3 on; (0.3, 0.9) cap from 1.0 on; (0.5, 2.0) beyond everywhere; inf = not found."""
+    import ratzoo
+
+    linf = [0.05, 0.1, 0.2, 0.3, 0.5, float("inf")]
+    l2 = [0.2, 0.5, 0.25, 0.9, 2.0, float("inf")]
+    got = ratzoo.norm_regions(linf, l2, eps=0.1, eps_l2=[0.1, 0.3, 1.0])
+    assert [(g["inside"], g["cap"], g["beyond"]) for g in got] == [(0.4, 0.0, 0.6), (0.4, 0.2, 0.4), (0.4, 0.4, 0.2)]
+    assert all(g["n"] == 5 and g["not_found"] == 1 for g in got)
+    with pytest.raises(ValueError, match="one value per example"):
+        ratzoo.norm_regions([0.1], [0.1, 0.2], eps=0.1, eps_l2=[0.1])
+
+
+def test_figure2_shares_sum_to_one_and_the_cap_starts_empty_on_the_committed_records():
+    import ratzoo
+    from app import results as app_results
+
+    recs, _ = app_results.load_records()
+    cw = [r for r in recs if r.attack == "cw-l2" and "linf" in r.per_image and r.extra.get("key") in app_results.FIGURE2_KEYS]
+    if not cw:
+        pytest.skip("no C&W record with per-image Linf norms committed yet")
+    for r in cw:
+        for eps in app_results.FIGURE2_EPS.values():
+            pts = ratzoo.norm_regions(r, eps=eps)
+            assert len(pts) == 13 and pts[0]["eps_l2"] == pytest.approx(eps)
+            assert pts[-1]["eps_l2"] == pytest.approx(eps * 3072 ** 0.5)
+            for p in pts:
+                assert p["inside"] + p["cap"] + p["beyond"] == pytest.approx(1.0)
+            # an L2 norm <= eps bounds the Linf norm by eps: the cap is empty at eps' = eps
+            assert pts[0]["cap"] == 0.0
+            caps = [p["cap"] for p in pts]
+            assert caps == sorted(caps)  # the cap only grows with eps'
+            fooled = sum(bool(f) for f in r.per_image["fooled"])
+            assert pts[0]["n"] + pts[0]["not_found"] == fooled

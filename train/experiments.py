@@ -10,6 +10,9 @@ One command measures everything the README and the model cards show, with
 - ``fig3``: accuracy vs Linf eps (2/255 .. 32/255) for FGSM and PGD-20 (paper's Figure 3).
 - ``fig4``: accuracy vs number of EOT samples (1 .. 50) for FGSM, PGD-20 and C&W
   (paper's Figure 4).
+- ``fig2``: C&W-L2 on ``--n-fig2`` images (default 100) for the paper's Figure 2 (where its examples lie
+  relative to the Linf ball), for models whose table record lacks per-image Linf norms
+  (``--stages fig2 --models rn,rat,lerat``; not in the default stages).
 - ``table2``: the paper's Table 2 Linf setting: PGD-10 at eps 0.3 on the paper's [-1, 1]
   input scale, i.e. eps 0.15 (38/255) and step 0.01 on ours, with EOT-50 (``--n-table2``
   images). Its L2 column is read off the table's C&W record (images C&W does not fool).
@@ -78,6 +81,10 @@ def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]
         out.append(("margin", f"cw_l2_kappa{kappa:g}", args.n_cw_margin,
                     dict(attack="cw-l2", steps=args.cw_steps, search_steps=args.cw_search, kappa=kappa,
                          eot_samples=e)))
+    # the paper's Figure 2 needs each C&W example's Linf and L2 norm; the table's cw_l2 records of
+    # the noisy models predate per-image Linf norms and cost ~2 core-hours each, so a smaller sample
+    out.append(("fig2", "cw_l2_fig2", args.n_fig2, dict(attack="cw-l2", steps=args.cw_steps,
+                                                        search_steps=args.cw_search, eot_samples=e)))
     # the paper's Table 2 (Linf): eps 0.3 and step 0.02 on inputs in [-1, 1] = 0.15 / 0.01 on [0, 1]
     out.append(("table2", "paper_pgd10_linf_0.15", args.n_table2,
                 dict(attack="pgd-linf", eps=0.15, steps=10, step_size=0.01, eot_samples=args.table2_eot)))
@@ -208,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-cw-margin", type=int, default=200, help="test images for C&W with a margin (kappa > 0)")
     p.add_argument("--cw-kappa", type=_kappas, default=(0.25, 1.0),
                    help="C&W confidence margins of the margin stage, comma-separated (default 0.25,1)")
+    p.add_argument("--n-fig2", type=int, default=100,
+                   help="test images of the fig2 stage (C&W with per-image Linf and L2 norms, the paper's Figure 2)")
     p.add_argument("--n-table2", type=int, default=500, help="test images for the paper's Table 2 Linf setting")
     p.add_argument("--table2-eot", type=int, default=50, help="EOT draws of the Table 2 setting (paper: 50)")
     p.add_argument("--n-sweep", type=int, default=300, help="test images for the eps and EOT sweeps")

@@ -4,10 +4,12 @@ Reads ``checkpoints/results/records/*.json`` (written by ``python -m train.exper
 and writes, never by hand:
 
 - ``checkpoints/results/results.json``: the zoo table, the paper's Figures 3-5 data;
-- ``checkpoints/results/fig3_eps.png``, ``fig4_eot.png``, ``fig5_cw_norms.png``;
-- the README's zoo table (between the ``zoo-table`` markers), its comparison with the
-  paper's Table 2 (``paper-table`` markers) and the certified accuracies (``certify-table``
-  markers, from ``checkpoints/results/certify_<model>.json`` written by ``python -m ratzoo.certify``);
+- ``checkpoints/results/fig2_regions.png``, ``fig3_eps.png``, ``fig4_eot.png``, ``fig5_cw_norms.png``;
+- the README's zoo table (between the ``zoo-table`` markers) and, in ``docs/*.md``, every other
+  generated block: the measuring time (``zoo-notes``), the training commands (``zoo-commands``),
+  the comparison with the paper's Table 2 (``paper-table``), the findings (``findings``), the
+  certified accuracies (``certify-table``, from ``checkpoints/results/certify_<model>.json``
+  written by ``python -m ratzoo.certify``) and the paper's Figure 2 on the zoo (``figure2``);
 - each bundled checkpoint's measured results (``config.json`` + model card metadata).
 """
 
@@ -452,32 +454,36 @@ def _replace_block(text: str, start_mark: str, end_mark: str, body: str, readme:
     return text[:start] + "\n" + body + "\n" + text[end:]
 
 
-def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md") -> None:
-    text = readme.read_text()
-    if MARK_START not in text or MARK_END not in text:
-        raise SystemExit(f"{readme}: zoo-table markers missing")
-    if PAPER_START in text:
-        text = _replace_block(text, PAPER_START, PAPER_END, paper_table(results), readme)
-    if CERT_START in text:
-        text = _replace_block(text, CERT_START, CERT_END, certify_table(results), readme)
-    if FIND_START in text:
-        text = _replace_block(text, FIND_START, FIND_END, findings(results), readme)
+NOTES_START, NOTES_END = "<!-- zoo-notes:start -->", "<!-- zoo-notes:end -->"
+COMMANDS_START, COMMANDS_END = "<!-- zoo-commands:start -->", "<!-- zoo-commands:end -->"
+FIG2_START, FIG2_END = "<!-- figure2:start -->", "<!-- figure2:end -->"
+DOCS = REPO_ROOT / "docs"
+
+
+def zoo_caption(results: dict[str, Any]) -> str:
     eots = sorted({m.get("eot_samples") for r in results["models"].values() if r.get("randomized")
                    for m in r["table"] if m.get("eot_samples")})
     eot_text = (f"noisy models are attacked with EOT-{'/'.join(map(str, eots))} and " if eots else "")
-    body = (
-        f"Accuracies in %, measured on {results['dataset']} test images (the first n of the test split) by "
-        f"`python -m train.experiments`; {eot_text}an example counts as robust when the EOT prediction over "
-        "100 fresh draws is the true label. 95% confidence intervals are in "
-        "`checkpoints/results/results.json` and in each model card. C&W columns: accuracy at an L2 threshold "
-        "(minimal adversarial norm above it, or not fooled) and the median minimal norm.\n\n" + readme_table(results)
-    )
+    return (f"Accuracies in %, measured on {results['dataset']} test images (the first n of the test split) by "
+            f"`python -m train.experiments`; {eot_text}an example counts as robust when the EOT prediction over "
+            "100 fresh draws is the true label. C&W columns: accuracy at an L2 threshold (minimal adversarial norm "
+            "above it, or not fooled) and the median minimal norm, an L2 distance (not a percentage).")
+
+
+def zoo_notes(results: dict[str, Any]) -> str:
+    """The measuring time per model (the records' elapsed times) and where the intervals are."""
     minutes = {m: sum(r.get("elapsed_minutes", {}).values()) for m, r in results["models"].items()}
+    body = ("95% confidence intervals are in `checkpoints/results/results.json` and in each model card.")
     if minutes:
         total = sum(minutes.values())
         body += ("\n\nMeasuring took (minutes of one CPU core, the records' elapsed times, all stages): "
                  + ", ".join(f"{LABELS.get(m, m)} {v:.0f}" for m, v in minutes.items())
                  + f"; {total:.0f} in all (about {total / 60:.0f} core-hours).")
+    return body
+
+
+def zoo_commands() -> str:
+    """The exact training command of each bundled checkpoint (from its config.json)."""
     commands = []
     for model in MODELS:
         cfg_path = REPO_ROOT / "checkpoints" / model / "config.json"
@@ -487,11 +493,81 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
             commands.append(f"# {model}: {cfg.get('training', {}).get('epochs_completed')} epochs, "
                             f"{last.get('images_per_second', '?')} images/s in its last epoch\n"
                             + cfg.get("training", {}).get("command", "?"))
-    if commands:
-        body += ("\n\nEach checkpoint was produced by exactly this command (also in its `config.json`), "
-                 "on a 2-core CPU:\n\n```bash\n" + "\n".join(commands) + "\n```")
-    start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
-    readme.write_text(text[:start] + "\n" + body + "\n" + text[end:])
+    if not commands:
+        return "No bundled checkpoint yet."
+    return ("Each checkpoint was produced by exactly this command (also in its `config.json`), "
+            "on a 2-core CPU:\n\n```bash\n" + "\n".join(commands) + "\n```")
+
+
+FIG2_RATIOS = (0, 3, 6, 9, 12)  # columns of the Figure 2 table: positions in ratzoo.geometry.figure2_radii
+
+
+def figure2_block(folder: Path = RESULTS / "records") -> str:
+    """The paper's Figure 2 on the zoo as tables (one per Linf radius) and whether its reading holds.
+
+    Read from the C&W records through :class:`ratzoo.Record` and :func:`ratzoo.norm_regions`
+    (via ``app.results``, the same rows the demo's results tab draws)."""
+    from app import results as app_results
+
+    recs, _ = app_results.load_records(folder)
+    rows, missing = app_results.figure2_rows(recs, LABELS)
+    if not rows:
+        return "No C&W record with per-image Linf norms yet (`python -m train.experiments --stages table,fig2`)."
+    out = []
+    for eps_name in app_results.FIGURE2_EPS:
+        sub = [r for r in rows if r["Linf radius"] == eps_name]
+        ratios = sorted({r["L2 radius / Linf radius"] for r in sub})
+        cols = [ratios[i] for i in FIG2_RATIOS if i < len(ratios)]
+        out.append(f"**Linf radius {eps_name}.** Share (%) of the C&W examples that fooled the model: inside the "
+                   "Linf ball, then in the cap (outside the Linf ball, inside the L2 ball) as the L2 radius grows "
+                   "from the Linf radius to the Linf radius x sqrt(d), d = 3072.\n")
+        out.append("| model | images (n) | examples | inside the Linf ball | "
+                   + " | ".join(f"cap, L2 {c:g}x" for c in cols) + f" | beyond, L2 {cols[-1]:g}x |")
+        out.append("| --- " * (len(cols) + 5) + "|")
+        for model in LABELS.values():
+            pts = [r for r in sub if r["model"] == model]
+            if not pts:
+                continue
+            get = {(r["L2 radius / Linf radius"], r["region"]): r["share (%)"] for r in pts}
+            inside = get[(cols[0], app_results.REGION_WORDS["inside"])]
+            out.append(f"| {model} | {pts[0]['images']} | {pts[0]['examples']} | {inside:.1f} | "
+                       + " | ".join(f"{get[(c, app_results.REGION_WORDS['cap'])]:.1f}" for c in cols)
+                       + f" | {get[(cols[-1], app_results.REGION_WORDS['beyond'])]:.1f} |")
+        out.append("")
+    reading = app_results.figure2_reading(rows, LABELS)
+    if reading:
+        out.append(reading)
+    if missing:
+        out.append(f"\nNot measured with per-image Linf norms yet: {', '.join(missing)}.")
+    return "\n".join(out).strip()
+
+
+def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md",
+                 docs: Path | None = None) -> list[Path]:
+    """Fill every generated block in ``readme`` and, with ``docs``, in ``docs/*.md``; returns
+    the files changed. The zoo table must be in ``readme``; any other block is filled where it is."""
+    files = [readme, *(sorted(docs.glob("*.md")) if docs is not None and docs.is_dir() else [])]
+    if MARK_START not in readme.read_text() or MARK_END not in readme.read_text():
+        raise SystemExit(f"{readme}: zoo-table markers missing")
+    blocks = [
+        (MARK_START, MARK_END, lambda: zoo_caption(results) + "\n\n" + readme_table(results)),
+        (NOTES_START, NOTES_END, lambda: zoo_notes(results)),
+        (COMMANDS_START, COMMANDS_END, zoo_commands),
+        (PAPER_START, PAPER_END, lambda: paper_table(results)),
+        (CERT_START, CERT_END, lambda: certify_table(results)),
+        (FIND_START, FIND_END, lambda: findings(results)),
+        (FIG2_START, FIG2_END, figure2_block),
+    ]
+    changed = []
+    for path in files:
+        text = original = path.read_text()
+        for start, end, body in blocks:
+            if start in text:
+                text = _replace_block(text, start, end, body(), path)
+        if text != original:
+            path.write_text(text)
+            changed.append(path)
+    return changed
 
 
 def _color(model: str) -> str:
@@ -546,6 +622,8 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
+    paths += figure2_plot(folder)
+
     fig, ax = plt.subplots(figsize=(6, 3.4))
     data, labels = [], []
     for model, res in results["models"].items():
@@ -565,6 +643,47 @@ def plots(results: dict[str, Any], folder: Path = RESULTS) -> list[Path]:
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths
+
+
+def figure2_plot(folder: Path = RESULTS) -> list[Path]:
+    """``fig2_regions.png``: per model (rows) and Linf radius (columns), the stacked shares of
+    C&W examples inside the Linf ball, in the L2 cap and beyond, against the L2 radius."""
+    import matplotlib.pyplot as plt
+
+    from app import results as app_results
+
+    recs, _ = app_results.load_records(folder / "records")
+    rows, _ = app_results.figure2_rows(recs, LABELS)
+    models = [m for m in LABELS.values() if any(r["model"] == m for r in rows)]
+    if not models:
+        return []
+    eps_names = list(app_results.FIGURE2_EPS)
+    fig, axes = plt.subplots(len(models), len(eps_names), figsize=(9, 1.7 * len(models) + 0.9), sharex=True,
+                             sharey=True, squeeze=False)
+    colors = {"inside": "#54a24b", "cap": "#f58518", "beyond": "#bbbbbb"}
+    for i, model in enumerate(models):
+        for j, eps_name in enumerate(eps_names):
+            ax = axes[i][j]
+            pts = [r for r in rows if r["model"] == model and r["Linf radius"] == eps_name]
+            xs = sorted({r["L2 radius / Linf radius"] for r in pts})
+            ys = [[next(r["share (%)"] for r in pts if r["L2 radius / Linf radius"] == x and r["region"] == words)
+                   for x in xs] for words in app_results.REGION_WORDS.values()]
+            ax.stackplot(xs, ys, colors=list(colors.values()), labels=list(app_results.REGION_WORDS.values()))
+            ax.set(xscale="log", ylim=(0, 100))
+            n = pts[0]["examples"]
+            ax.set_title(f"{model}, Linf {eps_name.split(' (')[0]} ({n} ex. of {pts[0]['images']} images)", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("share (%)", fontsize=8)
+            if i == len(models) - 1:
+                ax.set_xlabel("L2 radius / Linf radius", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Figure 2 on the zoo: where C&W-L2 examples lie (Linf ball, L2 cap, beyond)", fontsize=10)
+    fig.tight_layout()
+    path = folder / "fig2_regions.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
 
 
 def card_metrics(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -598,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results = build_results(records, load_certificates())
     (RESULTS / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    write_readme(results)
+    for path in write_readme(results, docs=DOCS):
+        print(f"wrote {path.relative_to(REPO_ROOT)}", file=sys.stderr)
     if not args.no_plots:
         for path in plots(results):
             print(f"wrote {path}", file=sys.stderr)

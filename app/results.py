@@ -1,0 +1,154 @@
+"""The results tab's rows, read from the zoo's cards (:func:`ratzoo.list_models`) and the
+measurement records (:class:`ratzoo.Record`); nothing here guesses a schema from key names.
+
+Units travel with the rows: accuracies are percentages, distances (C&W's median smallest
+change) are L2 values in [0, 1] pixel units and never share an axis with a percentage.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import ratzoo
+
+from .logic import RESULTS
+
+ACCURACY_TYPES = ("accuracy", "robust_accuracy")  # a card metric of these types is a fraction
+SHORT = {"none": "no attack", "fgsm": "FGSM", "pgd-linf": "PGD (Linf)", "pgd-l2": "PGD (L2)",
+         "apgd-ce": "Auto-PGD (Linf)", "cw-l2": "Carlini-Wagner (L2)"}
+# the two Linf radii of Figure 2: the paper's 0.3 on inputs in [-1, 1] is 0.15 on ours; and 8/255
+FIGURE2_KEYS = ("cw_l2", "cw_l2_fig2")  # the table's C&W records and the smaller fig2 stage's
+REGION_WORDS = {"inside": "inside the Linf ball", "cap": "L2 cap outside it", "beyond": "beyond the L2 radius"}
+FIGURE2_EPS = {"0.15 (the paper's 0.3 on [-1, 1])": 0.15, "8/255": 8 / 255}
+
+
+def model_labels(models: list[dict[str, Any]]) -> dict[str, str]:
+    return {m["name"]: m["label"] for m in models}
+
+
+def accuracy_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model and measured accuracy on its card: ``model``, ``setting``, ``accuracy (%)``, ``n``."""
+    return [{"model": m["label"], "setting": x["name"], "accuracy (%)": round(100 * float(x["value"]), 1),
+             "n": x.get("n")}
+            for m in models for x in m.get("metrics", []) if x.get("type") in ACCURACY_TYPES]
+
+
+def distance_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The card metrics that are distances (C&W's median smallest change, in L2)."""
+    return [{"model": m["label"], "setting": x["name"], "L2 distance": round(float(x["value"]), 3), "n": x.get("n")}
+            for m in models for x in m.get("metrics", []) if x.get("type") == "median_l2_norm"]
+
+
+SHORT_METRICS = {"clean accuracy": "clean", "FGSM Linf 8/255": "FGSM 8/255", "PGD-20 Linf 8/255": "PGD-20 8/255",
+                 "PGD-20 L2 0.5": "PGD-20 L2 0.5", "APGD-CE Linf 8/255": "APGD-CE 8/255"}
+
+
+def noise_words(m: dict[str, Any]) -> str:
+    """A model's noise in a few words (a learned std by where training left it)."""
+    noise = m.get("noise") or {}
+    if noise.get("noise_kind") in (None, "none"):
+        return "none"
+    if "learned_sigma_mean" in noise:
+        return f"learned std, mean {noise['learned_sigma_mean']:.2f} (min {noise['learned_sigma_min']:.2f})"
+    return f"std {noise.get('noise_sigma', 0):g}"
+
+
+def zoo_table(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The zoo as a table that fits a desktop screen: model, noise, the headline accuracies (%)
+    and C&W's median smallest change (an L2 distance, in a column without "%")."""
+    rows = []
+    for m in models:
+        row: dict[str, Any] = {"model": m["label"], "noise": noise_words(m)}
+        for x in m.get("metrics", []):
+            if x.get("type") in ACCURACY_TYPES and x["name"] in SHORT_METRICS:
+                row[f"{SHORT_METRICS[x['name']]} (%)"] = round(100 * float(x["value"]), 1)
+            elif x.get("type") == "median_l2_norm":
+                row["C&W median smallest change (L2)"] = round(float(x["value"]), 3)
+        rows.append(row)
+    return rows
+
+
+def load_records(folder: Path = RESULTS / "records") -> tuple[list[ratzoo.Record], int]:
+    """Every record in ``folder`` (sorted by file name) and how many files could not be read."""
+    records, bad = [], 0
+    for path in sorted(folder.glob("*.json")):
+        try:
+            records.append(ratzoo.Record.load(path))
+        except ValueError:
+            bad += 1
+    return records, bad
+
+
+def sweep_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """The paper's Figures 3 (accuracy vs Linf budget) and 4 (vs EOT draws), from the records' stage."""
+    out: dict[str, list[dict[str, Any]]] = {"fig3": [], "fig4": []}
+    for r in records:
+        stage = r.extra.get("stage")
+        if stage not in out or r.model not in labels:
+            continue
+        x = round(float(r.params["eps"]) * 255, 2) if stage == "fig3" else int(r.eot_samples or 1)
+        out[stage].append({"model": labels[r.model], "attack": SHORT.get(r.attack, r.attack),
+                           "budget (/255)" if stage == "fig3" else "noise draws per step": x,
+                           "accuracy (%)": round(100 * r.robust_accuracy, 1), "n": r.n})
+    return out
+
+
+def figure2_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The paper's Figure 2 on the zoo: for each model's largest C&W record with per-image Linf
+    norms (the table's, n = 1,000, or the fig2 stage's) and each Linf radius, the
+    shares inside the Linf ball / in the L2 cap / beyond, as the L2 radius sweeps (long form).
+    Also the models whose C&W record predates per-image Linf norms (not shown)."""
+    rows, best = [], {}
+    for r in records:  # per model, the largest C&W record (table or fig2 stage) with per-image Linf norms
+        if r.attack == "cw-l2" and r.extra.get("key") in FIGURE2_KEYS and r.model in labels:
+            if "linf" in r.per_image and r.n > getattr(best.get(r.model), "n", 0):
+                best[r.model] = r
+            best.setdefault(r.model, None)
+    missing = [labels[m] for m in labels if m in best and best[m] is None]
+    for r in (best[m] for m in labels if best.get(m) is not None):
+        for eps_name, eps in FIGURE2_EPS.items():
+            for p in ratzoo.norm_regions(r, eps=eps):
+                for rank, (region, words) in enumerate(REGION_WORDS.items()):
+                    rows.append({"rank": rank, "model": labels[r.model], "Linf radius": eps_name, "L2 radius": round(p["eps_l2"], 3),
+                                 "L2 radius / Linf radius": round(p["eps_l2"] / eps, 2), "region": words,
+                                 "share (%)": round(100 * p[region], 2), "examples": p["n"], "images": r.n})
+    return rows, missing
+
+
+def record_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The raw records for the developer expander: no file paths, only what was measured."""
+    return [{"model": labels.get(r.model, r.model), "attack": SHORT.get(r.attack, r.attack),
+             "key": r.extra.get("key", ""), "images": r.n,
+             "robust accuracy (%)": round(100 * r.robust_accuracy, 1),
+             "noise draws per step": r.eot_samples, "decision draws": r.decision_samples,
+             "minutes": round((r.elapsed_s or 0) / 60, 1) if r.elapsed_s and math.isfinite(r.elapsed_s) else None}
+            for r in records]
+
+
+def figure2_reading(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
+    """Whether the paper's reading holds on the zoo, one sentence per Linf radius: Linf adversarial
+    training (``at``) moves C&W's examples out of the Linf ball (a smaller share inside than for
+    ``standard``) into the cap (a larger share there, with the cap at its widest: L2 radius
+    Linf radius x sqrt(d), the L2 ball around the whole Linf ball)."""
+    std, at = labels.get("standard"), labels.get("at")
+    out = []
+    for eps_name in FIGURE2_EPS:
+        widest = [r for r in rows if r["Linf radius"] == eps_name and r["rank"] == 0]
+        if not widest:
+            continue
+        top = max(r["L2 radius / Linf radius"] for r in widest)
+        share = {(r["model"], r["region"]): r["share (%)"] for r in rows
+                 if r["Linf radius"] == eps_name and r["L2 radius / Linf radius"] == top}
+        try:
+            (si, sc, sb), (ai, ac, ab) = ([share[(m, w)] for w in REGION_WORDS.values()] for m in (std, at))
+        except KeyError:
+            continue
+        holds = ai < si and ac > sc
+        out.append(f"At Linf radius {eps_name}: {si:.0f}% of {std}'s C&W examples lie inside the Linf ball, "
+                   f"{sc:.0f}% in the cap and {sb:.0f}% beyond (L2 radius {top:g}x the Linf radius); for {at}, "
+                   f"{ai:.0f}%, {ac:.0f}% and {ab:.0f}%: "
+                   + ("the paper's reading holds here, Linf adversarial training moves the examples out of the "
+                      "Linf ball into the cap." if holds else "the paper's reading does not hold here."))
+    return " ".join(out)
