@@ -262,7 +262,7 @@ def test_eot_gradient_is_the_average_of_per_draw_gradients(models, batch) -> Non
     gradient of the mean softmax and for the chain rule through the loss of it."""
     model, (x, y) = models["noisy"], batch
     k = 5
-    attack = PGD(model, eps=8 / 255, eot_samples=k)
+    attack = PGD(model, eps=8 / 255, eot_samples=k, precision="fp32")  # exact arithmetic compared below
     attack._k, attack._chunk = k, k * len(x)  # what run() sets: K draws, all images in one pass
 
     def p_true(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

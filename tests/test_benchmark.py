@@ -229,3 +229,16 @@ def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifa
     assert run("resumed", ["--resume"]) == one
     shutil.rmtree(folder)
     assert run("ranks", [], torchrun=2) == one
+
+
+def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
+    from train import leaderboard
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    entries = leaderboard.entries()
+    assert readme == leaderboard.fill(readme, entries), "run python -m train.leaderboard"
+    for e in entries:  # every entry is a committed benchmark record's
+        rec = Record.load(REPO_ROOT / e["record"])
+        assert rec.attack == "benchmark" and rec.n == e["n"] and e["threat_model"] == rec.threat_model
+        assert e["robust_acc"] == pytest.approx(100 * rec.robust_accuracy, abs=0.005)
+        assert f"| {e['name']} |" in readme

@@ -10,7 +10,6 @@ Entries are added by ``python -m ratzoo.benchmark ... --leaderboard checkpoints/
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -39,15 +38,14 @@ def block(entries: list[dict]) -> str:
 
 
 def fill(readme: str, entries: list[dict]) -> str:
-    """``readme`` with its leaderboard block regenerated.
+    """``readme`` with its leaderboard block regenerated (the report's block writer).
 
     Raises:
-        ValueError: the README has no (or a broken) leaderboard block.
+        SystemExit: the README has no leaderboard block (its message names the markers).
     """
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(readme):
-        raise ValueError(f"README.md has no {START} ... {END} block to fill")
-    return pattern.sub(lambda _: f"{START}\n{block(entries)}\n{END}", readme, count=1)
+    from train.report import _replace_block
+
+    return _replace_block(readme, START, END, block(entries), README)
 
 
 def entries(path: Path = LEADERBOARD) -> list[dict]:

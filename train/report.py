@@ -27,6 +27,7 @@ import torch
 from ratzoo.evaluate import accuracy_at_thresholds
 from ratzoo import zoo
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
+from train import leaderboard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
@@ -464,10 +465,26 @@ def zoo_caption(results: dict[str, Any]) -> str:
     eots = sorted({m.get("eot_samples") for r in results["models"].values() if r.get("randomized")
                    for m in r["table"] if m.get("eot_samples")})
     eot_text = (f"noisy models are attacked with EOT-{'/'.join(map(str, eots))} and " if eots else "")
+    its = _iterations()
+    its_text = (f" APGD-CE: {'/'.join(map(str, its['apgd']))} iterations; C&W: "
+                f"{'/'.join(map(str, its['cw']))} Adam iterations x {'/'.join(map(str, its['search']))} "
+                "binary-search steps." if its["apgd"] and its["cw"] else "")
     return (f"Accuracies in %, measured on {results['dataset']} test images (the first n of the test split) by "
             f"`python -m train.experiments`; {eot_text}an example counts as robust when the EOT prediction over "
             "100 fresh draws is the true label. C&W columns: accuracy at an L2 threshold (minimal adversarial norm "
-            "above it, or not fooled) and the median minimal norm, an L2 distance (not a percentage).")
+            "above it, or not fooled) and the median minimal norm, an L2 distance (not a percentage)." + its_text)
+
+
+def _iterations() -> dict[str, list[int]]:
+    """The iterations the table's APGD-CE and C&W records ran, read from the records themselves."""
+    out: dict[str, set[int]] = {"apgd": set(), "cw": set(), "search": set()}
+    for model, recs in load_records().items():
+        if "apgd_ce_linf_8" in recs:
+            out["apgd"].add(int(recs["apgd_ce_linf_8"]["params"]["steps"]))
+        if "cw_l2" in recs:
+            out["cw"].add(int(recs["cw_l2"]["params"]["steps"]))
+            out["search"].add(int(recs["cw_l2"]["params"]["search_steps"]))
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def zoo_notes(results: dict[str, Any]) -> str:
@@ -557,6 +574,7 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
         (CERT_START, CERT_END, lambda: certify_table(results)),
         (FIND_START, FIND_END, lambda: findings(results)),
         (FIG2_START, FIG2_END, figure2_block),
+        (leaderboard.START, leaderboard.END, lambda: leaderboard.block(leaderboard.entries())),
     ]
     changed = []
     for path in files:

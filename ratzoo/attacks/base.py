@@ -336,8 +336,12 @@ class Attack:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
-        self.precision_used: str | None = None
-        self._autocast: torch.dtype | None = None
+        # resolved once, on the model's device (where the attack runs), so params() never changes
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        bf16 = precision == "bf16" or (precision == "auto" and self.bf16_ok and bf16_is_fast(device))
+        self.precision_used = "bf16" if bf16 else "fp32"
+        self._autocast: torch.dtype | None = torch.bfloat16 if bf16 else None
         self.early_stop = bool(early_stop)
         self.resolve_margin = parse_budget(resolve_margin, "resolve_margin")
         self.progress = progress
@@ -369,7 +373,7 @@ class Attack:
             "eot_samples": self.eot_samples,
             "eot_output": self.eot_output,
             "seed": self.seed,
-            "precision": self.precision_used or self.precision,
+            "precision": self.precision_used,
         }
         if self.stops_early:
             out["early_stop"] = self.early_stop
@@ -505,9 +509,6 @@ class Attack:
         self._k = self.eot_samples if rnd.randomized else 1
         self._per_call = rnd.kind == PER_CALL
         self._chunk = chunk
-        bf16 = self.precision == "bf16" or (self.precision == "auto" and self.bf16_ok and bf16_is_fast(device))
-        self._autocast = torch.bfloat16 if bf16 else None
-        self.precision_used = "bf16" if bf16 else "fp32"
         self.stopped_early = torch.zeros(n, dtype=torch.bool, device=device) if self.stops_early else None
         if n == 0:
             empty = torch.zeros(0, device=device)
