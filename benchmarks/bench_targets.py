@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         aa_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
         aa = torchattacks.AutoAttack(aa_model, norm=args.threat_model, eps=8 / 255 if args.threat_model == "Linf" else 0.5,
                                      version="standard", n_classes=10, seed=0)
-        adv = aa(x, y)
+        adv = aa(x.contiguous(), y)
         secs = time.perf_counter() - t0
         clean = decide(model, x, y, samples=100, seed=0)
         robust_aa = (clean.correct & decide(model, adv, y, samples=100, seed=1).correct).tolist()

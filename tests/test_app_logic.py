@@ -449,3 +449,24 @@ def test_unknown_fit_mode_is_an_input_error() -> None:
         images.preprocess_upload(encode(Image.new("RGB", (8, 8))), "x.png", fit="zoom")
 
 
+
+
+def test_the_app_runs_the_default_cpu_pass_size(noisy, monkeypatch) -> None:
+    """No entry point may restate chunk_size: the app's attack must reach the base class's
+    default (the pass-size sweep's value), which is looked up per run."""
+    import ratzoo.attacks.base as base
+
+    seen = []
+    real = base.default_chunk
+
+    def spy(device, accelerator=base.DEFAULT_ATTACK_CHUNK):
+        seen.append(real(device, accelerator))
+        return seen[-1]
+
+    monkeypatch.setattr(base, "default_chunk", spy)
+    spec = logic.validate_spec("pgd-linf", 8, 2, 2, 0)
+    img = tiny_image(0, 0)
+    img = logic.PreparedImage(img.pixels, None, img.source)  # no label: attacked away from its own answer
+    out = logic.attack_image(noisy, img, spec).outcome
+    assert out.clean.correct.all(), "the image must be attacked for the test to mean anything"
+    assert seen and all(v == ratzoo.eot.CPU_CHUNK for v in seen)
