@@ -48,6 +48,7 @@ def _reference(name: str, gallery: int, steps: int = 20, eot: int = 10):
 def test_a_visitor_attacks_and_reads_ratzoos_verdict_and_norms(server, browser) -> None:
     url, proc = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(90_000)  # a loaded 2-core machine reruns the script slowly
     page.goto(url)
     bu.wait_ready(page)
     assert page.get_by_text("ratzoo: can noise protect a network").is_visible()
@@ -55,6 +56,7 @@ def test_a_visitor_attacks_and_reads_ratzoos_verdict_and_norms(server, browser) 
     # pick the image through the gallery widget: position 8, a bird
     page.get_by_label("Gallery image").click()
     page.get_by_role("option", name=re.compile(r"^bird \(test image #\d+\)$")).first.click()
+    bu.wait_ready(page)  # the choice reruns the script: wait for the enabled button again
     page.get_by_role("button", name="Attack", exact=True).click()
     shown = bu.verdict(page)
     page.screenshot(path=str(bu.ARTIFACTS / "02-result.png"), full_page=True)
@@ -77,6 +79,7 @@ def test_a_visitor_attacks_and_reads_ratzoos_verdict_and_norms(server, browser) 
 def test_on_a_phone_the_verdict_and_every_class_name_are_on_screen(server, browser) -> None:
     url, _ = server
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.set_default_timeout(90_000)  # a loaded 2-core machine reruns the script slowly
     page.goto(url + "?image=14")
     bu.wait_ready(page)
     button = page.get_by_role("button", name="Attack", exact=True).bounding_box()
@@ -101,6 +104,7 @@ def test_on_a_phone_the_verdict_and_every_class_name_are_on_screen(server, brows
 def test_stop_interrupts_an_attack_and_says_so(server, browser) -> None:
     url, _ = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(90_000)  # a loaded 2-core machine reruns the script slowly
     page.goto(url + "?models=rat&steps=200&eot=64")
     bu.wait_ready(page)
     page.get_by_role("button", name="Attack", exact=True).click()
@@ -116,6 +120,7 @@ def test_stop_interrupts_an_attack_and_says_so(server, browser) -> None:
 def test_the_uploader_states_the_limit_it_enforces(server, browser) -> None:
     url, _ = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(90_000)  # a loaded 2-core machine reruns the script slowly
     page.goto(url)
     bu.wait_ready(page)
     page.get_by_text("Upload your own").click()
