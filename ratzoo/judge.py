@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attacks import ALIASES, ATTACKS, make_attack
+from .attacks import ATTACKS, canonical_name, make_attack
 from .attacks.base import PassStats
 from .eot import forward_draws, predict_proba
 from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
@@ -210,8 +210,7 @@ def canonical_attack(name: str) -> str:
     Raises:
         ValueError: an unknown attack (the message lists the known ones).
     """
-    key = str(name).lower()
-    key = ALIASES.get(key, key)
+    key = canonical_name(name)
     if key != "none" and key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; known: none, {', '.join(ATTACKS)}")
     return key

@@ -50,10 +50,16 @@ ATTACKS: dict[str, type[Attack]] = {
 ALIASES = {"pgd": "pgd-linf", "cw": "cw-l2", "apgd": "apgd-ce", "fgsm-linf": "fgsm", "fgm-l2": "fgm"}
 
 
+def canonical_name(name: str) -> str:
+    """The registry key of an attack name or alias (case-insensitive); unknown names pass through."""
+    key = str(name).lower()
+    return ALIASES.get(key, key)
+
+
 def attack_arguments(name: str) -> set[str]:
     """The keyword arguments the attack registered as ``name`` takes (besides ``model``):
     its own and the ones every attack shares (:data:`~ratzoo.attacks.base.COMMON_ARGUMENTS`)."""
-    key = ALIASES.get(str(name).lower(), str(name).lower())
+    key = canonical_name(name)
     if key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; known attacks: {', '.join(ATTACKS)}")
     names: set[str] = set()
@@ -83,7 +89,7 @@ def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
         TypeError: an argument the attack does not take.
     """
     accepted = attack_arguments(name)
-    key = ALIASES.get(str(name).lower(), str(name).lower())
+    key = canonical_name(name)
     cls = ATTACKS[key]
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     unknown = sorted(set(kwargs) - accepted)
@@ -96,5 +102,5 @@ def make_attack(name: str, model: nn.Module, **kwargs: Any) -> Attack:
 
 __all__ = [
     "ALIASES", "ATTACKS", "APGD", "APGDDLR", "APGDT", "Attack", "AttackResult", "CW", "FGM", "FGSM", "PGD", "PGDL2",
-    "attack_arguments", "make_attack", "parse_budget",
+    "attack_arguments", "canonical_name", "make_attack", "parse_budget",
 ]

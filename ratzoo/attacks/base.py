@@ -290,7 +290,7 @@ class Attack:
             (default) takes bf16 where the device runs it natively
             (:func:`ratzoo.eot.bf16_is_fast`), except for attacks that need fine logits
             (C&W's minimal norms). About 2x faster per pass on an AVX512-BF16 CPU
-            (``benchmarks/bench_layout.py``); the gradient only steers the attack, and every
+            (docs/attack-engine.md); the gradient only steers the attack, and every
             verdict is made in float32 by the decision rule.
         progress: optional ``progress(done, total)`` called after each gradient step.
 
