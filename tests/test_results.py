@@ -187,10 +187,58 @@ def test_findings_verdicts_follow_the_confidence_intervals():
     text = report.findings(res(rat=0.30, at=0.41, rn=0.01))
     line = next(x for x in text.splitlines() if x.startswith("- *RAT is at least as robust as AT against Linf attacks*"))
     assert "**contradicts**" in line and "RAT 30.0 [27.0, 33.0] (n=1000) vs AT 41.0" in line
-    line = next(x for x in text.splitlines() if x.startswith("- *AT is more robust than R.N."))
+    line = next(x for x in text.splitlines() if x.startswith("- *AT is more robust than R.N. against Linf attacks*"))
     assert "**agrees**" in line
     assert "LeRAT is at least as robust as RAT against Linf attacks* (Table 2: 40.0 vs 40.9; Figure 4): not measured" \
         in text
+
+
+def _bench_record(model: str, robust: list[bool], threat: str = "Linf") -> dict:
+    from ratzoo.record import Record
+
+    n = len(robust)
+    return Record(model=model, attack="benchmark", n=n, clean_accuracy=1.0, robust_accuracy=sum(robust) / n,
+                  threat_model=threat, offset=0, per_image={"clean_correct": [True] * n, "robust": robust}).to_json()
+
+
+def test_findings_state_the_claims_with_the_paired_test():
+    """Benchmark records with per-image outcomes decide a claim by exact McNemar, and a table
+    metric whose records carry per-image outcomes is paired too; the intervals stay in the line."""
+    # 60 images both robust, 10 only RAT, 0 only AT: 70 vs 60 of 200, intervals overlap, McNemar p = 2^-9
+    rat = [True] * 70 + [False] * 130
+    at = [True] * 60 + [False] * 140
+    bench = {"rat_Linf": _bench_record("rat", rat), "at_Linf": _bench_record("at", at),
+             "rat_L2": _bench_record("rat", at, "L2"), "at_L2": _bench_record("at", at, "L2")}
+    results = report.build_results({}, None, bench)
+    c = next(x for x in results["paired"] if (x["source"], x["a"], x["b"]) == ("benchmark Linf", "rat", "at"))
+    assert (c["n"], c["both"], c["only_a"], c["only_b"]) == (200, 60, 10, 0)
+    assert c["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    assert c["accuracy_a_ci95"][0] < c["accuracy_b_ci95"][1]  # the unpaired intervals cannot tell
+    lines = report.findings(results).splitlines()
+    linf = next(x for x in lines if x.startswith("- *RAT is at least as robust as AT against Linf attacks, under the benchmark*"))
+    assert "**agrees**" in linf and "10 images robust only for RAT, 0 only for AT" in linf and "p=0.002" in linf
+    assert "RAT 35.0 [" in linf and "+5.0 points" in linf
+    l2 = next(x for x in lines if x.startswith("- *RAT is more robust than AT against L2 attacks, under the benchmark*"))
+    assert "**not resolved (no clear paired difference)**" in l2 and "p=1" in l2
+    rn = next(x for x in lines if x.startswith("- *AT is more robust than R.N. against Linf attacks, under the benchmark*"))
+    assert "not measured yet" in rn
+    # the other way round contradicts a ">=" claim
+    flipped = report.build_results({}, None, {"rat_Linf": bench["at_Linf"] | {"model": "rat"},
+                                              "at_Linf": bench["rat_Linf"] | {"model": "at"}})
+    line = next(x for x in report.findings(flipped).splitlines()
+                if x.startswith("- *RAT is at least as robust as AT against Linf attacks, under the benchmark*"))
+    assert "**contradicts**" in line
+    # table records with per-image outcomes are paired; without them the intervals decide
+    recs = {m: {"pgd20_linf_8": _bench_record(m, v) | {"robust_accuracy_ci95": [0.2, 0.5]}} for m, v in
+            (("rat", rat), ("at", at))}
+    line = next(x for x in report.findings(report.build_results(recs)).splitlines()
+                if x.startswith("- *RAT is at least as robust as AT against Linf attacks*"))
+    assert "**agrees**" in line and "exact McNemar" in line
+    for r in recs.values():
+        del r["pgd20_linf_8"]["robust_per_image"]
+    line = next(x for x in report.findings(report.build_results(recs)).splitlines()
+                if x.startswith("- *RAT is at least as robust as AT against Linf attacks*"))
+    assert "**agrees (no clear difference)**" in line and "McNemar" not in line
 
 
 def test_findings_flag_cw_weaker_than_pgd_l2():

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 
 from ratzoo.evaluate import accuracy_at_thresholds
+from ratzoo.record import Record, compare
+from ratzoo.stats import wilson_interval
 from ratzoo import zoo
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 from train import leaderboard
@@ -178,6 +180,12 @@ def load_certificates(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
     return out
 
 
+def load_benchmarks(folder: Path = RESULTS / "benchmark") -> dict[str, dict[str, Any]]:
+    """``<model>_<threat>.json`` records of ``python -m ratzoo.benchmark`` (``train/benchmark_zoo.sh``),
+    by file stem, e.g. ``rat_Linf``."""
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*_*.json"))}
+
+
 def certified_summary(rec: dict[str, Any]) -> dict[str, Any]:
     """What results.json keeps of a certification record (not the per-image list)."""
     lip = rec.get("lipschitz") or {}
@@ -231,7 +239,8 @@ def elapsed_minutes(recs: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def build_results(records: dict[str, dict[str, dict[str, Any]]],
-                  certificates: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                  certificates: dict[str, dict[str, Any]] | None = None,
+                  benchmarks: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     certificates = certificates or {}
     models = {}
     for name in MODELS:
@@ -254,6 +263,7 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]],
         "split": "test",
         "decision_rule": any_rec.get("decision_rule"),
         "models": models,
+        "paired": paired_comparisons(records, benchmarks or {}),
     }
 
 
@@ -330,6 +340,77 @@ CLAIMS = [
 ]
 
 
+def _paper_claims() -> list[tuple[str, int, str, str, str, str]]:
+    """Each claim of the paper once: (claim, column, a, b, relation, note), from ``CLAIMS``."""
+    seen: dict[tuple[int, str, str, str], tuple[str, int, str, str, str, str]] = {}
+    for claim, column, _, a, b, rel, note in CLAIMS:
+        seen.setdefault((column, a, b, rel), (claim, column, a, b, rel, note))
+    return list(seen.values())
+
+
+PAPER_CLAIMS = _paper_claims()
+BENCHMARK_THREAT = {LINF: ("Linf", "Linf 8/255"), L2: ("L2", "L2 0.5")}  # column -> (record suffix, words)
+
+
+def benchmark_source(column: int) -> str:
+    """The ``source`` of a paired comparison of two benchmark records, e.g. ``"benchmark Linf"``."""
+    return f"benchmark {BENCHMARK_THREAT[column][0]}"
+
+
+def paired(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any] | None:
+    """``ratzoo.compare`` of two records as results.json keeps it (with each side's Wilson
+    interval on the shared images), or None when a record has no per-image outcomes."""
+    try:
+        c = compare(Record.from_json(ra), Record.from_json(rb))
+    except ValueError:
+        return None  # measured before ratzoo kept per-image outcomes: the intervals decide
+    return {"n": c.n, "both": c.both, "only_a": c.only_a, "only_b": c.only_b, "neither": c.neither,
+            "accuracy_a": c.accuracy_a, "accuracy_a_ci95": list(wilson_interval(c.both + c.only_a, c.n)),
+            "accuracy_b": c.accuracy_b, "accuracy_b_ci95": list(wilson_interval(c.both + c.only_b, c.n)),
+            "difference": c.difference, "difference_ci95": list(c.difference_ci95), "p_value": c.p_value}
+
+
+def paired_comparisons(records: dict[str, dict[str, dict[str, Any]]],
+                       benchmarks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The exact paired test (McNemar) behind each claim wherever both records have per-image
+    outcomes: under the benchmark (``source`` "benchmark") and under the table's metrics."""
+    key_of = {name: key for key, name, _ in TABLE}
+    out = []
+    for _, column, a, b, _, _ in PAPER_CLAIMS:
+        suffix = BENCHMARK_THREAT[column][0]
+        ra, rb = benchmarks.get(f"{a}_{suffix}"), benchmarks.get(f"{b}_{suffix}")
+        if ra is not None and rb is not None and (c := paired(ra, rb)) is not None:
+            out.append({"source": benchmark_source(column), "a": a, "b": b, **c})
+    for _, _, metric, a, b, _, _ in CLAIMS:
+        key = key_of.get(metric)
+        ra, rb = records.get(a, {}).get(key), records.get(b, {}).get(key)
+        if key and ra is not None and rb is not None and (c := paired(ra, rb)) is not None:
+            out.append({"source": metric, "a": a, "b": b, **c})
+    return out
+
+
+def _paired_of(results: dict[str, Any], source: str, a: str, b: str) -> dict[str, Any] | None:
+    return next((c for c in results.get("paired") or [] if (c["source"], c["a"], c["b"]) == (source, a, b)), None)
+
+
+def paired_verdict(c: dict[str, Any], relation: str, alpha: float = 0.05) -> str:
+    """The claim's verdict from the exact paired test: a difference counts when McNemar's
+    p-value is below ``alpha``."""
+    if c["p_value"] < alpha:
+        return "agrees" if c["difference"] > 0 else "contradicts"
+    return "agrees (no clear difference)" if relation == ">=" else "not resolved (no clear paired difference)"
+
+
+def _paired_text(c: dict[str, Any], a: str, b: str) -> str:
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    lo, hi = c["difference_ci95"]
+    return (f"{LABELS[a]} {pct(c['accuracy_a'])} [{pct(c['accuracy_a_ci95'][0])}, {pct(c['accuracy_a_ci95'][1])}] vs "
+            f"{LABELS[b]} {pct(c['accuracy_b'])} [{pct(c['accuracy_b_ci95'][0])}, {pct(c['accuracy_b_ci95'][1])}] "
+            f"on the same {c['n']} images; paired: {c['only_a']} images robust only for {LABELS[a]}, {c['only_b']} "
+            f"only for {LABELS[b]}, difference {100 * c['difference']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}], "
+            f"exact McNemar p={c['p_value']:.2g}")
+
+
 def _evidence(column: int, a: str, b: str, note: str) -> str:
     """The paper's numbers behind a claim, e.g. "Table 2 (C&W): 49.9 vs 5.6"."""
     return (f"Table 2{' (C&W)' if column == L2 else ''}: {100 * PAPER_TABLE2[a][column]:.1f} vs "
@@ -372,11 +453,25 @@ def cw_weaker_than_pgd(results: dict[str, Any], model: str) -> tuple[dict[str, A
 def findings(results: dict[str, Any]) -> str:
     """The paper's claims checked on the zoo, one line each (generated: never typed by hand)."""
     lines = []
+    for claim, column, a, b, rel, note in PAPER_CLAIMS:
+        evidence = _evidence(column, a, b, note)
+        c = _paired_of(results, benchmark_source(column), a, b)
+        if c is None:
+            lines.append(f"- *{claim}, under the benchmark* (paper, {evidence}): not measured yet "
+                         "(`bash train/benchmark_zoo.sh`).")
+            continue
+        lines.append(f"- *{claim}, under the benchmark* (paper, {evidence}): **{paired_verdict(c, rel)}**. "
+                     f"APGD-CE + APGD-T, {BENCHMARK_THREAT[column][1]}: {_paired_text(c, a, b)}.")
     for claim, column, metric, a, b, rel, note in CLAIMS:
         evidence = _evidence(column, a, b, note)
         ma, mb = _ci_of(results, a, metric), _ci_of(results, b, metric)
         if ma is None or mb is None:
             lines.append(f"- *{claim}* ({evidence}): not measured yet ({metric}).")
+            continue
+        c = _paired_of(results, metric, a, b)
+        if c is not None:
+            lines.append(f"- *{claim}* (paper, {evidence}): **{paired_verdict(c, rel)}**. {metric}: "
+                         f"{_paired_text(c, a, b)}.")
             continue
         v = verdict(ma, mb, rel)
         weak = [LABELS[m] for m in (a, b) if metric == CW_AT_05 and cw_weaker_than_pgd(results, m)]
@@ -733,7 +828,7 @@ def main(argv: list[str] | None = None) -> int:
     if not records:
         print(f"no records in {RESULTS / 'records'}; run python -m train.experiments first", file=sys.stderr)
         return 1
-    results = build_results(records, load_certificates())
+    results = build_results(records, load_certificates(), load_benchmarks())
     (RESULTS / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for path in write_readme(results, docs=DOCS):
         print(f"wrote {path.relative_to(REPO_ROOT)}", file=sys.stderr)
