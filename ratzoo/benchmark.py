@@ -53,7 +53,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attacks.base import RESOLVE_MARGIN, PassStats, parse_budget
+from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, parse_budget
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
 from .randomness import Randomness, randomness_of
 from .record import Record
@@ -81,7 +81,7 @@ def _key(name: str) -> str:
 def _bench_part(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_model: str, eps: float, seed: int,
     steps: int, eot_samples: int, n_target_classes: int, decision_samples: int, rnd: Randomness,
-    progress: Callable[[int, int], None] | None,
+    precision: str, progress: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
     """The ensemble on one part: per-image outcomes and costs (no aggregate numbers)."""
     n = len(x)
@@ -93,16 +93,19 @@ def _bench_part(
     worst_single = torch.ones(n, dtype=torch.float64)
     after: dict[str, list[bool]] = {}
     per_attack: dict[str, dict[str, Any]] = {}
+    used: str | None = None  # the precision the attacks resolved ("auto" -> "bf16" or "fp32")
     for i, name in enumerate(ENSEMBLE):
         t0 = time.perf_counter()
         idx = robust.nonzero().squeeze(1) if clean is not None else torch.arange(n)
-        kw: dict[str, Any] = dict(eps=eps, steps=steps, eot_samples=eot_samples, norm=threat_model)
+        kw: dict[str, Any] = dict(eps=eps, steps=steps, eot_samples=eot_samples, norm=threat_model,
+                                  precision=precision)
         if name == "apgd-t":
             kw["n_target_classes"] = n_target_classes
         if len(idx):
             out = run_attack(model, x[idx], y[idx], name, seed=derive_seed(seed, i + 1), randomness=rnd,
                              decision_samples=decision_samples, progress=progress,
                              clean=None if clean is None else clean.select(idx), **kw)
+            used = out.params.get("precision", used)
             if clean is None:
                 clean = out.clean
                 robust &= clean.correct.cpu()
@@ -135,6 +138,7 @@ def _bench_part(
         "single": [round(v, 6) for v in (worst_single * clean_correct).tolist()],
         "passes": dataclasses.asdict(stats),
         "per_attack": per_attack,
+        "precision": used,
     }
 
 
@@ -152,6 +156,12 @@ def _merge(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 agg[k] = round(agg.get(k, 0) + v, 3)
         out["elapsed_s"] = round(out.get("elapsed_s", 0.0) + part.get("elapsed_s", 0.0), 3)
     return out
+
+
+def _precision_of(parts: Sequence[dict[str, Any]], asked: str) -> str:
+    """The precision the parts' attacks used ("bf16" / "fp32"; both joined by "+" if they
+    differ, e.g. parts resumed on another machine); ``asked`` for parts that did not record it."""
+    return "+".join(sorted({p.get("precision") or asked for p in parts})) or asked
 
 
 def part_seeds(seed: int, n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
@@ -173,6 +183,7 @@ def benchmark(
     n_target_classes: int = DEFAULT_TARGETS,
     decision_samples: int = DEFAULT_DECISION_SAMPLES,
     randomness: str | Randomness | None = None,
+    precision: str = "auto",
     model_name: str | None = None,
     offset: int = 0,
     part_size: int = PART_SIZE,
@@ -194,6 +205,9 @@ def benchmark(
         n_target_classes: APGD-T's targets.
         decision_samples: fresh draws of the decision rule.
         randomness: override the detected randomness (:mod:`ratzoo.randomness`).
+        precision: the attacks' own passes (:class:`~ratzoo.attacks.base.Attack`'s
+            ``precision``: ``"auto"`` takes bf16 where the device runs it natively); the record
+            states the precision used. Verdicts are always the decision rule's, in float32.
         model_name: how the record names the model.
         offset: dataset index of the first image (recorded, for paired comparisons).
         part_size: images per part.
@@ -212,6 +226,8 @@ def benchmark(
                   ("decision_samples", decision_samples), ("part_size", part_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     t0 = time.perf_counter()
     labels = labels.to(images.device).long()
     rnd = randomness_of(model, images, randomness)
@@ -226,14 +242,15 @@ def benchmark(
         part = _bench_part(model, images[a:b], labels[a:b], threat_model=threat_model, eps=eps_f,
                            seed=derive_seed(seed, STREAM_PART + j), steps=steps, eot_samples=eot_samples,
                            n_target_classes=n_target_classes, decision_samples=decision_samples, rnd=rnd,
-                           progress=progress)
+                           precision=precision, progress=progress)
         part["elapsed_s"] = round(time.perf_counter() - tp, 3)
         done[j] = part
         if on_part is not None:
             on_part(j, part)
     params = {"ensemble": list(ENSEMBLE), "threat_model": threat_model, "eps": eps_f, "steps": steps,
               "eot_samples": eot_samples, "n_target_classes": n_target_classes,
-              "decision_samples": decision_samples, "resolve_margin": RESOLVE_MARGIN, "part_size": part_size}
+              "decision_samples": decision_samples, "resolve_margin": RESOLVE_MARGIN, "part_size": part_size,
+              "precision": _precision_of([done[j] for j, _, _ in todo], precision)}
     return make_record([done[j] for j, _, _ in todo], model_name=model_name or type(model).__name__,
                        model=model, rnd=rnd, params=params, seed=seed, offset=offset + (todo[0][1] if todo else 0),
                        elapsed_s=time.perf_counter() - t0)
@@ -296,7 +313,8 @@ def leaderboard_entry(rec: Record, *, architecture: str | None = None, link: str
         "single_draw_acc": round(100 * rec.single_draw_accuracy, 2) if rec.single_draw_accuracy is not None else None,
         "image_draws": (rec.passes or {}).get("image_draws"), "seconds": rec.elapsed_s,
         "ensemble": rec.params.get("ensemble"), "steps": rec.params.get("steps"),
-        "n_target_classes": rec.params.get("n_target_classes"), "record": record_path,
+        "n_target_classes": rec.params.get("n_target_classes"), "precision": rec.params.get("precision"),
+        "record": record_path,
         "ratzoo": (rec.versions or {}).get("ratzoo"),
     }
 
@@ -364,7 +382,8 @@ def _parts_dir(args: argparse.Namespace, eps: float) -> Path:
     # n is not part of the key: part j is the same images and seed whatever n, so a run of the
     # first 100 images reuses the first part of a run of 1000 (and the other way round)
     ident = json.dumps([args.model, args.threat_model, eps, args.offset, args.seed, args.steps, args.eot,
-                        args.targets, args.decision_samples, args.part_size, args.randomness], sort_keys=True)
+                        args.targets, args.decision_samples, args.part_size, args.randomness]
+                       + ([args.precision] if args.precision != "auto" else []), sort_keys=True)
     base = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
     return base / "benchmark" / hashlib.sha256(ident.encode()).hexdigest()[:16]
 
@@ -389,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decision-samples", type=int, default=DEFAULT_DECISION_SAMPLES)
     p.add_argument("--randomness", default=None, choices=["deterministic", "per-sample", "per-call"],
                    help="override the detected randomness")
+    p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                   help="the attacks' passes (default auto: bf16 where the device runs it natively); "
+                        "verdicts are always float32")
     p.add_argument("--part-size", type=int, default=PART_SIZE, help=f"images per resumable part (default {PART_SIZE})")
     p.add_argument("--resume", action="store_true", help="reuse finished parts (also: share one run between processes)")
     p.add_argument("--wait", action="store_true",
@@ -491,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or args.model
     common = dict(threat_model=args.threat_model, eps=eps, seed=args.seed, steps=args.steps, eot_samples=args.eot,
                   n_target_classes=args.targets, decision_samples=args.decision_samples, randomness=args.randomness,
-                  model_name=name, offset=args.offset, part_size=args.part_size)
+                  precision=args.precision, model_name=name, offset=args.offset, part_size=args.part_size)
     rnd = randomness_of(model, x, args.randomness)
     print(f"[rank {rank}] {name}: {rnd.kind}; {args.threat_model} eps {_eps_text(args.threat_model, eps)}; "
           f"{len(all_parts)} parts of {args.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)

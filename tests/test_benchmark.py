@@ -66,6 +66,11 @@ def test_deterministic_model_gets_one_pass_per_step() -> None:
     base, x, y = train_template_mlp(32)
     rec = ratzoo.benchmark(base, x, y, "L2", eps=0.1, **QUICK)
     assert rec.randomness["kind"] == "deterministic" and rec.effective_eot_samples == 1
+    from ratzoo.eot import bf16_is_fast
+
+    assert rec.params["precision"] == ("bf16" if bf16_is_fast(torch.device("cpu")) else "fp32")
+    fp32 = ratzoo.benchmark(base, x, y, "L2", eps=0.1, precision="fp32", **QUICK)
+    assert fp32.params["precision"] == "fp32" and BENCH.leaderboard_entry(fp32)["precision"] == "fp32"
     assert rec.decision_samples == 1 and rec.passes["max_pass"] <= len(x)
 
 
@@ -83,8 +88,10 @@ def test_record_round_trip_and_every_committed_record_loads(noisy) -> None:
     model, x, y = noisy
     rec = ratzoo.benchmark(model, x[:16], y[:16], eps=4 / 255, part_size=16, **QUICK)
     assert Record.from_json(json.loads(json.dumps(rec.to_json()))) == rec
-    files = sorted((REPO_ROOT / "checkpoints" / "results" / "records").glob("*.json"))
+    results = REPO_ROOT / "checkpoints" / "results"
+    files = sorted(results.glob("records/*.json"))
     assert len(files) > 100
+    files += sorted(results.glob("benchmark/*.json"))  # the leaderboard's records
     for f in files:
         data = json.loads(f.read_text())
         assert Record.from_json(data).to_json() == data, f
@@ -104,6 +111,8 @@ def test_bad_records_and_arguments_are_refused(tmp_path) -> None:
         ratzoo.benchmark(base, x, y, threat_model="L1")
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         ratzoo.benchmark(base, x, y, steps=0)
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+        ratzoo.benchmark(base, x, y, precision="fp16")
 
 
 # --------------------------------------------------------------------------- compare
