@@ -45,10 +45,8 @@ def _readme_rows(text: str) -> dict[str, list[str]]:
 
 
 def _expected_cells(res: dict) -> list[str]:
-    names = [name for _, name, _ in report.TABLE] + [f"C&W-L2 accuracy at L2 {t}" for t in report.CW_THRESHOLDS] + \
-        ["C&W-L2 median minimal norm"]
     by = {m["name"]: m for m in res["table"]}
-    return [report.fmt_metric(by[n]) if n in by else "-" for n in names]
+    return [report.fmt_metric(by[n]) if n in by else "-" for n, _ in report.TABLE_COLUMNS]
 
 
 def _record(key: str, acc: float, clean: float = 0.9, **extra) -> dict:
@@ -80,10 +78,31 @@ def test_report_round_trip(tmp_path):
     assert "PLACEHOLDER-XYZ" not in text and text.endswith("after\n")
     rows = _readme_rows(text)
     assert rows["RAT"][0] == "81.2" and rows["RAT"][2] == "40.5"
-    assert rows["RAT"][5:9] == ["61.0", "33.0", "5.0", "0.43"]
+    assert rows["RAT"][7:11] == ["61.0", "33.0", "5.0", "0.43"]
+    assert rows["RAT"][5:7] == ["-", "-"]  # no benchmark record
     assert rows["AT"][1] == "45.0" and rows["AT"][2] == "-"
     for model, res in results["models"].items():
         assert rows[report.LABELS[model]] == _expected_cells(res)
+
+
+def test_benchmark_column_and_how_much_the_single_attacks_overstate(tmp_path):
+    """A benchmark record fills the table's benchmark column, and findings say by how much the
+    table's strongest single attack at that budget overstates the model."""
+    records = {"at": {"pgd20_linf_8": _record("pgd20_linf_8", 0.411), "apgd_ce_linf_8": _record("apgd_ce_linf_8", 0.407),
+                      "pgd20_l2_0.5": _record("pgd20_l2_0.5", 0.50)}}
+    bench = {"at_Linf": _bench_record("at", [True] * 371 + [False] * 629),
+             "at_L2": _bench_record("at", [True] * 52 + [False] * 48, "L2")}
+    results = report.build_results(records, None, bench)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.MARK_START}\n{report.MARK_END}\n")
+    report.write_readme(results, readme)
+    rows = _readme_rows(readme.read_text())
+    assert rows["AT"][5:7] == ["37.1", "52.0"] and rows["AT"] == _expected_cells(results["models"]["at"])
+    lines = report.findings(results).splitlines()
+    linf = next(x for x in lines if x.startswith("- *The table's strongest single attack at Linf 8/255*"))
+    assert "overstates AT by 3.6 points" in linf and "APGD-CE Linf 8/255 40.7" in linf and "PGD-20 Linf 8/255 41.1" in linf
+    l2 = next(x for x in lines if x.startswith("- *The table's strongest single attack at L2 0.5*"))
+    assert "does not overstate AT (the benchmark is 2.0 points above it)" in l2
 
 
 def test_readme_table_matches_results_json():

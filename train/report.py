@@ -50,6 +50,9 @@ CERT_START, CERT_END = "<!-- certify-table:start -->", "<!-- certify-table:end -
 PAPER_LINF_NAME = "PGD-10 Linf 0.15 (paper's Table 2 setting)"
 CW_NOT_FOOLED_NAME = "C&W-L2 not fooled (unbounded)"
 CW_AT_05, PGD_L2_05 = "C&W-L2 accuracy at L2 0.5", "PGD-20 L2 0.5"  # the L2 0.5 metrics compared
+# benchmark record suffix -> (metric name, the table's single attacks at the same budget)
+BENCHMARK_METRICS = {"Linf": ("Benchmark Linf 8/255", ("PGD-20 Linf 8/255", "APGD-CE Linf 8/255")),
+                     "L2": ("Benchmark L2 0.5", (PGD_L2_05,))}
 
 
 def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict[str, Any]]]:
@@ -65,6 +68,25 @@ def _metric(name: str, typ: str, value: float, rec: dict[str, Any], ci: list[flo
     return {"name": name, "type": typ, "value": round(float(value), 6), "n": rec["n"],
             "ci95": [round(c, 6) for c in ci] if ci else None,
             "eot_samples": eot, "decision_samples": rec.get("decision_samples"), "record": rec.get("key")}
+
+
+TABLE_COLUMNS = [*zip([name for _, name, _ in TABLE], ["clean", "FGSM 8/255", "PGD-20 8/255", "PGD-20 L2 0.5",
+                                                      "APGD-CE 8/255"], strict=True),
+                 *((name, name.replace("Benchmark Linf ", "benchmark ").replace("Benchmark", "benchmark"))
+                   for name, _ in BENCHMARK_METRICS.values()),
+                 *((f"C&W-L2 accuracy at L2 {t}", f"C&W @{t}") for t in CW_THRESHOLDS),
+                 ("C&W-L2 median minimal norm", "C&W median L2")]
+"""The README zoo table's columns: (metric name, header), in order."""
+
+
+def benchmark_metrics(model: str, benchmarks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model's leaderboard numbers (``ratzoo.benchmark`` records) as table metrics."""
+    out = []
+    for suffix, (name, _) in BENCHMARK_METRICS.items():
+        rec = benchmarks.get(f"{model}_{suffix}")
+        if rec is not None:
+            out.append(_metric(name, "robust_accuracy", rec["robust_accuracy"], rec, rec["robust_accuracy_ci95"]))
+    return out
 
 
 def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -248,7 +270,7 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]],
             continue
         recs = records.get(name, {})
         any_rec = next(iter(recs.values()), certificates.get(name, {}))
-        models[name] = {"table": table_metrics(recs), **sweeps(recs),
+        models[name] = {"table": table_metrics(recs) + benchmark_metrics(name, benchmarks or {}), **sweeps(recs),
                         "randomized": any_rec.get("randomized", True if name in certificates else None), "model_config": any_rec.get("model_config"),
                         "elapsed_minutes": elapsed_minutes(recs)}
         margin = margin_metrics(recs)
@@ -280,10 +302,7 @@ def _cell(by: dict[str, dict[str, Any]], name: str) -> str:
 
 
 def readme_table(results: dict[str, Any]) -> str:
-    names = [name for _, name, _ in TABLE] + [f"C&W-L2 accuracy at L2 {t}" for t in CW_THRESHOLDS] + \
-        ["C&W-L2 median minimal norm"]
-    short = ["clean", "FGSM 8/255", "PGD-20 8/255", "PGD-20 L2 0.5", "APGD-CE 8/255",
-             "C&W @0.25", "C&W @0.5", "C&W @1.0", "C&W median L2"]
+    names, short = zip(*TABLE_COLUMNS)
     lines = ["| model | " + " | ".join(short) + " |", "| --- " * (len(short) + 1) + "|"]
     ns: dict[str, set[int]] = {}
     for model, res in results["models"].items():
@@ -511,6 +530,19 @@ def findings(results: dict[str, Any]) -> str:
             lines.append(
                 f"- *C&W-L2 with a margin on {LABELS.get(model, model)}* (not in the paper): at L2 0.5, {before}"
                 + "; ".join(parts) + f"; PGD-20 L2 leaves {_ci_text(pgd)}.")
+    for model, res in results["models"].items():
+        by = {m["name"]: m for m in res["table"]}
+        for bench_name, singles in BENCHMARK_METRICS.values():
+            bench, single = by.get(bench_name), [by[n] for n in singles if n in by]
+            if bench is None or not single:
+                continue
+            best = min(single, key=lambda m: m["value"])
+            d = 100 * (bench["value"] - best["value"])
+            how = (f"overstates {LABELS.get(model, model)} by {-d:.1f} points" if d < 0 else
+                   f"does not overstate {LABELS.get(model, model)} (the benchmark is {d:.1f} points above it)")
+            lines.append(f"- *The table's strongest single attack at {bench_name.split(' ', 1)[1]}* {how}: "
+                         f"{best['name']} {_ci_text(best)}; the benchmark {_ci_text(bench)}"
+                         + "".join(f"; {m['name']} {100 * m['value']:.1f}" for m in single if m is not best) + ".")
     for model, (paper_linf, _) in PAPER_TABLE2.items():
         m = _ci_of(results, model, PAPER_LINF_NAME)
         if m is None:
