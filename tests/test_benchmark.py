@@ -246,6 +246,7 @@ def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     entries = leaderboard.entries()
     assert readme == leaderboard.fill(readme, entries), "run python -m train.leaderboard"
+    assert "took 1.5 core-hours" in leaderboard.cost([{"seconds": 3600.0}, {"seconds": 1800.0}, {"seconds": None}])
     for e in entries:  # every entry is a committed benchmark record's
         rec = Record.load(REPO_ROOT / e["record"])
         assert rec.attack == "benchmark" and rec.n == e["n"] and e["threat_model"] == rec.threat_model

@@ -34,7 +34,14 @@ def block(entries: list[dict]) -> str:
     """The Markdown between the markers."""
     if not entries:
         return RULE + "\n\nNo model has been benchmarked yet: `bash train/benchmark_zoo.sh`."
-    return RULE + "\n\n" + leaderboard_markdown(entries)
+    return RULE + "\n\n" + leaderboard_markdown(entries) + "\n\n" + cost(entries)
+
+
+def cost(entries: list[dict]) -> str:
+    """What measuring the entries took, summed from their records' seconds (one thread each)."""
+    hours = sum(e.get("seconds") or 0.0 for e in entries) / 3600
+    return (f"Measuring these {len(entries)} entries took {hours:.1f} core-hours (the sum of their records' "
+            "seconds; `train/benchmark_zoo.sh` runs one thread per process).")
 
 
 def fill(readme: str, entries: list[dict]) -> str:
