@@ -99,6 +99,37 @@ def test_record_round_trip_and_every_committed_record_loads(noisy) -> None:
     assert Record.from_json(ev).to_json() == ev
 
 
+class _Constant(nn.Module):
+    """Ignores its input: "robust" on the images of one class at any budget."""
+
+    def __init__(self, cls: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.nn.functional.one_hot(torch.tensor(cls), 10).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), 10) + 0 * x.flatten(1).sum(1, keepdim=True)
+
+
+def test_sanity_checks_flag_a_number_the_attacks_cannot_move(noisy) -> None:
+    """Carlini et al.'s checks: at a budget covering the whole cube a real model falls to ~0,
+    an input-blind one does not (flagged); the base measurement is reused, not redone."""
+    model, x, y = noisy
+    kw = dict(threat_model="Linf", eps=4 / 255, seed=0, **QUICK)
+    rec = ratzoo.benchmark(model, x[:16], y[:16], part_size=16, **kw)
+    saved: dict[int, dict] = {}
+    ratzoo.benchmark(model, x[:16], y[:16], part_size=16, on_part=lambda j, p: saved.__setitem__(j, p), **kw)
+    checks = {c["check"]: c for c in BENCH.sanity_checks(model, x[:16], y[:16], rec, base_part=saved[0], **kw)}
+    assert set(checks) == {"large_budget", "double_steps", "double_eot_samples"}
+    assert checks["large_budget"]["passed"] and checks["large_budget"]["robust_accuracy"] <= 0.05
+    assert all("delta" in checks[c] and "ci_half_width" in checks[c] for c in ("double_steps", "double_eot_samples"))
+    blind = _Constant(int(y[0])).eval()
+    brec = ratzoo.benchmark(blind, x[:16], y[:16], part_size=16, **kw)
+    assert brec.robust_accuracy == brec.clean_accuracy > 0.05  # nothing moves it
+    bchecks = {c["check"]: c for c in BENCH.sanity_checks(blind, x[:16], y[:16], brec, **kw)}
+    assert not bchecks["large_budget"]["passed"] and "gradient masking" in bchecks["large_budget"]["message"]
+    assert "double_eot_samples" not in bchecks  # a deterministic model has no draws to double
+
+
 def test_bad_records_and_arguments_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="not a ratzoo record"):
         Record.from_json({"model": "x"})
@@ -207,9 +238,10 @@ def test_cli_benchmarks_a_foreign_randomized_model(fn, kind, foreign_module, tin
     out = foreign_module / "rec.json"
     board = foreign_module / "board.json"
     r = _cli(["--model", f"my_defense:{fn}", "--data-dir", str(tiny_cifar_root), "--out", str(out),
-              "--leaderboard", str(board), *CLI_ARGS], foreign_module, subprocess_env)
+              "--leaderboard", str(board), "--sanity", *CLI_ARGS], foreign_module, subprocess_env)
     assert r.returncode == 0, r.stderr
     rec = Record.load(out)
+    assert {c["check"] for c in rec.extra["sanity"]} == {"large_budget", "double_steps", "double_eot_samples"}
     assert rec.randomness["kind"] == kind and rec.effective_eot_samples == 3 and rec.decision_samples == 10
     assert rec.n == 12 and len(rec.per_image["robust"]) == 12 and rec.passes["image_draws"] > 0
     assert rec.params["ensemble"] == ["apgd-ce", "apgd-t"] and rec.extra["command"].startswith("python -m ratzoo.benchmark")
