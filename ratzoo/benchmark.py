@@ -378,52 +378,90 @@ def load_model_spec(spec: str, device: str = "cpu") -> nn.Module:
     return load(spec, device=device).eval()
 
 
-def _parts_dir(args: argparse.Namespace, eps: float) -> Path:
-    # n is not part of the key: part j is the same images and seed whatever n, so a run of the
-    # first 100 images reuses the first part of a run of 1000 (and the other way round)
-    ident = json.dumps([args.model, args.threat_model, eps, args.offset, args.seed, args.steps, args.eot,
-                        args.targets, args.decision_samples, args.part_size, args.randomness]
-                       + ([args.precision] if args.precision != "auto" else []), sort_keys=True)
-    base = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
-    return base / "benchmark" / hashlib.sha256(ident.encode()).hexdigest()[:16]
+def _field(default: Any, help: str, key: str | None = None, **arg: Any) -> Any:
+    """A :class:`BenchmarkConfig` field: its CLI ``help`` and argparse options, and ``key``:
+    whether it defines the measurement (``"always"``, or ``"unless_default"`` for fields added
+    later, so that the parts of older runs keep their folder) or only how it is run (None)."""
+    return dataclasses.field(default=default, metadata={"help": help, "key": key, "arg": arg})
+
+
+@dataclasses.dataclass
+class BenchmarkConfig:
+    """``python -m ratzoo.benchmark``'s configuration: one field per flag (``--part-size`` for
+    ``part_size``), the record's ``command`` says which were given."""
+
+    model: str = _field(None, "zoo name, checkpoint folder, hf-hub:OWNER/NAME or module.path:callable", "always",
+                        required=True)
+    threat_model: str = _field("Linf", "threat model", "always", choices=list(THREAT_MODELS))
+    eps: str | None = _field(None, "budget, e.g. 8/255 or 0.5 (default: 8/255 Linf, 0.5 L2)", "always")
+    n: int = _field(1000, "test images; under torchrun write --n-images (torchrun reads --n as its own)",
+                    flags=("--n", "--n-images"))
+    offset: int = _field(0, "index of the first test image", "always")
+    seed: int = _field(0, "the one seed (each part's is derived from it)", "always")
+    steps: int = _field(DEFAULT_STEPS, "APGD iterations per attack and per target", "always")
+    eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always")
+    targets: int = _field(DEFAULT_TARGETS, "APGD-T targets", "always")
+    decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always")
+    part_size: int = _field(PART_SIZE, "images per resumable part", "always")
+    randomness: str | None = _field(None, "override the detected randomness", "always",
+                                    choices=["deterministic", "per-sample", "per-call"])
+    precision: str = _field("auto", "the attacks' passes (auto: bf16 where the device runs it natively); "
+                                    "verdicts are always float32", "unless_default", choices=list(PRECISIONS))
+    resume: bool = _field(False, "reuse finished parts (also: share one run between processes)")
+    wait: bool = _field(False, "when other processes measure the last parts, wait for them and write the record "
+                               "too (default: leave it to the process that finishes last)")
+    threads: int = _field(0, "torch threads (0: torch's default)")
+    data_dir: str | None = _field(None, "CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
+    device: str | None = _field(None, "cuda or cpu (default: cuda when available)")
+    out: str | None = _field(None, "write the record here (default: print it)")
+    leaderboard: str | None = _field(None, "add or update this model's entry in this leaderboard file")
+    name: str | None = _field(None, "the model's name in the record (default: --model)")
+    sanity: bool = _field(False, "also run Carlini et al.'s checks (large eps; 2x steps, 2x draws)")
+    no_progress: bool = _field(False, "no progress bar")
+
+    def budget(self) -> float:
+        """``eps`` as a number (the threat model's default when unset).
+
+        Raises:
+            ValueError: a budget, count or offset that makes no sense (the message names the flag).
+        """
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type == "int" and f.name not in ("offset", "seed", "threads") and v < 1:
+                raise ValueError(f"--{f.name.replace('_', '-')} must be a positive integer, got {v}")
+        if self.offset < 0:
+            raise ValueError(f"--offset must be >= 0, got {self.offset}")
+        return THREAT_MODELS[self.threat_model] if self.eps is None else parse_budget(self.eps, "--eps")
+
+    def parts_dir(self) -> Path:
+        """Where this run's finished parts live: ``$RATZOO_CACHE/benchmark/<key>`` (default
+        ``~/.cache/ratzoo``), the key hashing every field that defines the measurement. ``n``
+        is not one: part j is the same images and seed whatever n, so a run of the first 100
+        images reuses the first part of a run of 1000 (and the other way round)."""
+        ident = [self.budget() if f.name == "eps" else getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.metadata["key"] == "always"
+                 or (f.metadata["key"] == "unless_default" and getattr(self, f.name) != f.default)]
+        digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        return Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo") / "benchmark" / digest
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI, one flag per :class:`BenchmarkConfig` field."""
     p = argparse.ArgumentParser(
         prog="python -m ratzoo.benchmark",
         description="Benchmark any classifier (randomized or not) with APGD-CE + APGD-T, EOT for randomized "
                     "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
         epilog="example: python -m ratzoo.benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
                "--out rat.json --resume")
-    p.add_argument("--model", required=True, help="zoo name, checkpoint folder or module.path:callable")
-    p.add_argument("--threat-model", default="Linf", choices=list(THREAT_MODELS))
-    p.add_argument("--eps", default=None, help="budget, e.g. 8/255 or 0.5 (default: 8/255 Linf, 0.5 L2)")
-    p.add_argument("--n", "--n-images", dest="n", type=int, default=1000,
-                   help="test images (default 1000); under torchrun write --n-images (torchrun reads --n as its own)")
-    p.add_argument("--offset", type=int, default=0, help="index of the first test image")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"APGD iterations (default {DEFAULT_STEPS})")
-    p.add_argument("--eot", type=int, default=DEFAULT_EOT, help=f"EOT draws per step (default {DEFAULT_EOT})")
-    p.add_argument("--targets", type=int, default=DEFAULT_TARGETS, help=f"APGD-T targets (default {DEFAULT_TARGETS})")
-    p.add_argument("--decision-samples", type=int, default=DEFAULT_DECISION_SAMPLES)
-    p.add_argument("--randomness", default=None, choices=["deterministic", "per-sample", "per-call"],
-                   help="override the detected randomness")
-    p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
-                   help="the attacks' passes (default auto: bf16 where the device runs it natively); "
-                        "verdicts are always float32")
-    p.add_argument("--part-size", type=int, default=PART_SIZE, help=f"images per resumable part (default {PART_SIZE})")
-    p.add_argument("--resume", action="store_true", help="reuse finished parts (also: share one run between processes)")
-    p.add_argument("--wait", action="store_true",
-                   help="when other processes measure the last parts, wait for them and write the record too "
-                        "(default: leave it to the process that finishes last)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--data-dir", default=None, help="CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--out", default=None, help="write the record here (default: print it)")
-    p.add_argument("--leaderboard", default=None, help="add or update this model's entry in this leaderboard file")
-    p.add_argument("--name", default=None, help="the model's name in the record (default: --model)")
-    p.add_argument("--sanity", action="store_true", help="also run Carlini et al.'s checks (large eps; 2x steps, 2x draws)")
-    p.add_argument("--no-progress", action="store_true")
+    for f in dataclasses.fields(BenchmarkConfig):
+        arg = dict(f.metadata["arg"])
+        flags = arg.pop("flags", ("--" + f.name.replace("_", "-"),))
+        if f.type == "bool":
+            p.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
+        default = "" if f.default is None or arg.get("required") else f" (default {f.default})"
+        p.add_argument(*flags, dest=f.name, type=int if f.type == "int" else str, default=f.default,
+                       help=f.metadata["help"] + default, **arg)
     return p
 
 
@@ -447,19 +485,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import DatasetError, load_cifar10, to_tensor
     from .evaluate import _Bar
 
-    args = build_parser().parse_args(argv)
+    cfg = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
     try:
-        eps = THREAT_MODELS[args.threat_model] if args.eps is None else parse_budget(args.eps, "--eps")
-        for nm in ("n", "steps", "eot", "targets", "decision_samples", "part_size"):
-            if getattr(args, nm) < 1:
-                raise ValueError(f"--{nm.replace('_', '-')} must be a positive integer, got {getattr(args, nm)}")
-        if args.offset < 0:
-            raise ValueError(f"--offset must be >= 0, got {args.offset}")
+        eps = cfg.budget()
     except ValueError as e:
         print(f"error: {e}\n(see python -m ratzoo.benchmark --help)", file=sys.stderr)
         return 2
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if world > 1:
         import torch.distributed as dist
 
@@ -467,25 +500,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
-        model = load_model_spec(args.model, device)
-        xs, ys = load_cifar10("test", root=args.data_dir)
+        model = load_model_spec(cfg.model, device)
+        xs, ys = load_cifar10("test", root=cfg.data_dir)
     except (ValueError, KeyError, DatasetError) as e:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 3
     except Exception as e:  # CheckpointError, HubError: their messages say what to do
         print(f"error: {e}", file=sys.stderr)
         return 3
-    x = to_tensor(np.array(xs[args.offset: args.offset + args.n])).to(device)
-    y = torch.from_numpy(np.array(ys[args.offset: args.offset + args.n])).long().to(device)
+    x = to_tensor(np.array(xs[cfg.offset: cfg.offset + cfg.n])).to(device)
+    y = torch.from_numpy(np.array(ys[cfg.offset: cfg.offset + cfg.n])).long().to(device)
     n = len(x)
-    if n < args.n:
-        print(f"warning: only {n} images from offset {args.offset}", file=sys.stderr)
-    folder = _parts_dir(args, eps)
+    if n < cfg.n:
+        print(f"warning: only {n} images from offset {cfg.offset}", file=sys.stderr)
+    folder = cfg.parts_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    all_parts = part_seeds(args.seed, n, args.part_size)
+    all_parts = part_seeds(cfg.seed, n, cfg.part_size)
 
     def finished() -> dict[int, dict[str, Any]]:
         """The parts on disk that cover this run's images (a last part of another n is not one)."""
@@ -500,7 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return out
 
     parts = finished()
-    if parts and not args.resume and rank == 0 and world == 1:
+    if parts and not cfg.resume and rank == 0 and world == 1:
         print(f"error: {len(parts)} finished parts of this exact run are in {folder}; pass --resume to reuse "
               f"them (or delete the folder to start over)", file=sys.stderr)
         return 2
@@ -510,13 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp.write_text(json.dumps(part))
         tmp.replace(folder / f"part_{j:05d}.json")
 
-    name = args.name or args.model
-    common = dict(threat_model=args.threat_model, eps=eps, seed=args.seed, steps=args.steps, eot_samples=args.eot,
-                  n_target_classes=args.targets, decision_samples=args.decision_samples, randomness=args.randomness,
-                  precision=args.precision, model_name=name, offset=args.offset, part_size=args.part_size)
-    rnd = randomness_of(model, x, args.randomness)
-    print(f"[rank {rank}] {name}: {rnd.kind}; {args.threat_model} eps {_eps_text(args.threat_model, eps)}; "
-          f"{len(all_parts)} parts of {args.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)
+    name = cfg.name or cfg.model
+    common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,
+                  n_target_classes=cfg.targets, decision_samples=cfg.decision_samples, randomness=cfg.randomness,
+                  precision=cfg.precision, model_name=name, offset=cfg.offset, part_size=cfg.part_size)
+    rnd = randomness_of(model, x, cfg.randomness)
+    print(f"[rank {rank}] {name}: {rnd.kind}; {cfg.threat_model} eps {_eps_text(cfg.threat_model, eps)}; "
+          f"{len(all_parts)} parts of {cfg.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)
     mine = [j for j, _, _ in all_parts if j % world == rank and j not in parts]
     measured: dict[int, dict[str, Any]] = {}
 
@@ -528,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock = _claim(folder / f"part_{j:05d}.lock")
         if lock is None or j in finished():
             continue  # another process measures it (or just did)
-        bar = None if args.no_progress else _Bar(sys.stderr, label=f"part {j + 1}/{len(all_parts)}")
+        bar = None if cfg.no_progress else _Bar(sys.stderr, label=f"part {j + 1}/{len(all_parts)}")
         try:
             rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
                             progress=bar.update if bar is not None else None)
@@ -552,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts.update(measured)
     parts.update(finished())
     while not all(j in parts for j, _, _ in all_parts):  # parts another process is measuring
-        if not args.wait:
+        if not cfg.wait:
             print(f"[rank {rank}] the other parts are being measured by another process; the process that "
                   f"finishes the last part writes the record (or rerun with --resume --wait)", file=sys.stderr)
             return 0
@@ -560,27 +593,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parts.update(finished())
     rec = benchmark(model, x, y, **common, parts=parts)
     rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
-    rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if args.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
+    rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
                      command="python -m ratzoo.benchmark " + " ".join(sys.argv[1:] if argv is None else argv))
-    if args.sanity:
+    if cfg.sanity:
         m = min(n, PART_SIZE)
         rec.extra["sanity"] = sanity_checks(
-            model, x[:m], y[:m], rec, base_part=parts.get(0) if args.part_size == m else None,
+            model, x[:m], y[:m], rec, base_part=parts.get(0) if cfg.part_size == m else None,
             **{k: v for k, v in common.items() if k not in ("model_name", "offset", "part_size")})
         for c in rec.extra["sanity"]:
             print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
-    if args.out:
-        rec.save(args.out)
-        print(f"wrote {args.out}", file=sys.stderr)
+    if cfg.out:
+        rec.save(cfg.out)
+        print(f"wrote {cfg.out}", file=sys.stderr)
     else:
         print(json.dumps(rec.to_json(), indent=2))
-    if args.leaderboard:
+    if cfg.leaderboard:
         from .zoo import entries
 
-        entry = entries().get(args.model)
+        entry = entries().get(cfg.model)
         link = f"checkpoints/{entry.bundled}/README.md" if entry is not None and entry.bundled else None
-        update_leaderboard(args.leaderboard, leaderboard_entry(rec, link=link, record_path=args.out))
-        print(f"updated {args.leaderboard}", file=sys.stderr)
+        update_leaderboard(cfg.leaderboard, leaderboard_entry(rec, link=link, record_path=cfg.out))
+        print(f"updated {cfg.leaderboard}", file=sys.stderr)
     lo, hi = rec.robust_accuracy_ci95
     print(f"{name}: clean {rec.clean_accuracy:.4f}, robust {rec.robust_accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
           f"one draw {rec.single_draw_accuracy:.4f}, n={rec.n}, {rec.elapsed_s:.0f} s", file=sys.stderr)

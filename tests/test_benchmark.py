@@ -250,6 +250,14 @@ def test_cli_benchmarks_a_foreign_randomized_model(fn, kind, foreign_module, tin
     assert entry["robust_acc"] == pytest.approx(100 * rec.robust_accuracy, abs=0.01)
 
 
+def test_cli_refuses_bad_input_in_words(foreign_module, tiny_cifar_root, subprocess_env) -> None:
+    r = _cli(["--model", "no_such_module:build", "--data-dir", str(tiny_cifar_root), *CLI_ARGS], foreign_module,
+             subprocess_env)
+    assert r.returncode == 3 and "cannot import 'no_such_module:build'" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(["--model", "my_defense:per_call", "--steps", "0"], foreign_module, subprocess_env)
+    assert r.returncode == 2 and "--steps must be a positive integer, got 0" in r.stderr
+
+
 def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifar_root, subprocess_env) -> None:
     def run(name: str, extra: list[str], torchrun: int = 0) -> dict:
         out = foreign_module / f"{name}.json"
@@ -270,6 +278,24 @@ def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifa
     assert run("resumed", ["--resume"]) == one
     shutil.rmtree(folder)
     assert run("ranks", [], torchrun=2) == one
+
+
+def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_path) -> None:
+    """Runs that measure the same parts share a folder (n, resume, output and threads do not
+    matter); a different seed, budget, attack setting or precision gets its own."""
+    monkeypatch.setenv("RATZOO_CACHE", str(tmp_path))
+    cfg = BENCH.BenchmarkConfig
+    base = cfg(model="rat").parts_dir()
+    assert base.parent == tmp_path / "benchmark"
+    assert cfg(model="rat", n=100, resume=True, out="x.json", threads=1, sanity=True).parts_dir() == base
+    assert cfg(model="rat", eps="8/255", precision="auto").parts_dir() == base
+    for other in (dict(seed=1), dict(eps="4/255"), dict(threat_model="L2"), dict(steps=50), dict(eot=10),
+                  dict(targets=3), dict(precision="fp32"), dict(offset=100), dict(model="at")):
+        assert cfg(**{"model": "rat", **other}).parts_dir() != base, other
+    parsed = BENCH.build_parser().parse_args(["--model", "rat", "--n-images", "7", "--part-size", "5", "--resume"])
+    assert cfg(**vars(parsed)) == cfg(model="rat", n=7, part_size=5, resume=True)
+    with pytest.raises(ValueError, match="--part-size must be a positive integer"):
+        cfg(model="rat", part_size=0).budget()
 
 
 def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
