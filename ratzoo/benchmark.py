@@ -334,7 +334,8 @@ def update_leaderboard(path: str | Path, entry: dict[str, Any]) -> list[dict[str
     return entries
 
 
-def _eps_text(threat_model: str, eps: float) -> str:
+def eps_text(threat_model: str, eps: float) -> str:
+    """A budget as people write it: ``8/255`` for Linf, ``0.5`` for L2."""
     k = eps * 255
     return f"{round(k)}/255" if threat_model == "Linf" and abs(k - round(k)) < 1e-6 else f"{eps:g}"
 
@@ -345,7 +346,7 @@ def leaderboard_markdown(entries: Sequence[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for e in entries:
         ci = e["robust_acc_ci95"]
-        lines.append(f"| {e['threat_model']} {_eps_text(e['threat_model'], e['eps'])} | {e['name']} | {e['randomness']} | "
+        lines.append(f"| {e['threat_model']} {eps_text(e['threat_model'], e['eps'])} | {e['name']} | {e['randomness']} | "
                      f"{e['clean_acc']:.1f} | {e['robust_acc']:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | "
                      f"{e['single_draw_acc']:.1f} | {e['n']} | {e['eot_samples']} / {e['decision_samples']} |")
     return "\n".join(lines)
@@ -548,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   n_target_classes=cfg.targets, decision_samples=cfg.decision_samples, randomness=cfg.randomness,
                   precision=cfg.precision, model_name=name, offset=cfg.offset, part_size=cfg.part_size)
     rnd = randomness_of(model, x, cfg.randomness)
-    print(f"[rank {rank}] {name}: {rnd.kind}; {cfg.threat_model} eps {_eps_text(cfg.threat_model, eps)}; "
+    print(f"[rank {rank}] {name}: {rnd.kind}; {cfg.threat_model} eps {eps_text(cfg.threat_model, eps)}; "
           f"{len(all_parts)} parts of {cfg.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)
     mine = [j for j, _, _ in all_parts if j % world == rank and j not in parts]
     measured: dict[int, dict[str, Any]] = {}

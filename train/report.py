@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ratzoo.benchmark import THREAT_MODELS, eps_text
 from ratzoo.evaluate import accuracy_at_thresholds
 from ratzoo.record import Record, compare
 from ratzoo.stats import wilson_interval
@@ -50,9 +51,11 @@ CERT_START, CERT_END = "<!-- certify-table:start -->", "<!-- certify-table:end -
 PAPER_LINF_NAME = "PGD-10 Linf 0.15 (paper's Table 2 setting)"
 CW_NOT_FOOLED_NAME = "C&W-L2 not fooled (unbounded)"
 CW_AT_05, PGD_L2_05 = "C&W-L2 accuracy at L2 0.5", "PGD-20 L2 0.5"  # the L2 0.5 metrics compared
-# benchmark record suffix -> (metric name, the table's single attacks at the same budget)
-BENCHMARK_METRICS = {"Linf": ("Benchmark Linf 8/255", ("PGD-20 Linf 8/255", "APGD-CE Linf 8/255")),
-                     "L2": ("Benchmark L2 0.5", (PGD_L2_05,))}
+# the leaderboard's threat models, in words ("Linf 8/255", "L2 0.5"), and per threat model
+# (= benchmark record suffix): (metric name, the table's single attacks at the same budget)
+BENCHMARK_WORDS = {t: f"{t} {eps_text(t, eps)}" for t, eps in THREAT_MODELS.items()}
+BENCHMARK_METRICS = {"Linf": (f"Benchmark {BENCHMARK_WORDS['Linf']}", ("PGD-20 Linf 8/255", "APGD-CE Linf 8/255")),
+                     "L2": (f"Benchmark {BENCHMARK_WORDS['L2']}", (PGD_L2_05,))}
 
 
 def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict[str, Any]]]:
@@ -72,8 +75,8 @@ def _metric(name: str, typ: str, value: float, rec: dict[str, Any], ci: list[flo
 
 TABLE_COLUMNS = [*zip([name for _, name, _ in TABLE], ["clean", "FGSM 8/255", "PGD-20 8/255", "PGD-20 L2 0.5",
                                                       "APGD-CE 8/255"], strict=True),
-                 *((name, name.replace("Benchmark Linf ", "benchmark ").replace("Benchmark", "benchmark"))
-                   for name, _ in BENCHMARK_METRICS.values()),
+                 *((name, f"benchmark {eps_text(t, THREAT_MODELS[t]) if t == 'Linf' else BENCHMARK_WORDS[t]}")
+                   for t, (name, _) in BENCHMARK_METRICS.items()),
                  *((f"C&W-L2 accuracy at L2 {t}", f"C&W @{t}") for t in CW_THRESHOLDS),
                  ("C&W-L2 median minimal norm", "C&W median L2")]
 """The README zoo table's columns: (metric name, header), in order."""
@@ -368,12 +371,12 @@ def _paper_claims() -> list[tuple[str, int, str, str, str, str]]:
 
 
 PAPER_CLAIMS = _paper_claims()
-BENCHMARK_THREAT = {LINF: ("Linf", "Linf 8/255"), L2: ("L2", "L2 0.5")}  # column -> (record suffix, words)
+BENCHMARK_THREAT = {LINF: "Linf", L2: "L2"}  # the paper's Table 2 column -> the leaderboard's threat model
 
 
 def benchmark_source(column: int) -> str:
     """The ``source`` of a paired comparison of two benchmark records, e.g. ``"benchmark Linf"``."""
-    return f"benchmark {BENCHMARK_THREAT[column][0]}"
+    return f"benchmark {BENCHMARK_THREAT[column]}"
 
 
 def paired(ra: dict[str, Any], rb: dict[str, Any]) -> dict[str, Any] | None:
@@ -396,7 +399,7 @@ def paired_comparisons(records: dict[str, dict[str, dict[str, Any]]],
     key_of = {name: key for key, name, _ in TABLE}
     out = []
     for _, column, a, b, _, _ in PAPER_CLAIMS:
-        suffix = BENCHMARK_THREAT[column][0]
+        suffix = BENCHMARK_THREAT[column]
         ra, rb = benchmarks.get(f"{a}_{suffix}"), benchmarks.get(f"{b}_{suffix}")
         if ra is not None and rb is not None and (c := paired(ra, rb)) is not None:
             out.append({"source": benchmark_source(column), "a": a, "b": b, **c})
@@ -480,7 +483,7 @@ def findings(results: dict[str, Any]) -> str:
                          "(`bash train/benchmark_zoo.sh`).")
             continue
         lines.append(f"- *{claim}, under the benchmark* (paper, {evidence}): **{paired_verdict(c, rel)}**. "
-                     f"APGD-CE + APGD-T, {BENCHMARK_THREAT[column][1]}: {_paired_text(c, a, b)}.")
+                     f"APGD-CE + APGD-T, {BENCHMARK_WORDS[BENCHMARK_THREAT[column]]}: {_paired_text(c, a, b)}.")
     for claim, column, metric, a, b, rel, note in CLAIMS:
         evidence = _evidence(column, a, b, note)
         ma, mb = _ci_of(results, a, metric), _ci_of(results, b, metric)
