@@ -68,9 +68,23 @@ def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict
 
 def _metric(name: str, typ: str, value: float, rec: dict[str, Any], ci: list[float] | None) -> dict[str, Any]:
     eot = rec.get("effective_eot_samples")
-    return {"name": name, "type": typ, "value": round(float(value), 6), "n": rec["n"],
-            "ci95": [round(c, 6) for c in ci] if ci else None,
-            "eot_samples": eot, "decision_samples": rec.get("decision_samples"), "record": rec.get("key")}
+    out = {"name": name, "type": typ, "value": round(float(value), 6), "n": rec["n"],
+           "ci95": [round(c, 6) for c in ci] if ci else None,
+           "eot_samples": eot, "decision_samples": rec.get("decision_samples"), "record": rec.get("key")}
+    steps = (rec.get("params") or {}).get("steps")
+    if steps is not None:
+        out["steps"] = int(steps)  # every published number states its iterations
+    return out
+
+
+def metric_label(m: dict[str, Any]) -> str:
+    """A metric's name with its iterations where the name does not say them ("APGD-CE-50 Linf
+    8/255"; "PGD-20 ..." already does)."""
+    name, steps = m["name"], m.get("steps")
+    if steps is None or any(ch.isdigit() for ch in name.split(" ")[0]):
+        return name
+    head, _, rest = name.partition(" ")
+    return f"{head}-{steps} {rest}" if head == "APGD-CE" else name
 
 
 TABLE_COLUMNS = [*zip([name for _, name, _ in TABLE], ["clean", "FGSM 8/255", "PGD-20 8/255", "PGD-20 L2 0.5",
@@ -492,7 +506,7 @@ def findings(results: dict[str, Any]) -> str:
             continue
         c = _paired_of(results, metric, a, b)
         if c is not None:
-            lines.append(f"- *{claim}* (paper, {evidence}): **{paired_verdict(c, rel)}**. {metric}: "
+            lines.append(f"- *{claim}* (paper, {evidence}): **{paired_verdict(c, rel)}**. {metric_label(ma)}: "
                          f"{_paired_text(c, a, b)}.")
             continue
         v = verdict(ma, mb, rel)
@@ -500,7 +514,7 @@ def findings(results: dict[str, Any]) -> str:
         caveat = (f" **Not evidence:** on {' and '.join(weak)} C&W is clearly weaker than PGD-20 L2 at the same "
                   "budget (see below), so this C&W comparison says nothing about robustness." if weak else "")
         lines.append(
-            f"- *{claim}* (paper, {evidence}): **{v}**. {metric}: {LABELS[a]} {_ci_text(ma)} vs {LABELS[b]} "
+            f"- *{claim}* (paper, {evidence}): **{v}**. {metric_label(ma)}: {LABELS[a]} {_ci_text(ma)} vs {LABELS[b]} "
             f"{_ci_text(mb)}.{caveat}")
     for model in results["models"]:
         pair = cw_weaker_than_pgd(results, model)
@@ -544,8 +558,9 @@ def findings(results: dict[str, Any]) -> str:
             how = (f"overstates {LABELS.get(model, model)} by {-d:.1f} points" if d < 0 else
                    f"does not overstate {LABELS.get(model, model)} (the benchmark is {d:.1f} points above it)")
             lines.append(f"- *The table's strongest single attack at {bench_name.split(' ', 1)[1]}* {how}: "
-                         f"{best['name']} {_ci_text(best)}; the benchmark {_ci_text(bench)}"
-                         + "".join(f"; {m['name']} {100 * m['value']:.1f}" for m in single if m is not best) + ".")
+                         f"{metric_label(best)} {_ci_text(best)}; the benchmark {_ci_text(bench)}"
+                         + "".join(f"; {metric_label(m)} {100 * m['value']:.1f}" for m in single if m is not best)
+                         + ".")
     for model, (paper_linf, _) in PAPER_TABLE2.items():
         m = _ci_of(results, model, PAPER_LINF_NAME)
         if m is None:
