@@ -53,7 +53,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, parse_budget
+from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_inputs, parse_budget
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
 from .randomness import Randomness, randomness_of
 from .record import Record
@@ -228,6 +228,7 @@ def benchmark(
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check_inputs(images, labels)
     t0 = time.perf_counter()
     labels = labels.to(images.device).long()
     rnd = randomness_of(model, images, randomness)

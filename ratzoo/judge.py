@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .attacks import ATTACKS, canonical_name, make_attack
-from .attacks.base import PassStats
+from .attacks.base import PassStats, check_inputs
 from .eot import forward_draws, predict_proba
 from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
@@ -258,6 +258,7 @@ def run_attack(
     """
     t0 = time.perf_counter()
     name = canonical_attack(attack)
+    check_inputs(images, labels)  # before any verdict: a [0, 255] batch must not be judged at all
     device = images.device
     labels = labels.to(device).long()
     rnd = randomness_of(model, images, randomness) if images.shape[0] else Randomness("deterministic", "none")

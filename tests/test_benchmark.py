@@ -144,6 +144,12 @@ def test_bad_records_and_arguments_are_refused(tmp_path) -> None:
         ratzoo.benchmark(base, x, y, steps=0)
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
         ratzoo.benchmark(base, x, y, precision="fp16")
+    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
+        ratzoo.benchmark(base, x * 255, y)
+    with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \(4,\)"):
+        ratzoo.benchmark(base, x, y[:3])
+    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
+        ratzoo.run_attack(base, x * 255, y, "fgsm", eps=8 / 255)
 
 
 # --------------------------------------------------------------------------- compare
