@@ -518,3 +518,23 @@ def test_figure2_shares_sum_to_one_and_the_cap_starts_empty_on_the_committed_rec
             assert caps == sorted(caps)  # the cap only grows with eps'
             fooled = sum(bool(f) for f in r.per_image["fooled"])
             assert pts[0]["n"] + pts[0]["not_found"] == fooled
+
+
+def test_readme_prose_on_the_benchmark_holds_for_the_committed_records():
+    """The README's hand-written sentences about the leaderboard hold for the records they cite:
+    RAT less robust than AT under Linf by the paired test; the single attacks overstate every
+    benchmarked model."""
+    text = (REPO_ROOT / "README.md").read_text()
+    results = json.loads(RESULTS_JSON.read_text())
+    if "RAT is *less* robust than plain adversarial" in text:
+        c = next(c for c in results["paired"] if (c["source"], c["a"], c["b"]) == ("benchmark Linf", "rat", "at"))
+        assert c["p_value"] < 0.05 and c["difference"] < 0 and c["n"] == 1000
+    if "single attacks overstate every model against the benchmark" in text:
+        found = 0
+        for res in results["models"].values():
+            by = {m["name"]: m for m in res["table"]}
+            for bench, singles in report.BENCHMARK_METRICS.values():
+                if bench in by:
+                    assert min(by[s]["value"] for s in singles if s in by) > by[bench]["value"]
+                    found += 1
+        assert found >= 4
