@@ -436,15 +436,19 @@ class BenchmarkConfig:
         return THREAT_MODELS[self.threat_model] if self.eps is None else parse_budget(self.eps, "--eps")
 
     def parts_dir(self) -> Path:
-        """Where this run's finished parts live: ``$RATZOO_CACHE/benchmark/<key>`` (default
-        ``~/.cache/ratzoo``), the key hashing every field that defines the measurement. ``n``
+        """Where this run's finished parts live: ``$RATZOO_BENCHMARK_PARTS/<key>`` (default
+        ``$RATZOO_CACHE/benchmark``, i.e. ``~/.cache/ratzoo/benchmark``; a variable of its own so
+        that pointing the parts into a repository never moves the dataset cache there), the key
+        hashing every field that defines the measurement. ``n``
         is not one: part j is the same images and seed whatever n, so a run of the first 100
         images reuses the first part of a run of 1000 (and the other way round)."""
         ident = [self.budget() if f.name == "eps" else getattr(self, f.name) for f in dataclasses.fields(self)
                  if f.metadata["key"] == "always"
                  or (f.metadata["key"] == "unless_default" and getattr(self, f.name) != f.default)]
         digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-        return Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo") / "benchmark" / digest
+        parts = os.environ.get("RATZOO_BENCHMARK_PARTS")
+        cache = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
+        return (Path(parts) if parts else cache / "benchmark") / digest
 
 
 def build_parser() -> argparse.ArgumentParser:

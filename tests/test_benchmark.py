@@ -302,6 +302,8 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
     assert cfg(**vars(parsed)) == cfg(model="rat", n=7, part_size=5, resume=True)
     with pytest.raises(ValueError, match="--part-size must be a positive integer"):
         cfg(model="rat", part_size=0).budget()
+    monkeypatch.setenv("RATZOO_BENCHMARK_PARTS", str(tmp_path / "parts"))  # the parts alone, not the data cache
+    assert cfg(model="rat").parts_dir() == tmp_path / "parts" / base.name
 
 
 def test_readme_leaderboard_equals_the_leaderboard_file() -> None:

@@ -12,7 +12,7 @@
 # The noisy models take several core-hours each, more than one working session, and neither the
 # checkout's untracked files nor ~/.cache outlive a session here. So the finished parts (each a
 # real 100-image measurement) are kept in the repository, under checkpoints/results/benchmark/parts/
-# (RATZOO_CACHE), and committed as they finish: a new clone resumes where the last commit stopped.
+# (RATZOO_BENCHMARK_PARTS, parts only: the dataset cache stays in RATZOO_CACHE), and committed as they finish: a new clone resumes where the last commit stopped.
 # Once a record is written, its parts are redundant (the record holds every per-image outcome).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ MODELS=${MODELS:-$($PY -c "from ratzoo import zoo; print(' '.join(zoo.names()))"
 THREATS=${THREATS:-"Linf L2"}
 N=${N:-1000}
 export RATZOO_CIFAR10=${RATZOO_CIFAR10:-$(realpath ../shared/data/cifar10)}
-export RATZOO_CACHE=${RATZOO_CACHE:-$PWD/checkpoints/results/benchmark/parts}
+export RATZOO_BENCHMARK_PARTS=${RATZOO_BENCHMARK_PARTS:-$PWD/checkpoints/results/benchmark/parts/benchmark}
 mkdir -p checkpoints/results/benchmark
 for threat in $THREATS; do
   for model in $MODELS; do
