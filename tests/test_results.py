@@ -98,6 +98,8 @@ def test_benchmark_column_and_how_much_the_single_attacks_overstate(tmp_path):
     report.write_readme(results, readme)
     rows = _readme_rows(readme.read_text())
     assert rows["AT"][5:7] == ["37.1", "52.0"] and rows["AT"] == _expected_cells(results["models"]["at"])
+    bench_metrics = [m for m in results["models"]["at"]["table"] if m["name"].startswith("Benchmark")]
+    assert [m["record"] for m in bench_metrics] == ["benchmark/at_Linf.json", "benchmark/at_L2.json"]
     lines = report.findings(results).splitlines()
     linf = next(x for x in lines if x.startswith("- *The table's strongest single attack at Linf 8/255*"))
     assert "overstates AT by 3.6 points" in linf and "APGD-CE Linf 8/255 40.7" in linf and "PGD-20 Linf 8/255 41.1" in linf
@@ -116,6 +118,19 @@ def test_readme_table_matches_results_json():
     assert set(rows) == {report.LABELS[m] for m in results["models"]}
     for model, res in results["models"].items():
         assert rows[report.LABELS[model]] == _expected_cells(res), model
+
+
+def test_committed_benchmark_metrics_point_to_their_records():
+    """Every benchmark number in results.json names the committed record it came from, and that
+    record holds the same number."""
+    if not RESULTS_JSON.is_file():
+        pytest.skip("no checkpoints/results/results.json yet (python -m train.experiments && python -m train.report)")
+    results = json.loads(RESULTS_JSON.read_text())
+    metrics = [m for res in results["models"].values() for m in res["table"] if m["name"].startswith("Benchmark")]
+    for m in metrics:
+        rec = json.loads((RESULTS_JSON.parent / m["record"]).read_text())
+        assert (round(rec["robust_accuracy"], 6), rec["n"]) == (m["value"], m["n"]), m["record"]
+    assert len(metrics) == len(list((RESULTS_JSON.parent / "benchmark").glob("*_*.json")))
 
 
 def test_cards_match_results_json():

@@ -97,12 +97,14 @@ TABLE_COLUMNS = [*zip([name for _, name, _ in TABLE], ["clean", "FGSM 8/255", "P
 
 
 def benchmark_metrics(model: str, benchmarks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The model's leaderboard numbers (``ratzoo.benchmark`` records) as table metrics."""
+    """The model's leaderboard numbers (``ratzoo.benchmark`` records) as table metrics; their
+    ``record`` is the record's path under the results folder (``benchmark/rat_Linf.json``)."""
     out = []
     for suffix, (name, _) in BENCHMARK_METRICS.items():
         rec = benchmarks.get(f"{model}_{suffix}")
         if rec is not None:
-            out.append(_metric(name, "robust_accuracy", rec["robust_accuracy"], rec, rec["robust_accuracy_ci95"]))
+            metric = _metric(name, "robust_accuracy", rec["robust_accuracy"], rec, rec["robust_accuracy_ci95"])
+            out.append({**metric, "record": f"benchmark/{model}_{suffix}.json"})
     return out
 
 
