@@ -544,6 +544,10 @@ def test_readme_prose_on_the_benchmark_holds_for_the_committed_records():
     if "RAT is *less* robust than plain adversarial" in text:
         c = next(c for c in results["paired"] if (c["source"], c["a"], c["b"]) == ("benchmark Linf", "rat", "at"))
         assert c["p_value"] < 0.05 and c["difference"] < 0 and c["n"] == 1000
+    if "benchmark finds RAT *more* robust than AT" in text:
+        c = next(c for c in results["paired"] if (c["source"], c["a"], c["b"]) == ("benchmark L2", "rat", "at"))
+        assert c["p_value"] < 0.001 and c["difference"] > 0 and c["n"] == 1000
+        assert f"{100 * c['accuracy_a']:.1f} vs {100 * c['accuracy_b']:.1f} %" in text
     if "single attacks overstate every model against the benchmark" in text:
         found = 0
         for res in results["models"].values():
