@@ -34,6 +34,7 @@ from train import leaderboard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
+BENCHMARKS = RESULTS / "benchmark"  # train/benchmark_zoo.sh's <model>_<threat>.json records
 MODELS = tuple(zoo.names())  # names, labels and order: the registry's
 LABELS = zoo.labels()
 # record key -> (metric name in cards/README, metric type)
@@ -104,7 +105,7 @@ def benchmark_metrics(model: str, benchmarks: dict[str, dict[str, Any]]) -> list
         rec = benchmarks.get(f"{model}_{suffix}")
         if rec is not None:
             metric = _metric(name, "robust_accuracy", rec["robust_accuracy"], rec, rec["robust_accuracy_ci95"])
-            out.append({**metric, "record": f"benchmark/{model}_{suffix}.json"})
+            out.append({**metric, "record": (BENCHMARKS / f"{model}_{suffix}.json").relative_to(RESULTS).as_posix()})
     return out
 
 
@@ -221,7 +222,7 @@ def load_certificates(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_benchmarks(folder: Path = RESULTS / "benchmark") -> dict[str, dict[str, Any]]:
+def load_benchmarks(folder: Path = BENCHMARKS) -> dict[str, dict[str, Any]]:
     """``<model>_<threat>.json`` records of ``python -m ratzoo.benchmark`` (``train/benchmark_zoo.sh``),
     by file stem, e.g. ``rat_Linf``."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*_*.json"))}
