@@ -537,8 +537,8 @@ def test_figure2_shares_sum_to_one_and_the_cap_starts_empty_on_the_committed_rec
 
 def test_readme_prose_on_the_benchmark_holds_for_the_committed_records():
     """The README's hand-written sentences about the leaderboard hold for the records they cite:
-    RAT less robust than AT under Linf by the paired test; the single attacks overstate every
-    benchmarked model."""
+    RAT less robust than AT under Linf by the paired test, more robust than AT and LeRAT under L2;
+    the single attacks overstate every benchmarked model."""
     text = (REPO_ROOT / "README.md").read_text()
     results = json.loads(RESULTS_JSON.read_text())
     if "RAT is *less* robust than plain adversarial" in text:
@@ -548,6 +548,11 @@ def test_readme_prose_on_the_benchmark_holds_for_the_committed_records():
         c = next(c for c in results["paired"] if (c["source"], c["a"], c["b"]) == ("benchmark L2", "rat", "at"))
         assert c["p_value"] < 0.001 and c["difference"] > 0 and c["n"] == 1000
         assert f"{100 * c['accuracy_a']:.1f} vs {100 * c['accuracy_b']:.1f} %" in text
+    if "and more robust than LeRAT" in text:
+        c = next(c for c in results["paired"] if (c["source"], c["a"], c["b"]) == ("benchmark L2", "rat", "lerat"))
+        assert c["p_value"] < 0.001 and c["difference"] > 0 and c["n"] == 1000
+        assert f"{100 * c['accuracy_a']:.1f} vs {100 * c['accuracy_b']:.1f} %" in text.replace("\n", " ")
+        assert f"by {round(100 * c['difference'])} points" in text
     if "single attacks overstate every model against the benchmark" in text:
         found = 0
         for res in results["models"].values():
