@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -53,11 +52,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from .attacks.apgd import canonical_norm
 from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_inputs, parse_budget
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
 from .randomness import Randomness, randomness_of
 from .record import Record
 from .stats import wilson_interval
+from .zoo import load_model_spec
 
 ENSEMBLE = ("apgd-ce", "apgd-t")
 """The attacks, in order; each runs on the images every earlier one left robust."""
@@ -164,8 +165,8 @@ def _precision_of(parts: Sequence[dict[str, Any]], asked: str) -> str:
     return "+".join(sorted({p.get("precision") or asked for p in parts})) or asked
 
 
-def part_seeds(seed: int, n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
-    """``(index, start, stop)`` of each part of ``n`` images and its seed is
+def part_ranges(n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
+    """``(index, start, stop)`` of each part of ``n`` images. Part ``index`` is seeded with
     ``derive_seed(seed, STREAM_PART + index)``: fixed by the images, never by the processes."""
     return [(j, a, min(a + part_size, n)) for j, a in enumerate(range(0, n, part_size))]
 
@@ -219,6 +220,7 @@ def benchmark(
     Returns:
         The :class:`~ratzoo.record.Record` (``attack="benchmark"``).
     """
+    threat_model = canonical_norm(threat_model)
     if threat_model not in THREAT_MODELS:
         raise ValueError(f"threat_model must be one of {', '.join(THREAT_MODELS)}, got {threat_model!r}")
     eps_f = THREAT_MODELS[threat_model] if eps is None else parse_budget(eps, "eps")
@@ -232,8 +234,14 @@ def benchmark(
     t0 = time.perf_counter()
     labels = labels.to(images.device).long()
     rnd = randomness_of(model, images, randomness)
+    if len(images):  # APGD-T's targets are wrong classes: check them before any attack runs
+        with torch.no_grad():
+            classes = model(images[:1]).shape[-1]
+        if n_target_classes > classes - 1:
+            raise ValueError(f"n_target_classes (--targets) must be at most {classes - 1}: the model has {classes} "
+                             f"classes, so {classes - 1} wrong ones to target; got {n_target_classes}")
     done = dict(parts or {})
-    todo = part_seeds(seed, len(images), part_size)
+    todo = part_ranges(len(images), part_size)
     if only_parts is not None:
         todo = [p for p in todo if p[0] in set(only_parts)]
     for j, a, b in todo:
@@ -356,30 +364,6 @@ def leaderboard_markdown(entries: Sequence[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- CLI
 
 
-def load_model_spec(spec: str, device: str = "cpu") -> nn.Module:
-    """A model from ``NAME`` (zoo), ``PATH`` (checkpoint folder) or ``module.path:callable``.
-
-    Raises:
-        ValueError: the callable cannot be imported or does not return an ``nn.Module``.
-    """
-    if ":" in spec and not Path(spec).exists() and not spec.startswith("hf-hub:"):
-        mod_name, _, fn_name = spec.partition(":")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # torchrun does not put the working directory on the path
-        try:
-            fn = getattr(importlib.import_module(mod_name), fn_name)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"cannot import {spec!r} ({e}); give module.path:callable importable from "
-                             f"{os.getcwd()}") from None
-        model = fn()
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
-        return model.to(device).eval()
-    from .zoo import load
-
-    return load(spec, device=device).eval()
-
-
 def _field(default: Any, help: str, key: str | None = None, **arg: Any) -> Any:
     """A :class:`BenchmarkConfig` field: its CLI ``help`` and argparse options, and ``key``:
     whether it defines the measurement (``"always"``, or ``"unless_default"`` for fields added
@@ -394,7 +378,8 @@ class BenchmarkConfig:
 
     model: str = _field(None, "zoo name, checkpoint folder, hf-hub:OWNER/NAME or module.path:callable", "always",
                         required=True)
-    threat_model: str = _field("Linf", "threat model", "always", choices=list(THREAT_MODELS))
+    threat_model: str = _field("Linf", "threat model (any case)", "always", choices=list(THREAT_MODELS),
+                               type=canonical_norm)
     eps: str | None = _field(None, "budget, e.g. 8/255 or 0.5 (default: 8/255 Linf, 0.5 L2)", "always")
     n: int = _field(1000, "test images; under torchrun write --n-images (torchrun reads --n as its own)",
                     flags=("--n", "--n-images"))
@@ -402,7 +387,8 @@ class BenchmarkConfig:
     seed: int = _field(0, "the one seed (each part's is derived from it)", "always")
     steps: int = _field(DEFAULT_STEPS, "APGD iterations per attack and per target", "always")
     eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always")
-    targets: int = _field(DEFAULT_TARGETS, "APGD-T targets", "always")
+    targets: int = _field(DEFAULT_TARGETS, "APGD-T targets, the most likely wrong classes (at most classes - 1)",
+                          "always")
     decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always")
     part_size: int = _field(PART_SIZE, "images per resumable part", "always")
     randomness: str | None = _field(None, "override the detected randomness", "always",
@@ -466,8 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
             continue
         default = "" if f.default is None or arg.get("required") else f" (default {f.default})"
-        p.add_argument(*flags, dest=f.name, type=int if f.type == "int" else str, default=f.default,
-                       help=f.metadata["help"] + default, **arg)
+        arg.setdefault("type", int if f.type == "int" else str)
+        p.add_argument(*flags, dest=f.name, default=f.default, help=f.metadata["help"] + default, **arg)
     return p
 
 
@@ -510,11 +496,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(cfg.threads)
     try:
         model = load_model_spec(cfg.model, device)
-        xs, ys = load_cifar10("test", root=cfg.data_dir)
-    except (ValueError, KeyError, DatasetError) as e:
+    except (ValueError, KeyError) as e:  # a name or callable that names no model: a bad argument
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # CheckpointError, HubError, or the user's callable failing: their messages say what to do
+        print(f"error: {e}", file=sys.stderr)
         return 3
-    except Exception as e:  # CheckpointError, HubError: their messages say what to do
+    try:
+        xs, ys = load_cifar10("test", root=cfg.data_dir)
+    except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     x = to_tensor(np.array(xs[cfg.offset: cfg.offset + cfg.n])).to(device)
@@ -524,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: only {n} images from offset {cfg.offset}", file=sys.stderr)
     folder = cfg.parts_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    all_parts = part_seeds(cfg.seed, n, cfg.part_size)
+    all_parts = part_ranges(n, cfg.part_size)
 
     def finished() -> dict[int, dict[str, Any]]:
         """The parts on disk that cover this run's images (a last part of another n is not one)."""
@@ -571,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
                             progress=bar.update if bar is not None else None)
+        except ValueError as e:  # arguments this model or data refuse (checked before any attack runs)
+            print(f"\nerror: {e}", file=sys.stderr)
+            return 2
         finally:
             lock.close()
         if bar is not None:

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .eot import _check_images, default_chunk, forward_draws
+from .eot import check_images, default_chunk, forward_draws
 from .noise import noise_control, noise_enabled, noise_modules
 
 # `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
@@ -496,7 +496,7 @@ def certify(
     >>> certs = certify(model, images[:2], n=10_000, seed=0)
     >>> [(c.label, c.radius) for c in certs]  # (class or -1, L2 radius in [0, 1] pixels)
     """
-    _check_images(x)
+    check_images(x)
     batch_size = batch_size or default_chunk(x.device)
     _check_sampling(n, alpha, batch_size, n0=n0)
     sigma, layer = _smoothing_setup(model)
@@ -545,7 +545,7 @@ def predict(
     Returns:
         ``(N,)`` int64 labels, -1 for abstain.
     """
-    _check_images(x)
+    check_images(x)
     batch_size = batch_size or default_chunk(x.device)
     _check_sampling(n, alpha, batch_size)
     _smoothing_setup(model)
@@ -565,9 +565,9 @@ def _parse_radii(text: str) -> list[float]:
     try:
         radii = sorted({float(r) for r in text.split(",") if r.strip()})
     except ValueError as e:
-        raise SystemExit(f"error: --radii must be comma-separated numbers, got {text!r}") from e
+        raise ValueError(f"--radii must be comma-separated numbers, got {text!r}") from e
     if not radii or not all(math.isfinite(r) and r >= 0 for r in radii):
-        raise SystemExit(f"error: --radii must be finite non-negative numbers, got {text!r}")
+        raise ValueError(f"--radii must be finite non-negative numbers, got {text!r}")
     return radii
 
 
@@ -634,7 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
 
-    radii = _parse_radii(args.radii)
+    try:
+        radii = _parse_radii(args.radii)
+    except ValueError as e:
+        ap.error(str(e))  # exit 2, as every bad argument
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if len(models) > 1 and "{model}" not in args.out:
         ap.error("several models need '{model}' in --out")

@@ -75,10 +75,27 @@ class EOTPrediction:
         return self.votes.argmax(1)
 
 
-def _check_images(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected a float image batch of shape (N, C, H, W), got {shape}")
+def check_images(x: torch.Tensor) -> None:
+    """Raise a ``ValueError`` that says what is wrong and how to fix it unless ``x`` is what
+    every ratzoo function takes: a float ``(N, C, H, W)`` batch in [0, 1] (normalization is
+    inside the model). The one statement of that contract (attacks, decisions, certificates)."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"images must be a torch.Tensor of shape (N, C, H, W) in [0, 1], got a {type(x).__name__} "
+                         "(numpy uint8 HWC images: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255)")
+    shape = tuple(x.shape)
+    if x.dim() != 4:
+        hint = "; one image? add the batch dimension with x.unsqueeze(0)" if x.dim() == 3 else ""
+        raise ValueError(f"images must have shape (N, C, H, W), got {shape}{hint}")
+    if shape[-1] in (1, 3) and shape[1] not in (1, 3):
+        raise ValueError(f"images must be channels-first (N, C, H, W); {shape} looks channels-last (N, H, W, C): "
+                         "pass x.permute(0, 3, 1, 2)")
+    if not x.is_floating_point():
+        raise ValueError(f"images must be a float tensor in [0, 1], got dtype {x.dtype}"
+                         + (": for 8-bit pixels pass x.float() / 255" if x.dtype == torch.uint8 else ""))
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        lo, hi = x.min().item(), x.max().item()
+        raise ValueError(f"images must lie in [0, 1] (normalization is inside the model), "
+                         f"got range [{lo:.3g}, {hi:.3g}]" + (": for 0-255 pixels pass x / 255" if hi > 1.5 and lo >= 0 else ""))
 
 
 def forward_draws(
@@ -146,7 +163,7 @@ def predict_proba(
     >>> p.probs.shape, p.label.shape
     (torch.Size([8, 10]), torch.Size([8]))
     """
-    _check_images(x)
+    check_images(x)
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, got {samples!r}")
     rnd = randomness_of(model, x, randomness)

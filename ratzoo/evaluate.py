@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
+from .attacks.apgd import NORMS, canonical_norm
 from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
                     STREAM_CLEAN, AttackOutcome, canonical_attack, derive_seed, run_attack)
 from .record import Record, _json_safe
@@ -500,12 +501,13 @@ def _parse_positive_int(text: str, name: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ratzoo.evaluate",
-        description="Attack a ratzoo model on CIFAR-10 test images and write an honest JSON record "
-                    "(decision rule: mean softmax over fresh noise draws; 95%% Wilson CIs).",
+        description="Attack a model on CIFAR-10 test images and write an honest JSON record "
+                    "(decision rule: mean softmax over fresh noise draws; 95% Wilson CIs).",
         epilog="example: python -m ratzoo.evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
                "--eot 20 --n 1000 --out results.json",
     )
-    p.add_argument("--model", required=True, help="a zoo name (see ratzoo.list_models()) or a checkpoint folder")
+    p.add_argument("--model", required=True, help="a zoo name (see ratzoo.list_models()), a checkpoint folder, "
+                   "hf-hub:OWNER/NAME or module.path:callable (your own nn.Module taking images in [0, 1])")
     p.add_argument("--attack", default="pgd-linf",
                    help=f"none, {', '.join(ATTACKS)} (aliases: {', '.join(ALIASES)}); default pgd-linf")
     p.add_argument("--eps", default=None, help="budget, e.g. 8/255 (Linf) or 0.5 (L2); default: the attack's")
@@ -518,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-steps", default=None, help="C&W binary-search steps (default 9)")
     p.add_argument("--initial-const", default=None, help="C&W initial constant c (default 1e-2)")
     p.add_argument("--kappa", default=None, help="C&W confidence (default 0)")
-    p.add_argument("--norm", default=None, choices=["Linf", "L2"], help="APGD threat model (default Linf)")
+    p.add_argument("--norm", default=None, type=canonical_norm, choices=NORMS, help="APGD threat model (default Linf)")
     p.add_argument("--thresholds", default="0.25,0.5,1.0", help="C&W: L2 thresholds for accuracy (default 0.25,0.5,1.0)")
     p.add_argument("--n", default="1000", help="number of test images (default 1000)")
     p.add_argument("--offset", default="0", help="index of the first test image (default 0)")
@@ -526,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10 or the Hub")
     p.add_argument("--seed", default="0", help="seed of the attack and decision draws (default 0)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: torch's default)")
     p.add_argument("--sweep-eps", default=None, help="comma-separated budgets, e.g. 2/255,4/255,8/255,16/255")
     p.add_argument("--sweep-eot", default=None, help="comma-separated eot_samples, e.g. 1,5,10,20,50")
     p.add_argument("--sanity", action="store_true",
@@ -600,9 +603,8 @@ def _validate(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
-    from . import load, load_cifar10
-    from .checkpoint import CheckpointError
-    from .data import DatasetError, describe_source, to_tensor
+    from .data import DatasetError, describe_source, load_cifar10, to_tensor
+    from .zoo import load_model_spec
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -615,12 +617,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     decision_samples = int(args.decision_samples)
     thresholds = _parse_list(args.thresholds, "--thresholds", float)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
-        model = load(args.model, device=device)
-    except KeyError as e:
+        model = load_model_spec(args.model, device)
+    except (KeyError, ValueError) as e:  # a name or callable that names no model: a bad argument
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
-    except CheckpointError as e:
+    except Exception as e:  # CheckpointError, HubError, or the user's callable failing: their messages say what to do
         print(f"error: {e}", file=sys.stderr)
         return 3
     try:

@@ -91,6 +91,14 @@ DECISION_BLOCK = 10
 """Draws per round of the sequential decision (:func:`decide`)."""
 
 
+def _check_label_range(labels: torch.Tensor, classes: int) -> None:
+    """Labels must index the model's outputs: a label past them would count every image as
+    misclassified, silently."""
+    if len(labels) and int(labels.max()) >= classes:
+        raise ValueError(f"labels must be class indices in [0, {classes - 1}] for this model's {classes} outputs, "
+                         f"got {int(labels.max())}")
+
+
 @torch.no_grad()
 def decide(
     model: nn.Module,
@@ -121,6 +129,7 @@ def decide(
         return Decision(empty, labels, torch.zeros(0, 0), torch.zeros(0, dtype=torch.float64), 1)
     if not rnd.randomized:
         out = predict_proba(model, images, samples=1, randomness=rnd)
+        _check_label_range(labels, out.probs.shape[-1])
         return Decision(out.label == labels, out.label, out.probs, (out.label == labels).double(), 1,
                         torch.ones(n, dtype=torch.int64, device=images.device))
     sums = votes = None
@@ -132,6 +141,7 @@ def decide(
             b = min(DECISION_BLOCK, samples - done)
             p = forward_draws(model, images[open_], b, per_call=rnd.kind == PER_CALL).float().softmax(-1)
             if sums is None:
+                _check_label_range(labels, p.shape[-1])
                 sums = torch.zeros(n, p.shape[-1], device=images.device)
                 votes = torch.zeros(n, p.shape[-1], dtype=torch.int64, device=images.device)
             sums[open_] += p.sum(0)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 import weakref
 from collections.abc import Iterator
 
@@ -114,8 +115,23 @@ def _probe_foreign(model: nn.Module, x0: torch.Tensor) -> tuple[str, bool]:
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[str, bool]]] = weakref.WeakKeyDictionary()
 
 
+def _warn_if_batchnorm_trains(model: nn.Module) -> None:
+    """Warn about BatchNorm layers in training mode: each call then normalizes by its own batch
+    and updates the running statistics, so every prediction, probe and attack step changes the
+    model. ratzoo does not call ``.eval()`` for the user (unlike torchattacks' default): that
+    would also switch off dropout, silently turning an MC-dropout defense deterministic."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
+        warnings.warn(
+            f"{type(model).__name__} has BatchNorm layers in training mode: each call normalizes by its batch and "
+            "updates running_mean/running_var, so evaluating it changes the model. Call model.eval() first (to keep "
+            "dropout as your randomness, then set those Dropout modules back with .train(), or use "
+            "F.dropout(x, p, training=True)); ratzoo's own noise does not depend on .training.",
+            UserWarning, stacklevel=3)
+
+
 def randomness_of(model: nn.Module, x: torch.Tensor, override: str | Randomness | None = None) -> Randomness:
-    """The randomness of ``model`` on inputs shaped like ``x`` (probed once, then cached).
+    """The randomness of ``model`` on inputs shaped like ``x`` (probed once per input shape
+    and train/eval state of its modules, then cached).
 
     Args:
         model: any classifier.
@@ -126,13 +142,16 @@ def randomness_of(model: nn.Module, x: torch.Tensor, override: str | Randomness 
     Raises:
         ValueError: an unknown ``override``.
     """
+    _warn_if_batchnorm_trains(model)
     if isinstance(override, Randomness):
         return override
     if override is not None:
         if override not in KINDS:
             raise ValueError(f"randomness must be one of {', '.join(KINDS)} (or None to detect it), got {override!r}")
         return Randomness(override, "argument", seedable=True, foreign=override != DETERMINISTIC)
-    key = (tuple(x.shape[1:]), x.device, x.dtype)
+    # keyed by the modules' train/eval flags too: .eval() can switch dropout off, and a probe
+    # made before must not answer for the model after
+    key = (tuple(x.shape[1:]), x.device, x.dtype, tuple(m.training for m in model.modules()))
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         per_model[key] = _probe_foreign(model, x[:1].detach())

@@ -215,6 +215,49 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
         ) from e
 
 
+def load_model_spec(spec: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model a command line names: a zoo name, a checkpoint folder, ``hf-hub:OWNER/NAME``
+    (all through :func:`load`) or ``module.path:callable``, the user's own code imported from
+    the working directory and called with no arguments (the CLIs' ``--model``).
+
+    The model comes back in ``eval()`` mode (BatchNorm must not train while it is attacked).
+    Where that switches off ``nn.Dropout`` layers the callable left on, it warns: dropout
+    meant as the defense's randomness must be kept on in the model itself.
+
+    Raises:
+        KeyError: an unknown name (the message lists the zoo and the other forms).
+        ValueError: the callable cannot be imported or does not return an ``nn.Module``.
+        CheckpointError: as :func:`load`.
+    """
+    import importlib
+    import sys
+    import warnings
+
+    if ":" not in spec or Path(spec).exists() or spec.startswith(HUB_PREFIX):
+        try:
+            return load(spec, device=device).eval()
+        except KeyError as e:
+            raise KeyError(f"{e.args[0]}, or module.path:callable for a model of your own code") from None
+    mod_name, _, fn_name = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # torchrun does not put the working directory on the path
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot import {spec!r} ({e}); give module.path:callable importable from "
+                         f"{os.getcwd()}") from None
+    model = fn()
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
+    dropout_on = sum(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training for m in model.modules())
+    if dropout_on:
+        warnings.warn(f"{spec} returned a model in training mode; it is evaluated in eval() mode, which switches off "
+                      f"its {dropout_on} nn.Dropout layer(s). If dropout is your defense's randomness, keep it on in "
+                      "the model (F.dropout(x, p, training=True) in forward): ratzoo then finds and attacks it.",
+                      UserWarning, stacklevel=2)
+    return model.to(device).eval()
+
+
 def card_results(name_or_path: str | os.PathLike) -> dict[str, Any]:
     """The measured results recorded in a checkpoint's ``config.json`` (empty if none)."""
     folder, _ = resolve(name_or_path)

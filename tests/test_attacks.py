@@ -4,6 +4,7 @@ EOT gradients (batched == averaged per-draw), seeding, cost, and the registry.""
 from __future__ import annotations
 
 import copy
+import warnings
 import pytest
 from conftest import train_template_mlp
 import torch
@@ -130,8 +131,12 @@ def test_attacks_never_switch_mode_or_noise(mode: str, models, batch, monkeypatc
         monkeypatch.setattr(model, "train", forbidden)
         monkeypatch.setattr(model, "eval", forbidden)
         x, y = batch
-        for name in ATTACKS:
-            make_attack(name, model, **QUICK[name], eot_samples=2)(x, y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for name in ATTACKS:
+                make_attack(name, model, **QUICK[name], eot_samples=2)(x, y)
+        told = any("BatchNorm layers in training mode" in str(w.message) for w in caught)
+        assert told == (mode == "train"), "a model in train mode is warned about, and only then"
         assert model.training == (mode == "train")
         assert model.noise.enabled and model.noise.generator is None  # noise switch restored
         assert all(p.grad is None for p in model.parameters())  # input gradients only

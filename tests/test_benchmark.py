@@ -146,8 +146,11 @@ def test_bad_records_and_arguments_are_refused(tmp_path) -> None:
         ratzoo.benchmark(base, x, y, precision="fp16")
     with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
         ratzoo.benchmark(base, x * 255, y)
-    with pytest.raises(ValueError, match=r"labels must be an integer tensor of shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\), one per image, got \(3,\)"):
         ratzoo.benchmark(base, x, y[:3])
+    with pytest.raises(ValueError, match="n_target_classes .* must be at most 9: the model has 10 classes"):
+        ratzoo.benchmark(base, x, y, n_target_classes=10)
+    assert ratzoo.benchmark(base, x, y, threat_model="l2", steps=1, n_target_classes=1).threat_model == "L2"
     with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
         ratzoo.run_attack(base, x * 255, y, "fgsm", eps=8 / 255)
 
@@ -259,9 +262,42 @@ def test_cli_benchmarks_a_foreign_randomized_model(fn, kind, foreign_module, tin
 def test_cli_refuses_bad_input_in_words(foreign_module, tiny_cifar_root, subprocess_env) -> None:
     r = _cli(["--model", "no_such_module:build", "--data-dir", str(tiny_cifar_root), *CLI_ARGS], foreign_module,
              subprocess_env)
-    assert r.returncode == 3 and "cannot import 'no_such_module:build'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "cannot import 'no_such_module:build'" in r.stderr and "Traceback" not in r.stderr
     r = _cli(["--model", "my_defense:per_call", "--steps", "0"], foreign_module, subprocess_env)
     assert r.returncode == 2 and "--steps must be a positive integer, got 0" in r.stderr
+
+
+def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_module, tiny_cifar_root, monkeypatch,
+                                                                     capsys) -> None:
+    from ratzoo.benchmark import build_parser, main
+
+    monkeypatch.chdir(foreign_module)
+    monkeypatch.setenv("RATZOO_CACHE", str(foreign_module / "cache"))
+    monkeypatch.delenv("RATZOO_BENCHMARK_PARTS", raising=False)
+    code = main(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS, "--targets", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and "must be at most 9" in err and "Traceback" not in err, err
+    assert not list((foreign_module / "cache").glob("benchmark/*/part_*.json"))  # nothing was measured
+    assert main(["--model", "ratt", "--data-dir", str(tiny_cifar_root), *CLI_ARGS]) == 2
+    assert "module.path:callable" in capsys.readouterr().err  # the unknown name's error lists every form
+    assert build_parser().parse_args(["--model", "m", "--threat-model", "l2"]).threat_model == "L2"
+
+
+def test_evaluate_cli_takes_your_own_model_too(foreign_module, tiny_cifar_root, monkeypatch) -> None:
+    from ratzoo.evaluate import build_parser, main
+
+    monkeypatch.chdir(foreign_module)
+    out = foreign_module / "eval.json"
+    threads = torch.get_num_threads()
+    try:
+        code = main(["--model", "my_defense:per_call", "--attack", "fgsm", "--n", "4", "--eot", "2",
+                     "--decision-samples", "4", "--data-dir", str(tiny_cifar_root), "--threads", "1",
+                     "--out", str(out), "--no-progress"])
+    finally:
+        torch.set_num_threads(threads)
+    rec = Record.load(out)
+    assert code == 0 and rec.n == 4 and rec.randomness["kind"] == "per-call" and rec.model == "my_defense:per_call"
+    assert build_parser().parse_args(["--model", "m", "--norm", "linf"]).norm == "Linf"
 
 
 def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifar_root, subprocess_env) -> None:

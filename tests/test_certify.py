@@ -301,7 +301,9 @@ def test_attacks_never_change_the_smoothed_prediction_inside_the_certified_radiu
 def test_certificates_of_the_bundled_rn_hold_against_eot_pgd_on_cifar(cifar_root: Path) -> None:
     """The same soundness check on a real model: the bundled R.N. (noise after its trained
     first layer, Lipschitz bound ~33) on CIFAR-10 test images. A certificate that forgot to
-    divide by the first layer's Lipschitz constant would be ~33x too large and fail here."""
+    divide by the first layer's Lipschitz constant would be ~33x too large and fail here.
+    (Measured with these settings on the first 12 test images: radii 0.005-0.074, 12 provable
+    flips, the closest at 3.4x its radius, so a certificate over 3.4x too large fails.)"""
     from ratzoo.data import to_tensor
     from ratzoo.zoo import checkpoints_dir
 
@@ -310,14 +312,14 @@ def test_certificates_of_the_bundled_rn_hold_against_eot_pgd_on_cifar(cifar_root
     model = ratzoo.load("rn")
     xs, ys = ratzoo.load_cifar10("test", root=cifar_root)
     x = to_tensor(xs[:12])
-    certs = certify(model, x, n0=100, n=2000, alpha=0.001, seed=0)
+    certs = certify(model, x, n0=100, n=1000, alpha=0.001, seed=0)
     keep = [i for i, c in enumerate(certs) if c.label >= 0]
     assert len(keep) >= 8, "most images get a certificate"
     xs_k, labels = x[keep], torch.tensor([certs[i].label for i in keep])
     radius = torch.tensor([certs[i].radius for i in keep])
     assert float(radius.max()) < 0.2, "first-layer noise with L ~ 33 certifies only small radii"
-    flips, _ = _attack_ladder_respects_radius(model, xs_k, labels, radius, (0.05, 0.1, 0.25, 0.5, 1.0),
-                                              steps=10, draws=400)
+    flips, _ = _attack_ladder_respects_radius(model, xs_k, labels, radius, (0.05, 0.25, 0.5), steps=10,
+                                              draws=400)
     assert flips >= 5, "the attack hardly changed the smoothed prediction: the check above proved little"
 
 
@@ -349,6 +351,6 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
 
 @pytest.mark.parametrize("text", ["nan", "0,nan", "-0.1", "0,inf", "x", ""])
 def test_bad_radii_are_refused_with_the_flag_named(text: str) -> None:
-    with pytest.raises(SystemExit, match="--radii"):
+    with pytest.raises(ValueError, match="--radii"):
         _parse_radii(text)
     assert _parse_radii("0.5, 0,0.25") == [0.0, 0.25, 0.5]

@@ -499,3 +499,9 @@ def test_bare_zoo_name_wins_over_a_local_folder_of_that_name(tmp_path, monkeypat
     with pytest.raises(ratzoo.CheckpointError, match="no trained checkpoint"):
         ratzoo.load("rat")
     assert ratzoo.load("./rat").config.width == ratzoo.load(folder).config.width
+
+
+def test_save_checkpoint_refuses_a_foreign_model_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"save_checkpoint writes ratzoo models .*got a Linear\. Nothing was written"):
+        save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "ck")
+    assert not (tmp_path / "ck").exists()

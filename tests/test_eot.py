@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+import ratzoo
 from ratzoo import EOTPrediction, build_model, noise_control, predict_proba
 from ratzoo.randomness import randomness_of
 from ratzoo.eot import forward_draws
@@ -147,8 +149,48 @@ def test_bad_samples(noisy_model, images, bad) -> None:
         predict_proba(noisy_model, images, samples=bad)
 
 
-def test_bad_images(noisy_model) -> None:
-    with pytest.raises(ValueError, match=r"expected a float image batch of shape \(N, C, H, W\)"):
-        predict_proba(noisy_model, torch.rand(3, 32, 32))
-    with pytest.raises(ValueError, match="expected a float image batch"):
-        predict_proba(noisy_model, torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+BAD_IMAGES = {  # what a user passes by mistake -> what the error must tell them
+    "one image": (lambda: torch.rand(3, 32, 32), r"add the batch dimension with x.unsqueeze\(0\)"),
+    "uint8": (lambda: torch.zeros(2, 3, 32, 32, dtype=torch.uint8), r"dtype torch.uint8: for 8-bit pixels pass x.float\(\) / 255"),
+    "channels-last": (lambda: torch.rand(2, 32, 32, 3), r"looks channels-last .*pass x.permute\(0, 3, 1, 2\)"),
+    "0-255": (lambda: torch.rand(2, 3, 32, 32) * 255, r"must lie in \[0, 1\] .*range \[.*: for 0-255 pixels pass x / 255"),
+    "numpy": (lambda: np.random.rand(2, 3, 32, 32), r"must be a torch.Tensor .*got a ndarray"),
+}
+ENTRY_POINTS = {  # every public function that takes images
+    "predict_proba": lambda m, x: predict_proba(m, x, samples=2),
+    "run_attack": lambda m, x: ratzoo.run_attack(m, x, torch.zeros(len(x), dtype=torch.long), "fgsm", eps=8 / 255),
+    "certify": lambda m, x: ratzoo.certify(m, x, n0=2, n=4),
+    "benchmark": lambda m, x: ratzoo.benchmark(m, x, torch.zeros(len(x), dtype=torch.long)),
+}
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("bad", BAD_IMAGES)
+def test_every_entry_point_refuses_bad_images_in_words(noisy_model, entry, bad) -> None:
+    make, message = BAD_IMAGES[bad]
+    with pytest.raises(ValueError, match=message):
+        ENTRY_POINTS[entry](noisy_model, make())
+
+
+@pytest.mark.parametrize("noise", [True, False])
+@pytest.mark.parametrize("labels, message", [
+    (torch.zeros(2), r"integer class indices, got dtype torch.float32: pass labels.long\(\)"),
+    (torch.zeros(2, 1, dtype=torch.long), r"shape \(2,\), one per image, got \(2, 1\)"),
+    (torch.tensor([0, -1]), r"class indices >= 0, got -1"),
+    (torch.tensor([0, 10]), r"class indices in \[0, 9\] for this model's 10 outputs, got 10"),
+    ([0, 1], r"must be a torch.Tensor of 2 class indices, got a list"),
+])
+def test_bad_labels_are_refused_in_words_before_any_attack(noisy_model, noise, labels, message) -> None:
+    """Labels past the model's classes would count every image as misclassified, silently."""
+    x = torch.rand(2, 3, 32, 32)
+    with noise_control(noisy_model, enabled=noise), pytest.raises(ValueError, match=message):
+        ratzoo.run_attack(noisy_model, x, labels, "fgsm", eps=8 / 255, eot_samples=2, decision_samples=2)
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_decisions_build_no_autograd_graph(noisy_model, noise) -> None:
+    """The decision rule's draws are verdicts, not attack steps: no graph is kept (memory, time)."""
+    with noise_control(noisy_model, enabled=noise):
+        out = ratzoo.run_attack(noisy_model, torch.rand(2, 3, 32, 32), torch.tensor([0, 1]), "fgsm", eps=8 / 255,
+                                eot_samples=2, decision_samples=4)
+    assert not out.clean.probs.requires_grad and not out.adv.probs.requires_grad

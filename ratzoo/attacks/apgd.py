@@ -15,6 +15,13 @@ from .base import (Attack, _per_sample_l2, _positive_int, _view, dlr_loss,
 NORMS = ("Linf", "L2")
 
 
+def canonical_norm(name: str) -> str:
+    """``name`` spelled as ratzoo spells a threat model (``"linf"`` -> ``"Linf"``, ``"l2"`` ->
+    ``"L2"``), so a command line takes any case; anything else comes back as it is, for the
+    caller to refuse with the list of :data:`NORMS`."""
+    return {n.lower(): n for n in NORMS}.get(name.lower(), name) if isinstance(name, str) else name
+
+
 class APGD(Attack):
     r"""Auto-PGD: PGD with momentum and an automatic step-size schedule.
 
@@ -92,6 +99,7 @@ class APGD(Attack):
         momentum: float = 0.75,
         **common: Any,
     ) -> None:
+        norm = canonical_norm(norm)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.norm = norm

@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..eot import bf16_is_fast, default_chunk, forward_draws
+from ..eot import bf16_is_fast, check_images, default_chunk, forward_draws
 from ..randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
 ProgressFn = Callable[[int, int], None]
@@ -169,24 +169,20 @@ def _positive_int(value: int, name: str, minimum: int = 1) -> int:
 
 
 def check_inputs(images: torch.Tensor, labels: torch.Tensor) -> None:
-    """Raise a clear ``ValueError`` unless ``images`` is a float NCHW batch in [0, 1] with
-    matching integer ``labels``."""
-    if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a float tensor of shape (N, C, H, W) in [0, 1], got {shape}")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ValueError(
-            f"images must lie in [0, 1] (normalization is inside the model), got range "
-            f"[{images.min().item():.3g}, {images.max().item():.3g}]"
-        )
-    if (
-        not isinstance(labels, torch.Tensor)
-        or labels.dim() != 1
-        or labels.is_floating_point()
-        or labels.shape[0] != images.shape[0]
-    ):
-        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"labels must be an integer tensor of shape ({images.shape[0]},), got {got}")
+    """Raise a clear ``ValueError`` unless ``images`` is a float NCHW batch in [0, 1]
+    (:func:`ratzoo.eot.check_images`) with one non-negative integer label per image. (Labels
+    above the model's classes are caught where logits meet labels, :func:`ratzoo.judge.decide`.)"""
+    check_images(images)
+    n = images.shape[0]
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError(f"labels must be a torch.Tensor of {n} class indices, got a {type(labels).__name__} "
+                         "(torch.as_tensor(labels) converts a list or numpy array)")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}: pass labels.long()")
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},), one per image, got {tuple(labels.shape)}")
+    if n and labels.min() < 0:
+        raise ValueError(f"labels must be class indices >= 0, got {labels.min().item()}")
 
 
 def _per_sample_l2(t: torch.Tensor) -> torch.Tensor:
