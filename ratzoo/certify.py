@@ -647,6 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"{name} must be >= 1, got {v}")
     if not 0 < args.alpha < 1:
         ap.error(f"--alpha must be in (0, 1), got {args.alpha}")
+    if args.n < 1000:  # `--n` is Cohen et al.'s n; in evaluate and benchmark `--n` counts images
+        print(f"note: --n {args.n} is the number of noise draws per image (Cohen et al.'s n), not of images "
+              f"(that is --n-images, here {args.n_images}); so few draws certify only small radii", file=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)

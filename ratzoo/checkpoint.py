@@ -135,7 +135,7 @@ def save_checkpoint(
             f"save_checkpoint writes ratzoo models (from ratzoo.build_model or ratzoo.load), whose config.json "
             f"rebuilds them; got a {type(model).__name__}. Nothing was written. Save your own nn.Module's weights "
             "with safetensors.torch.save_model(model, path) and rebuild it in your code; ratzoo's functions take it "
-            "as it is, and the benchmark CLI as --model module.path:callable")
+            "as it is, and the benchmark and evaluate CLIs as --model module.path:callable")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     floats = {v.dtype for v in model.state_dict().values() if v.is_floating_point()}

@@ -334,7 +334,8 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     cmd = [sys.executable, "-m", "ratzoo.certify", "--model", str(ck), "--n", "200", "--n0", "20",
            "--n-images", "6", "--radii", "0,0.05,0.1", "--data-dir", str(tiny_cifar_root),
            "--out", str(out), "--quiet", "--batch-size", "200"]
-    subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
+    assert "--n 200 is the number of noise draws per image" in r.stderr  # --n counts images elsewhere
     rec = json.loads(out.read_text())
     assert rec["complete"] and rec["n"] == 6 and rec["params"]["n"] == 200
     assert [r["index"] for r in rec["images"]] == list(range(6))
