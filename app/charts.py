@@ -23,12 +23,13 @@ def _data(rows: list[dict[str, Any]]) -> alt.Data:
 def probability_chart(rows: list[dict[str, Any]], classes: list[str]) -> alt.Chart:
     """The probability of each class before and after the attack (what the decision averages)."""
     return alt.Chart(_data(rows)).mark_bar().encode(
-        y=alt.Y("class:N", sort=classes, title=None, axis=alt.Axis(labelLimit=120)),
+        # labelOverlap=False: Vega's default hides every other label where it guesses they collide
+        y=alt.Y("class:N", sort=classes, title=None, axis=alt.Axis(labelLimit=120, labelOverlap=False)),
         yOffset=alt.YOffset("image:N", sort=["before", "after"]),
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), title="probability"),
         color=alt.Color("image:N", scale=BEFORE_AFTER, title=None, legend=alt.Legend(orient="top")),
         tooltip=["class:N", "image:N", alt.Tooltip("probability:Q", format=".3f")],
-    ).properties(height=300)
+    ).properties(height=alt.Step(12))  # 12 px per bar, 24 per class: room for every class name
 
 
 def accuracy_chart(rows: list[dict[str, Any]], order: list[str]) -> alt.Chart:
@@ -43,12 +44,20 @@ def accuracy_chart(rows: list[dict[str, Any]], order: list[str]) -> alt.Chart:
 
 
 def sweep_chart(rows: list[dict[str, Any]], x: str, order: list[str], log_x: bool = False) -> alt.Chart:
-    """Accuracy (%) against a budget or a number of draws; one line per model and attack."""
+    """Accuracy (%) against a budget or a number of draws; one line per model (colour) and
+    attack (dash, and point shape). The legends sit on the right: on top they took the height of the plot,
+    which Streamlit keeps at the chart's total height; the x axis spans the measured values."""
+    xs = [r[x] for r in rows]
+    span = [min(xs), max(xs)] if xs else None
     return alt.Chart(_data(rows)).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False)),
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log", domain=span, nice=False) if log_x
+                else alt.Scale(zero=False, domain=span, nice=False)),
         y=alt.Y("accuracy (%):Q", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("model:N", sort=order, legend=alt.Legend(orient="top", columns=3)),
-        strokeDash=alt.StrokeDash("attack:N", legend=alt.Legend(orient="bottom")),
+        color=alt.Color("model:N", sort=order, legend=alt.Legend(orient="right")),
+        # the attack: dashes on the lines, shapes on the points, one legend for both (Vega-Lite
+        # merges them; a dash-only legend draws dots that all look alike)
+        strokeDash=alt.StrokeDash("attack:N", legend=alt.Legend(orient="right")),
+        shape=alt.Shape("attack:N", legend=alt.Legend(orient="right")),
         tooltip=["model:N", "attack:N", f"{x}:Q", "accuracy (%):Q", "n:Q"],
     ).properties(height=300)
 
@@ -58,8 +67,8 @@ def figure2_chart(rows: list[dict[str, Any]], order: list[str]) -> alt.Chart:
     return alt.Chart(_data(rows)).mark_area().encode(
         x=alt.X("L2 radius / Linf radius:Q", scale=alt.Scale(type="log", domain=[1, 56]),
                 title="L2 radius / Linf radius"),
-        y=alt.Y("share (%):Q", stack="zero", scale=alt.Scale(domain=[0, 100]), title="share of examples (%)"),
+        y=alt.Y("share (%):Q", stack="zero", scale=alt.Scale(domain=[0, 100]), title="share (%)"),  # fits a 120 px panel
         color=alt.Color("region:N", scale=REGION_COLORS, legend=alt.Legend(orient="top", columns=1)),
         order=alt.Order("rank:Q"),
         tooltip=["model:N", "region:N", "L2 radius:Q", "share (%):Q", "examples:Q"],
-    ).properties(height=120, width=280).facet(row=alt.Row("model:N", sort=order, title=None), spacing=8)
+    ).properties(height=120, width=280).facet(row=alt.Row("model:N", sort=order, title=None), spacing=14)

@@ -267,14 +267,14 @@ class Result:
         return self.outcome.randomness.randomized
 
     def sentence(self) -> str:
-        truth = "true class" if self.label_is_true else "its own first answer"
+        truth = "the true class" if self.label_is_true else "its own first answer"
         judged = (f"the average over {draws_text(self.outcome.adv)}" if self.randomized
                   else "its prediction (this model has no noise)")
         if self.verdict == "fooled":
-            return f"Fooled: {judged} now says '{CLASSES[self.adv_label]}', not the {truth} '{CLASSES[self.label]}'."
+            return f"Fooled: {judged} now says '{CLASSES[self.adv_label]}', not {truth} '{CLASSES[self.label]}'."
         if self.verdict == "held":
             return f"Held: {judged} still says '{CLASSES[self.label]}' after the attack."
-        return f"Wrong before the attack: it says '{CLASSES[self.clean_label]}', the {truth} is '{CLASSES[self.label]}'."
+        return f"Wrong before the attack: it says '{CLASSES[self.clean_label]}', {truth} is '{CLASSES[self.label]}'."
 
 
 def draws_text(decision: Any) -> str:

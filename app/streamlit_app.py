@@ -69,11 +69,17 @@ def png(pixels: Any) -> bytes:
     return buf.getvalue()
 
 
-def query(name: str, default: Any) -> Any:
+def query(name: str, default: Any, lo: int | None = None, hi: int | None = None) -> Any:
+    """A link's ``?name=value``: the default where it is missing or unreadable, clamped to the
+    widget's ``[lo, hi]`` (a link may come from anywhere; a widget given a value out of its range
+    raises, and the visitor would see a traceback)."""
     try:
-        return type(default)(st.query_params.get(name, default))
+        value = type(default)(st.query_params.get(name, default))
     except (TypeError, ValueError):
         return default
+    if lo is not None:
+        value = max(lo, value)
+    return min(hi, value) if hi is not None else value
 
 
 # --------------------------------------------------------------------------- choosing
@@ -84,7 +90,7 @@ def choose_image() -> logic.PreparedImage | None:
     try:
         if source == "Gallery":
             _, recs = logic.load_gallery()
-            pos = st.selectbox("Gallery image", range(len(recs)), index=min(query("image", logic.DEFAULT_IMAGE), len(recs) - 1),
+            pos = st.selectbox("Gallery image", range(len(recs)), index=query("image", logic.DEFAULT_IMAGE, 0, len(recs) - 1),
                                format_func=lambda i: f"{recs[i]['class']} (test image #{recs[i]['index']})", key="gallery")
             return logic.gallery_image(pos)
         if source == "CIFAR-10 test image":
@@ -120,9 +126,9 @@ def choose_attack(models: list[dict[str, Any]]) -> tuple[list[str], logic.Attack
     with st.expander("Attack settings", expanded=False):
         eps = st.number_input("Budget" + (" (in /255 of the pixel range)" if a.norm == "Linf" else " (L2, pixels in [0, 1])"),
                               value=float(a.eps_default), key=f"eps_{key}") if a.bounded else None
-        steps = st.number_input("Steps", 1, a.steps_max, query("steps", a.steps_default), key=f"steps_{key}",
+        steps = st.number_input("Steps", 1, a.steps_max, query("steps", a.steps_default, 1, a.steps_max), key=f"steps_{key}",
                                 disabled=a.steps_max == 1)
-        eot = st.number_input("Noise draws per step (EOT)", 1, logic.MAX_EOT_SAMPLES, query("eot", 10), key="eot",
+        eot = st.number_input("Noise draws per step (EOT)", 1, logic.MAX_EOT_SAMPLES, query("eot", 10, 1, logic.MAX_EOT_SAMPLES), key="eot",
                               help=logic.EOT_WORDS)
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
         certify = st.checkbox("Also certify the clean image (noisy models; randomized smoothing, 1,000 draws)",

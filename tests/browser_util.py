@@ -92,6 +92,15 @@ def wait_ready(page, timeout_ms: float = 90_000) -> None:
         .find(b => b.innerText.trim() === 'Attack'); return b && !b.disabled; }""", timeout=timeout_ms)
 
 
+VISIBLE_TEXTS = """el => [...el.querySelectorAll('text')].filter(t => {
+    for (let n = t; n && n !== el; n = n.parentElement) {
+        const s = getComputedStyle(n);
+        if (s.opacity === '0' || s.visibility === 'hidden' || s.display === 'none') return false;
+    }
+    return true;
+}).map(t => t.textContent)"""
+"""A chart's SVG texts that are drawn (Vega keeps labels hidden for overlap, at opacity 0)."""
+
 RESULT_DONE = """n => (document.body.innerText.match(/Class probabilities:/g) || []).length >= n"""
 
 

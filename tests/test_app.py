@@ -236,3 +236,22 @@ def test_models_are_offered_by_name_not_by_code(app: AppTest) -> None:
     shown = [o for o in ms.options]
     labels = [m["label"] + (f" ({m['reference']})" if m.get("reference") else "") for m in ratzoo.list_models()]
     assert shown == labels, shown  # "AT (Madry et al.)", "R.N. (Pinot et al.)", not "at", "rn"
+
+
+@pytest.mark.parametrize("params", [
+    {"image": "14", "models": "standard,rat,at", "attack": "pgd-linf", "steps": "20", "eot": "10"},  # docs/demo.md's link
+    {"attack": "fgsm", "steps": "20"},
+    {"steps": "-5", "eot": "0", "image": "-3"},
+    {"steps": "500", "eot": "100000", "image": "999"},
+])
+def test_a_link_with_any_values_opens_the_page_and_every_attack_choice(params, monkeypatch) -> None:
+    """Link values go to the widgets clamped to their ranges: a widget given a value out of its
+    range raises, and the visitor of a shared link would see a traceback."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="attack").set_value("fgsm").run()  # its Steps input allows only 1
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="steps_fgsm").value == 1

@@ -145,6 +145,7 @@ def test_an_upload_is_attacked_away_from_the_models_own_answer(noisy) -> None:
     img = logic.PreparedImage(tiny_image(3, 0).pixels, None, "your upload x.png")
     r = logic.attack_image(noisy, img, logic.validate_spec("fgsm", 8, 1, 2, 0))
     assert not r.label_is_true and "its own first answer" in r.sentence() or r.verdict == "held"
+    assert "the its" not in r.sentence() and "not the true" not in r.sentence(), r.sentence()
     assert r.label == int(ratzoo.predict_proba(noisy.model, img.tensor(), samples=100, seed=0).label[0])
 
 
@@ -470,3 +471,19 @@ def test_the_app_runs_the_default_cpu_pass_size(noisy, monkeypatch) -> None:
     out = logic.attack_image(noisy, img, spec).outcome
     assert out.clean.correct.all(), "the image must be attacked for the test to mean anything"
     assert seen and all(v == ratzoo.eot.CPU_CHUNK for v in seen)
+
+
+def test_sweep_chart_gives_the_plot_its_height_and_tells_attacks_apart() -> None:
+    """Streamlit keeps a chart at its total height: legends on top squashed the plot to ~40 px.
+    The attacks get shapes as well as dashes (a dash-only legend showed identical dots)."""
+    from app import charts
+
+    rows = [{"budget (/255)": b, "accuracy (%)": 50.0, "model": "RAT", "attack": a, "n": 10}
+            for b in (2, 32) for a in ("FGSM", "PGD (Linf)")]
+    enc = charts.sweep_chart(rows, "budget (/255)", ["RAT"], log_x=True).to_dict()["encoding"]
+    assert enc["color"]["legend"]["orient"] == "right" and enc["shape"]["legend"]["orient"] == "right"
+    assert enc["shape"]["field"] == enc["strokeDash"]["field"] == "attack"
+    assert enc["x"]["scale"]["domain"] == [2, 32]  # the measured span, not a rounded 1-100
+    probs = charts.probability_chart([{"class": c, "image": "before", "probability": 0.1} for c in ratzoo.CIFAR10_CLASSES],
+                                     list(ratzoo.CIFAR10_CLASSES)).to_dict()["encoding"]
+    assert probs["y"]["axis"]["labelOverlap"] is False  # every class name drawn, none hidden as "overlapping"
