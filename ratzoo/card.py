@@ -55,9 +55,11 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def model_card(config: dict[str, Any]) -> ModelCard:
-    """The model card (README.md) of a checkpoint, from its ``config.json`` dict."""
+def model_card(config: dict[str, Any], repo_id: str | None = None) -> ModelCard:
+    """The model card (README.md) of a checkpoint, from its ``config.json`` dict; ``repo_id``
+    when it goes to the Hub (its load line then names the repo)."""
     from .models import RandomizedClassifier
+    from .zoo import entries
 
     info = RandomizedClassifier._hub_mixin_info  # library name, license, tags, links: declared once
     name = config.get("name", "model")
@@ -88,7 +90,11 @@ def model_card(config: dict[str, Any]) -> ModelCard:
         "",
         "```python",
         "import ratzoo",
-        f"model = ratzoo.load({name!r})  # or ratzoo.load(\"hf-hub:OWNER/NAME\") for a published copy",
+        # the load line that works where the card is read: the Hub repo, a zoo name, or this folder
+        f"model = ratzoo.load(\"hf-hub:{repo_id}\")" if repo_id else
+        f"model = ratzoo.load({name!r})  # or ratzoo.load(\"hf-hub:OWNER/NAME\") for a published copy"
+        if name in entries() else
+        "model = ratzoo.load(\"path/to/this/folder\")  # or ratzoo.load(\"hf-hub:OWNER/NAME\") once pushed",
         "p = ratzoo.predict_proba(model, images, samples=100)  # EOT prediction",
         "```",
         "",

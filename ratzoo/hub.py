@@ -57,7 +57,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         CheckpointError: the repo, the revision or a file is missing, the Hub cannot be reached
             and nothing is cached, or offline mode is on and nothing is cached.
     """
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import constants, snapshot_download, try_to_load_from_cache
     from huggingface_hub.errors import (
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -78,6 +78,11 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         raise CheckpointError(f"{where}: no such model repo on {constants.ENDPOINT}; check the name, or "
                               "log in (`hf auth login` or HF_TOKEN) if it is private") from e
     except LocalEntryNotFoundError as e:
+        if constants.HF_HUB_OFFLINE and revision and isinstance(try_to_load_from_cache(repo_id, CONFIG), str):
+            raise CheckpointError(
+                f"{where}: HF_HUB_OFFLINE=1 is set and revision {revision!r} is not in huggingface_hub's cache, "
+                f"though the repo is ({HUB_PREFIX}{repo_id} loads offline); load that revision once with the "
+                "network on (unset HF_HUB_OFFLINE)") from e
         if constants.HF_HUB_OFFLINE:
             raise CheckpointError(
                 f"{where}: HF_HUB_OFFLINE=1 is set and this repo is not in huggingface_hub's cache "
@@ -140,7 +145,7 @@ def push_to_hub(
                       "copy holds the same tensors but has another sha256 (pin that one)", stacklevel=2)
     try:
         info = model.push_to_hub(repo_id, config=config, token=token, private=private,
-                                 commit_message=commit_message, model_card_kwargs={"checkpoint": config})
+                                 commit_message=commit_message, model_card_kwargs={"checkpoint": config, "repo_id": repo_id})
     except Exception as e:
         hint = ("log in with `hf auth login` or set HF_TOKEN" if "401" in str(e) or "token" in str(e).lower()
                 else "check your connection and HF_ENDPOINT")

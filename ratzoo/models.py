@@ -284,12 +284,14 @@ class RandomizedClassifier(
             local_files_only=local_files_only, token=token, allow_patterns=HUB_FILES, library_name="ratzoo")
         return load_checkpoint(folder, device=map_location, expected_sha256=expected_sha256)
 
-    def generate_model_card(self, *args: Any, checkpoint: dict[str, Any] | None = None, **kwargs: Any) -> ModelCard:
+    def generate_model_card(self, *args: Any, checkpoint: dict[str, Any] | None = None, repo_id: str | None = None,
+                            **kwargs: Any) -> ModelCard:
         """The model card: ratzoo's template with the measured results as model-index
-        (:func:`ratzoo.card.model_card`); ``checkpoint`` is the checkpoint's config.json dict."""
+        (:func:`ratzoo.card.model_card`); ``checkpoint`` is the checkpoint's config.json dict,
+        ``repo_id`` the Hub repo it is pushed to."""
         from .card import model_card
 
-        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()})
+        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()}, repo_id=repo_id)
 
 
 def build_model(config: ModelConfig | None = None, **overrides: Any) -> RandomizedClassifier:

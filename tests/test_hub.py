@@ -144,6 +144,7 @@ def test_train_push_load_offline_and_a_corrupted_download(tiny_cifar_root: Path,
     metrics = {m["name"]: m["value"] for r in index["results"] for m in r["metrics"]}
     assert metrics == {m["name"]: round(100 * m["value"], 2) for m in local["results"]["metrics"]}
     assert got["card"]["library_name"] == "ratzoo" and "arxiv.org/abs/1903.10219" in got["card_text"]
+    assert f'model = ratzoo.load("hf-hub:{repo}")' in got["card_text"], "the Hub card's load line names the repo"
     assert "pytorch_model_hub_mixin" in got["card"]["tags"], "the card was written by the mixin's push_to_hub"
     resolved = [p for m, p in local_hub.requests if m == "GET" and "/resolve/" in p]
     assert sorted(p.rsplit("/", 1)[1] for p in resolved) == sorted([WEIGHTS, CONFIG, CARD]), "each file fetched once"
@@ -152,8 +153,11 @@ def test_train_push_load_offline_and_a_corrupted_download(tiny_cifar_root: Path,
     # offline: served from the cache, with the Hub refusing everything and not one request made
     local_hub.requests.clear()
     local_hub.refuse = True
-    off = load_in_fresh_process([name], hub_env(subprocess_env, local_hub, tmp_path / "hf_home", offline=True))[name]
+    both = load_in_fresh_process([name, name + "@v9"], hub_env(subprocess_env, local_hub, tmp_path / "hf_home",
+                                                               offline=True))
+    off = both[name]
     assert "error" not in off, off
+    assert "revision 'v9' is not in huggingface_hub's cache, though the repo is" in both[name + "@v9"]["error"]
     assert off["logits"] == got["logits"] and off["sha256"] == got["sha256"]
     assert local_hub.requests == []
 
@@ -270,6 +274,9 @@ def test_card_metadata_in_the_pushed_folder(make_checkpoint) -> None:
     assert metrics == [{"type": "accuracy", "value": 50.0, "name": "clean accuracy"}]
     assert meta["library_name"] == "ratzoo" and "uoft-cs/cifar10" in meta["datasets"]
     assert {"adversarial-robustness", "pytorch_model_hub_mixin"} <= set(meta["tags"])
+    assert "model = ratzoo.load('rat')" in (folder / CARD).read_text()  # a zoo name loads by name
+    mine = (make_checkpoint("mine") / CARD).read_text()  # any other: `load("mine")` would be a KeyError
+    assert 'model = ratzoo.load("path/to/this/folder")' in mine and "load('mine')" not in mine
 
 
 @pytest.mark.parametrize("repo", ["no-owner", "a/b/c", ""])
