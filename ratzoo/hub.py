@@ -145,7 +145,8 @@ def push_to_hub(
                       "copy holds the same tensors but has another sha256 (pin that one)", stacklevel=2)
     try:
         info = model.push_to_hub(repo_id, config=config, token=token, private=private,
-                                 commit_message=commit_message, model_card_kwargs={"checkpoint": config, "repo_id": repo_id})
+                                 commit_message=commit_message,
+                                 model_card_kwargs={"checkpoint": config, "repo_id": repo_id})
     except Exception as e:
         hint = ("log in with `hf auth login` or set HF_TOKEN" if "401" in str(e) or "token" in str(e).lower()
                 else "check your connection and HF_ENDPOINT")

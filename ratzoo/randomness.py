@@ -115,12 +115,12 @@ def _probe_foreign(model: nn.Module, x0: torch.Tensor) -> tuple[str, bool]:
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[str, bool]]] = weakref.WeakKeyDictionary()
 
 
-def _warn_if_batchnorm_trains(model: nn.Module) -> None:
+def _warn_if_batchnorm_trains(model: nn.Module, modules: tuple[nn.Module, ...]) -> None:
     """Warn about BatchNorm layers in training mode: each call then normalizes by its own batch
     and updates the running statistics, so every prediction, probe and attack step changes the
     model. ratzoo does not call ``.eval()`` for the user (unlike torchattacks' default): that
     would also switch off dropout, silently turning an MC-dropout defense deterministic."""
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in modules):
         warnings.warn(
             f"{type(model).__name__} has BatchNorm layers in training mode: each call normalizes by its batch and "
             "updates running_mean/running_var, so evaluating it changes the model. Call model.eval() first (to keep "
@@ -142,7 +142,8 @@ def randomness_of(model: nn.Module, x: torch.Tensor, override: str | Randomness 
     Raises:
         ValueError: an unknown ``override``.
     """
-    _warn_if_batchnorm_trains(model)
+    modules = tuple(model.modules())  # walked once: the BatchNorm check and the cache key
+    _warn_if_batchnorm_trains(model, modules)
     if isinstance(override, Randomness):
         return override
     if override is not None:
@@ -151,7 +152,7 @@ def randomness_of(model: nn.Module, x: torch.Tensor, override: str | Randomness 
         return Randomness(override, "argument", seedable=True, foreign=override != DETERMINISTIC)
     # keyed by the modules' train/eval flags too: .eval() can switch dropout off, and a probe
     # made before must not answer for the model after
-    key = (tuple(x.shape[1:]), x.device, x.dtype, tuple(m.training for m in model.modules()))
+    key = (tuple(x.shape[1:]), x.device, x.dtype, tuple(m.training for m in modules))
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         per_model[key] = _probe_foreign(model, x[:1].detach())

@@ -1,7 +1,7 @@
 """Every bundled checkpoint: sha256 as registered, loads strictly, and its clean accuracy on
 the first 500 test images of the shared copy is within 3 points of its model card (whose
 number is the 100-draw decision on the first 1000; measured: 16 draws on these 500 land within
-0.7 points of it for rat, lerat and rn, as 32 draws do, at half the cost)."""
+0.8 points of it for rat, lerat and rn (32 draws: 0.6), at half the cost)."""
 
 from __future__ import annotations
 
