@@ -5,13 +5,19 @@ defenses judges its final answer on a single forward pass. This benchmark applie
 ensemble to every model**, so a randomized and a deterministic model are compared under equal
 attacks:
 
-1. APGD-CE (100 iterations), then
-2. APGD-T, targeted APGD-DLR towards each wrong class in turn, most likely first
-   (``n_target_classes``, 9 by default as AutoAttack; 100 iterations each), on the images
-   still robust.
+1. APGD-CE (100 iterations, EOT over ``eot_samples`` draws per step, 20 by default), then
+2. APGD-T, targeted APGD-DLR towards one wrong class at a time, most likely first
+   (``n_target_classes``, 9 as AutoAttack; 100 iterations each, ``target_eot_samples`` draws
+   per step, 5 by default), on the images still robust, as a **cascade**: every such image
+   gets the first ``cascade_after`` targets, and a further target only while the smallest
+   decision margin APGD-T reached on it is at most ``cascade_margin`` (an image far from the
+   boundary after its likeliest target is not broken by the others: ``DEFAULT_CASCADE_*``).
+   Images still robust within ``refine_margin`` of the boundary then get the first target once
+   more at ``eot_samples`` draws (the boundary is where fewer draws per step lose images).
+   Each target's example is judged on its own, and the record keeps per image the rank that
+   broke it, the targets it got, whether it was refined and the margin after each attack.
 
-A randomized model is attacked with EOT (``eot_samples`` draws per step, 20 by default); a
-deterministic one with one pass per step. After each attack every image is judged by the
+A deterministic model is attacked with one pass per step. After each attack every image is judged by the
 decision rule (:func:`ratzoo.judge.decide`: argmax of the mean softmax over 100 fresh draws),
 and an image counts as broken when any attack's example fooled the decision rule: **the
 worst case per image**. The result is a :class:`~ratzoo.record.Record` with 95 % intervals,
@@ -43,6 +49,7 @@ import hashlib
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -71,8 +78,20 @@ DEFAULT_TARGETS = 9
 suffice: ``benchmarks/bench_targets.py`` on the bundled ``at`` (first 100 test images, Linf
 8/255) left 39.0 % robust with 1 or 3 targets and 37.0 % with 9 (two images fall only to the
 4th-9th most likely classes), at 2.4x the image-draws of 3 targets."""
+DEFAULT_TARGET_EOT = 5
+DEFAULT_CASCADE_AFTER = 1
+DEFAULT_CASCADE_MARGIN = 0.2
+DEFAULT_REFINE_MARGIN = 0.1
+"""APGD-T's cascade: EOT-5 per step, every robust image gets the most likely wrong class, the
+next ranks only while the smallest decision margin APGD-T reached is at most 0.2, and the
+images left within 0.1 of the boundary the first target again at the full EOT; chosen on every
+target rank judged on its own (``benchmarks/bench_cascade.py --analyse``) and checked against
+the committed records of the full APGD-T by ``benchmarks/bench_benchmark.py strength``."""
 PART_SIZE = 100
 STREAM_PART = 1000  # part j is seeded with derive_seed(seed, STREAM_PART + j)
+STREAM_TARGET = 10  # APGD-T's target rank r is seeded with derive_seed(part seed, STREAM_TARGET + r)
+STREAM_REFINE = 30
+REFINE = "apgd-t-refine"  # per_attack's name for the first target again at full draws, near the boundary
 
 
 def _key(name: str) -> str:
@@ -81,51 +100,87 @@ def _key(name: str) -> str:
 
 def _bench_part(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_model: str, eps: float, seed: int,
-    steps: int, eot_samples: int, n_target_classes: int, decision_samples: int, rnd: Randomness,
-    precision: str, progress: Callable[[int, int], None] | None,
+    steps: int, eot_samples: int, n_target_classes: int, target_eot_samples: int, cascade_after: int,
+    cascade_margin: float, refine_margin: float, decision_samples: int, rnd: Randomness, precision: str,
+    progress: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
-    """The ensemble on one part: per-image outcomes and costs (no aggregate numbers)."""
+    """The ensemble on one part: per-image outcomes and costs (no aggregate numbers).
+
+    APGD-CE runs on every clean-correct image; APGD-T then runs one target rank at a time, each
+    rank's example judged by the decision rule on its own, on the images still robust whose rank
+    is at most ``cascade_after`` or whose smallest margin so far is at most ``cascade_margin``;
+    the images still robust with a margin at most ``refine_margin`` get the first target again
+    at ``eot_samples`` draws per step."""
     n = len(x)
     stats = PassStats()
-    clean: Decision | None = None
     robust = torch.ones(n, dtype=torch.bool)
     breaking_norm: list[float | None] = [None] * n
     broken_by: list[str | None] = [None] * n
+    target_rank: list[int | None] = [None] * n
+    targets_tried = [0] * n
+    refined = [False] * n
+    margin_after: dict[str, list[float | None]] = {name: [None] * n for name in ENSEMBLE}
+    low = torch.full((n,), float("inf"), dtype=torch.float64)  # smallest margin APGD-T reached so far
     worst_single = torch.ones(n, dtype=torch.float64)
     after: dict[str, list[bool]] = {}
-    per_attack: dict[str, dict[str, Any]] = {}
+    per_attack: dict[str, dict[str, Any]] = {
+        name: {"image_draws": 0, "calls": 0, "elapsed_s": 0.0, "stopped_early": 0, "retried": 0}
+        for name in (*ENSEMBLE, REFINE)}
     used: str | None = None  # the precision the attacks resolved ("auto" -> "bf16" or "fp32")
-    for i, name in enumerate(ENSEMBLE):
+    clean: Decision | None = None
+    common: dict[str, Any] = dict(eps=eps, steps=steps, norm=threat_model, precision=precision, randomness=rnd,
+                                  decision_samples=decision_samples, progress=progress)
+
+    def attack(name: str, idx: torch.Tensor, stream: int, rank: int | None, label: str | None = None,
+               **kw: Any) -> None:
+        nonlocal clean, used
         t0 = time.perf_counter()
-        idx = robust.nonzero().squeeze(1) if clean is not None else torch.arange(n)
-        kw: dict[str, Any] = dict(eps=eps, steps=steps, eot_samples=eot_samples, norm=threat_model,
-                                  precision=precision)
-        if name == "apgd-t":
-            kw["n_target_classes"] = n_target_classes
+        out = run_attack(model, x[idx], y[idx], name, seed=derive_seed(seed, stream),
+                         clean=None if clean is None else clean.select(idx), **common, **kw)
+        used = out.params.get("precision", used)
+        if clean is None:
+            clean = out.clean
+            robust[:] &= clean.correct.cpu()
+        norms = (out.linf if threat_model == "Linf" else out.l2).cpu().tolist()
+        broke = out.fooled.cpu()
+        m = out.adv.margin(y[idx]).double().cpu()
+        for pos, j in enumerate(idx.tolist()):
+            if not robust[j]:
+                continue
+            if rank is not None:
+                low[j] = min(float(low[j]), float(m[pos]))
+            prev = margin_after[name][j]
+            margin_after[name][j] = round(float(m[pos]) if prev is None else min(prev, float(m[pos])), 5)
+            if rank is not None and label is None:
+                targets_tried[j] = rank
+            if label is not None:
+                refined[j] = True
+            if broke[pos]:
+                breaking_norm[j] = round(norms[pos], 6)
+                broken_by[j] = name
+                target_rank[j] = rank
+        worst_single[idx] = torch.minimum(worst_single[idx], out.adv.single.double().cpu())
+        robust[idx] &= ~broke
+        stats.merge(out.stats)
+        cost = per_attack[label or name]
+        for k, v in (("image_draws", out.stats.image_draws), ("calls", out.stats.calls),
+                     ("elapsed_s", time.perf_counter() - t0),
+                     ("stopped_early", int(out.stopped_early.sum()) if out.stopped_early is not None else 0),
+                     ("retried", int(out.retried.sum()) if out.retried is not None else 0)):
+            cost[k] = round(cost[k] + v, 3)
+
+    attack("apgd-ce", torch.arange(n), 1, None, eot_samples=eot_samples)
+    after["robust_after_apgd_ce"] = robust.tolist()
+    for r in range(1, n_target_classes + 1):
+        idx = (robust & ((r <= cascade_after) | (low <= cascade_margin))).nonzero().squeeze(1)
         if len(idx):
-            out = run_attack(model, x[idx], y[idx], name, seed=derive_seed(seed, i + 1), randomness=rnd,
-                             decision_samples=decision_samples, progress=progress,
-                             clean=None if clean is None else clean.select(idx), **kw)
-            used = out.params.get("precision", used)
-            if clean is None:
-                clean = out.clean
-                robust &= clean.correct.cpu()
-            norms = (out.linf if threat_model == "Linf" else out.l2).cpu().tolist()
-            broke = out.fooled.cpu()
-            for pos, (j, b) in enumerate(zip(idx.tolist(), broke.tolist())):
-                if b and robust[j]:
-                    breaking_norm[j] = round(norms[pos], 6)
-                    broken_by[j] = name
-            worst_single[idx] = torch.minimum(worst_single[idx], out.adv.single.double().cpu())
-            robust[idx] &= ~broke
-            stats.merge(out.stats)
-            per_attack[name] = {"image_draws": out.stats.image_draws, "calls": out.stats.calls,
-                                "elapsed_s": round(time.perf_counter() - t0, 3),
-                                "stopped_early": int(out.stopped_early.sum()) if out.stopped_early is not None else 0,
-                                "retried": int(out.retried.sum()) if out.retried is not None else 0}
-        else:
-            per_attack[name] = {"image_draws": 0, "calls": 0, "elapsed_s": 0.0, "stopped_early": 0, "retried": 0}
-        after[f"robust_after_{_key(name)}"] = robust.tolist()
+            attack("apgd-t", idx, STREAM_TARGET + r, r, eot_samples=target_eot_samples, n_target_classes=1,
+                   target_rank=r)
+    idx = (robust & (low <= refine_margin)).nonzero().squeeze(1)
+    if len(idx):
+        attack("apgd-t", idx, STREAM_REFINE, 1, label=REFINE, eot_samples=eot_samples, n_target_classes=1,
+               target_rank=1)
+    after["robust_after_apgd_t"] = robust.tolist()
     assert clean is not None
     clean_correct = clean.correct.cpu()
     return {
@@ -135,6 +190,10 @@ def _bench_part(
         **after,
         "breaking_norm": breaking_norm,
         "broken_by": broken_by,
+        "target_rank": target_rank,
+        "targets_tried": targets_tried,
+        "refined": refined,
+        **{f"margin_after_{_key(name)}": v for name, v in margin_after.items()},
         "clean_single": [round(v, 6) for v in clean.single.double().cpu().tolist()],
         "single": [round(v, 6) for v in (worst_single * clean_correct).tolist()],
         "passes": dataclasses.asdict(stats),
@@ -165,6 +224,19 @@ def _precision_of(parts: Sequence[dict[str, Any]], asked: str) -> str:
     return "+".join(sorted({p.get("precision") or asked for p in parts})) or asked
 
 
+def ensemble_params(*, steps: int = DEFAULT_STEPS, eot_samples: int = DEFAULT_EOT,
+                    n_target_classes: int = DEFAULT_TARGETS, target_eot_samples: int = DEFAULT_TARGET_EOT,
+                    cascade_after: int = DEFAULT_CASCADE_AFTER, cascade_margin: float = DEFAULT_CASCADE_MARGIN,
+                    refine_margin: float = DEFAULT_REFINE_MARGIN,
+                    decision_samples: int = DEFAULT_DECISION_SAMPLES) -> dict[str, Any]:
+    """What defines the ensemble, as a record's ``params`` holds it: two records were measured
+    by the same attacks when these agree (``ensemble_params()``: today's defaults)."""
+    return {"ensemble": list(ENSEMBLE), "steps": steps, "eot_samples": eot_samples,
+            "n_target_classes": n_target_classes, "target_eot_samples": target_eot_samples,
+            "cascade_after": cascade_after, "cascade_margin": cascade_margin, "refine_margin": refine_margin,
+            "targets_judged": "each rank on its own", "decision_samples": decision_samples}
+
+
 def part_ranges(n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
     """``(index, start, stop)`` of each part of ``n`` images. Part ``index`` is seeded with
     ``derive_seed(seed, STREAM_PART + index)``: fixed by the images, never by the processes."""
@@ -182,6 +254,10 @@ def benchmark(
     steps: int = DEFAULT_STEPS,
     eot_samples: int = DEFAULT_EOT,
     n_target_classes: int = DEFAULT_TARGETS,
+    target_eot_samples: int = DEFAULT_TARGET_EOT,
+    cascade_after: int = DEFAULT_CASCADE_AFTER,
+    cascade_margin: float = DEFAULT_CASCADE_MARGIN,
+    refine_margin: float = DEFAULT_REFINE_MARGIN,
     decision_samples: int = DEFAULT_DECISION_SAMPLES,
     randomness: str | Randomness | None = None,
     precision: str = "auto",
@@ -204,6 +280,15 @@ def benchmark(
         steps: APGD iterations per attack (and per target).
         eot_samples: draws per step on a randomized model (1 on a deterministic one).
         n_target_classes: APGD-T's targets.
+        target_eot_samples: draws per step of APGD-T on a randomized model.
+        cascade_after: target ranks every image still robust gets; a later rank runs only on
+            the images whose smallest decision margin so far is at most ``cascade_margin``
+            (``cascade_after=n_target_classes``: every target for every image).
+        cascade_margin: see ``cascade_after``; the margin is the decision rule's mean
+            probability of the true class minus the largest other (in (0, 1] while robust).
+        refine_margin: the images still robust after the cascade whose smallest APGD-T margin
+            is at most this get the first target once more at ``eot_samples`` draws per step
+            (0: never).
         decision_samples: fresh draws of the decision rule.
         randomness: override the detected randomness (:mod:`ratzoo.randomness`).
         precision: the attacks' own passes (:class:`~ratzoo.attacks.base.Attack`'s
@@ -224,7 +309,11 @@ def benchmark(
     if threat_model not in THREAT_MODELS:
         raise ValueError(f"threat_model must be one of {', '.join(THREAT_MODELS)}, got {threat_model!r}")
     eps_f = THREAT_MODELS[threat_model] if eps is None else parse_budget(eps, "eps")
+    for nm, v in (("cascade_margin", cascade_margin), ("refine_margin", refine_margin)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise ValueError(f"{nm} must be in [0, 1] (a difference of probabilities), got {v!r}")
     for nm, v in (("steps", steps), ("eot_samples", eot_samples), ("n_target_classes", n_target_classes),
+                  ("target_eot_samples", target_eot_samples), ("cascade_after", cascade_after),
                   ("decision_samples", decision_samples), ("part_size", part_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
@@ -250,15 +339,19 @@ def benchmark(
         tp = time.perf_counter()
         part = _bench_part(model, images[a:b], labels[a:b], threat_model=threat_model, eps=eps_f,
                            seed=derive_seed(seed, STREAM_PART + j), steps=steps, eot_samples=eot_samples,
-                           n_target_classes=n_target_classes, decision_samples=decision_samples, rnd=rnd,
+                           n_target_classes=n_target_classes, target_eot_samples=target_eot_samples,
+                           cascade_after=cascade_after, cascade_margin=cascade_margin, refine_margin=refine_margin,
+                           decision_samples=decision_samples, rnd=rnd,
                            precision=precision, progress=progress)
         part["elapsed_s"] = round(time.perf_counter() - tp, 3)
         done[j] = part
         if on_part is not None:
             on_part(j, part)
-    params = {"ensemble": list(ENSEMBLE), "threat_model": threat_model, "eps": eps_f, "steps": steps,
-              "eot_samples": eot_samples, "n_target_classes": n_target_classes,
-              "decision_samples": decision_samples, "resolve_margin": RESOLVE_MARGIN, "part_size": part_size,
+    params = {**ensemble_params(steps=steps, eot_samples=eot_samples, n_target_classes=n_target_classes,
+                                target_eot_samples=target_eot_samples, cascade_after=cascade_after,
+                                cascade_margin=cascade_margin, refine_margin=refine_margin,
+                                decision_samples=decision_samples),
+              "threat_model": threat_model, "eps": eps_f, "resolve_margin": RESOLVE_MARGIN, "part_size": part_size,
               "precision": _precision_of([done[j] for j, _, _ in todo], precision)}
     return make_record([done[j] for j, _, _ in todo], model_name=model_name or type(model).__name__,
                        model=model, rnd=rnd, params=params, seed=seed, offset=offset + (todo[0][1] if todo else 0),
@@ -389,6 +482,14 @@ class BenchmarkConfig:
     eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always")
     targets: int = _field(DEFAULT_TARGETS, "APGD-T targets, the most likely wrong classes (at most classes - 1)",
                           "always")
+    target_eot: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T on a randomized model", "always")
+    cascade_after: int = _field(DEFAULT_CASCADE_AFTER, "APGD-T target ranks every robust image gets", "always")
+    cascade_margin: float = _field(DEFAULT_CASCADE_MARGIN, "after --cascade-after ranks, an image gets the next "
+                                   "target only while its smallest decision margin is at most this", "always",
+                                   type=float)
+    refine_margin: float = _field(DEFAULT_REFINE_MARGIN, "after the cascade, an image still robust with a margin at "
+                                  "most this gets the first target again at --eot draws (0: never)", "always",
+                                  type=float)
     decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always")
     part_size: int = _field(PART_SIZE, "images per resumable part", "always")
     randomness: str | None = _field(None, "override the detected randomness", "always",
@@ -398,7 +499,10 @@ class BenchmarkConfig:
     resume: bool = _field(False, "reuse finished parts (also: share one run between processes)")
     wait: bool = _field(False, "when other processes measure the last parts, wait for them and write the record "
                                "too (default: leave it to the process that finishes last)")
-    threads: int = _field(0, "torch threads (0: torch's default)")
+    procs: int = _field(0, "processes sharing the parts on CPU, one thread each (0: one per core, the faster "
+                           "layout, benchmarks/bench_benchmark.py layout; 1: this process alone)")
+    threads: int = _field(0, "torch threads per process (0: 1 when several processes share the CPU, else torch's "
+                             "default)")
     data_dir: str | None = _field(None, "CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
     device: str | None = _field(None, "cuda or cpu (default: cuda when available)")
     out: str | None = _field(None, "write the record here (default: print it)")
@@ -415,10 +519,11 @@ class BenchmarkConfig:
         """
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.type == "int" and f.name not in ("offset", "seed", "threads") and v < 1:
+            if f.type == "int" and f.name not in ("offset", "seed", "threads", "procs") and v < 1:
                 raise ValueError(f"--{f.name.replace('_', '-')} must be a positive integer, got {v}")
-        if self.offset < 0:
-            raise ValueError(f"--offset must be >= 0, got {self.offset}")
+        for nm in ("offset", "threads", "procs"):
+            if getattr(self, nm) < 0:
+                raise ValueError(f"--{nm} must be >= 0, got {getattr(self, nm)}")
         return THREAT_MODELS[self.threat_model] if self.eps is None else parse_budget(self.eps, "--eps")
 
     def parts_dir(self) -> Path:
@@ -457,6 +562,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_WORKER = "RATZOO_BENCHMARK_WORKER"
+
+
+def _cpu_count() -> int:
+    """Cores this process may use (``os.process_cpu_count`` is Python >= 3.13 only)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _claim(path: Path):
     """An exclusive, non-blocking lock on ``path`` (None when another process holds it)."""
     import fcntl
@@ -492,8 +605,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    worker = os.environ.get(_WORKER)  # a process this CLI started to share the parts: it never writes the record
+    who = f"worker {worker}" if worker else f"rank {rank}"
+    procs = 1 if world > 1 or worker or not device.startswith("cpu") else cfg.procs or _cpu_count()
+    threads = cfg.threads or (1 if procs > 1 else 0)
+    if threads:
+        torch.set_num_threads(threads)
     try:
         model = load_model_spec(cfg.model, device)
     except (ValueError, KeyError) as e:  # a name or callable that names no model: a bad argument
@@ -541,13 +658,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     name = cfg.name or cfg.model
     common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,
-                  n_target_classes=cfg.targets, decision_samples=cfg.decision_samples, randomness=cfg.randomness,
+                  n_target_classes=cfg.targets, target_eot_samples=cfg.target_eot, cascade_after=cfg.cascade_after,
+                  cascade_margin=cfg.cascade_margin, refine_margin=cfg.refine_margin,
+                  decision_samples=cfg.decision_samples, randomness=cfg.randomness,
                   precision=cfg.precision, model_name=name, offset=cfg.offset, part_size=cfg.part_size)
     rnd = randomness_of(model, x, cfg.randomness)
-    print(f"[rank {rank}] {name}: {rnd.kind}; {cfg.threat_model} eps {eps_text(cfg.threat_model, eps)}; "
+    print(f"[{who}] {name}: {rnd.kind}; {cfg.threat_model} eps {eps_text(cfg.threat_model, eps)}; "
           f"{len(all_parts)} parts of {cfg.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)
     mine = [j for j, _, _ in all_parts if j % world == rank and j not in parts]
     measured: dict[int, dict[str, Any]] = {}
+    procs = min(procs, len(mine))
+    layout = {"processes": max(procs, 1) * world, "threads": torch.get_num_threads()}
+    if not worker:
+        print(f"[{who}] layout: {layout['processes']} process(es) x {layout['threads']} thread(s) on {device}",
+              file=sys.stderr, flush=True)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    helpers = [subprocess.Popen([sys.executable, "-m", "ratzoo.benchmark", *argv_list, "--resume", "--threads",
+                                 str(threads or 1)], env={**os.environ, _WORKER: str(k)})
+               for k in range(1, procs)]
 
     def keep(j: int, part: dict[str, Any]) -> None:
         save(j, part)
@@ -557,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock = _claim(folder / f"part_{j:05d}.lock")
         if lock is None or j in finished():
             continue  # another process measures it (or just did)
-        bar = None if cfg.no_progress else _Bar(sys.stderr, label=f"part {j + 1}/{len(all_parts)}")
+        bar = None if cfg.no_progress or worker else _Bar(sys.stderr, label=f"part {j + 1}/{len(all_parts)}")
         try:
             rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
                             progress=bar.update if bar is not None else None)
@@ -568,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lock.close()
         if bar is not None:
             bar.close()
-        print(f"[rank {rank}] part {j + 1}/{len(all_parts)}: robust {rec.robust_accuracy:.3f} of {rec.n} "
+        print(f"[{who}] part {j + 1}/{len(all_parts)}: robust {rec.robust_accuracy:.3f} of {rec.n} "
               f"({rec.elapsed_s:.0f} s)", file=sys.stderr, flush=True)
     if world > 1:
         import torch.distributed as dist
@@ -582,6 +710,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parts.update(got)
     else:
         parts.update(measured)
+    if worker:
+        return 0
+    for h in helpers:
+        if h.wait():
+            print(f"error: a helper process exited with {h.returncode}; rerun with --resume to finish", file=sys.stderr)
+            return 3
     parts.update(finished())
     while not all(j in parts for j, _, _ in all_parts):  # parts another process is measuring
         if not cfg.wait:
@@ -593,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec = benchmark(model, x, y, **common, parts=parts)
     rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
     rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
-                     command="python -m ratzoo.benchmark " + " ".join(sys.argv[1:] if argv is None else argv))
+                     command="python -m ratzoo.benchmark " + " ".join(argv_list), layout=layout)
     if cfg.sanity:
         m = min(n, PART_SIZE)
         rec.extra["sanity"] = sanity_checks(
@@ -638,7 +772,10 @@ def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rec: Recor
     for what in ("steps", "eot_samples"):
         if what == "eot_samples" and not base.randomized:
             continue
-        r = benchmark(model, x, y, **{**kw, what: 2 * kw[what]})
+        doubled = {what: 2 * kw[what]}
+        if what == "eot_samples":  # both phases' draws, or the check would leave APGD-T's as they were
+            doubled["target_eot_samples"] = 2 * kw.get("target_eot_samples", DEFAULT_TARGET_EOT)
+        r = benchmark(model, x, y, **{**kw, **doubled})
         delta = r.robust_accuracy - base.robust_accuracy
         ok = abs(delta) <= half
         out.append({"check": f"double_{what}", "passed": ok, "delta": delta, "ci_half_width": half,

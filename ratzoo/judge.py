@@ -81,6 +81,13 @@ class Decision:
         if self.draws is not None and other.draws is not None:
             self.draws[idx] = other.draws
 
+    def margin(self, labels: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` the rule's margin: mean probability of the true class minus the largest
+        other (> 0 exactly when the decision is right; over the draws made, see :func:`decide`)."""
+        labels = labels.to(self.probs.device).long()
+        p_y = self.probs.gather(1, labels[:, None]).squeeze(1)
+        return p_y - self.probs.scatter(1, labels[:, None], float("-inf")).amax(1)
+
     def select(self, idx: torch.Tensor) -> Decision:
         """The decision on the images ``idx`` only."""
         return Decision(self.correct[idx], self.label[idx], self.probs[idx], self.single[idx], self.samples,

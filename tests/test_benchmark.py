@@ -25,8 +25,8 @@ QUICK = dict(steps=8, eot_samples=4, decision_samples=20, n_target_classes=2)
 
 
 def timeless(d: dict) -> dict:
-    """A record's JSON without what depends on the clock (seconds, the command line)."""
-    d = {k: v for k, v in d.items() if k not in ("elapsed_s", "command")}
+    """A record's JSON without what depends on the clock and the run (seconds, command line, layout)."""
+    d = {k: v for k, v in d.items() if k not in ("elapsed_s", "command", "layout")}
     d["per_attack"] = {a: {k: v for k, v in c.items() if k != "elapsed_s"} for a, c in d.get("per_attack", {}).items()}
     return d
 
@@ -99,6 +99,56 @@ def test_record_round_trip_and_every_committed_record_loads(noisy) -> None:
     assert Record.from_json(ev).to_json() == ev
 
 
+def test_target_rank_and_margins_round_trip_and_a_record_before_them_loads(noisy) -> None:
+    """Per image: the target rank that broke it, the targets it got, and the decision margin
+    after each attack, consistent with the verdicts and kept through JSON; a record written
+    before these fields existed still loads unchanged."""
+    model, x, y = noisy
+    rec = ratzoo.benchmark(model, x, y, eps=4 / 255, part_size=48, **QUICK)
+    pi = rec.per_image
+    assert Record.from_json(json.loads(json.dumps(rec.to_json()))).per_image == pi
+    assert sum(r is not None for r in pi["target_rank"]) > 0 and sum(pi["robust"]) > 0  # both kinds are tested
+    for i, (c, ce, r) in enumerate(zip(pi["clean_correct"], pi["robust_after_apgd_ce"], pi["robust"])):
+        rank, tried, m_ce, m_t = (pi[k][i] for k in ("target_rank", "targets_tried", "margin_after_apgd_ce",
+                                                     "margin_after_apgd_t"))
+        assert (rank is not None) == (pi["broken_by"][i] == "apgd-t") == (ce and not r)
+        assert (m_ce is None) == (not c) and (m_t is None) == (not ce) and (tried == 0) == (not ce)
+        refined = pi["refined"][i]
+        assert not refined or ce  # only a survivor of APGD-CE gets the first target again
+        assert rank is None or 1 <= rank == (1 if refined else tried) <= tried <= QUICK["n_target_classes"]
+        if ce:
+            assert m_ce > 0 and (m_t > 0) == r  # a positive margin is a right decision
+        elif c:
+            assert m_ce <= 0
+    old = json.loads((Path(__file__).parent / "data" / "benchmark_record_before_cascade.json").read_text())
+    loaded = Record.from_json(old)
+    assert loaded.to_json() == old and "target_rank" not in loaded.per_image and loaded.n == 20
+
+
+@pytest.mark.parametrize("name", ["at", "rat"])
+def test_cascade_never_leaves_robust_what_the_full_targeted_phase_breaks(name, cifar_root) -> None:
+    """The default APGD-T (fewer draws per step, further targets only near the boundary)
+    against every target at the full draws, same seed and budget, on bundled models: no image
+    robust only under the cheaper one, at a lower cost."""
+    import numpy as np
+
+    from ratzoo.data import to_tensor
+
+    xs, ys = ratzoo.load_cifar10("test", root=cifar_root)
+    x, y = to_tensor(np.array(xs[:16])), torch.from_numpy(np.array(ys[:16])).long()
+    model = ratzoo.load(name).eval()
+    kw = dict(threat_model="Linf", seed=0, steps=10, eot_samples=4, decision_samples=100, part_size=16)
+    full = ratzoo.benchmark(model, x, y, target_eot_samples=4, cascade_after=9, **kw)
+    cheap = ratzoo.benchmark(model, x, y, **kw)
+    assert cheap.params["cascade_after"] == BENCH.DEFAULT_CASCADE_AFTER < 9
+    assert cheap.per_image["robust_after_apgd_ce"] == full.per_image["robust_after_apgd_ce"]  # the same first attack
+    assert sum(full.per_image["robust_after_apgd_ce"]) > sum(full.robust_per_image()) > 0  # APGD-T has work to do
+    only_cheap = [i for i, (c, f) in enumerate(zip(cheap.robust_per_image(), full.robust_per_image())) if c and not f]
+    assert only_cheap == []
+    assert cheap.extra["per_attack"]["apgd-t"]["image_draws"] < full.extra["per_attack"]["apgd-t"]["image_draws"]
+    assert sum(cheap.per_image["targets_tried"]) < sum(full.per_image["targets_tried"])
+
+
 class _Constant(nn.Module):
     """Ignores its input: "robust" on the images of one class at any budget."""
 
@@ -148,6 +198,10 @@ def test_bad_records_and_arguments_are_refused(tmp_path) -> None:
         ratzoo.benchmark(base, x * 255, y)
     with pytest.raises(ValueError, match=r"labels must have shape \(4,\), one per image, got \(3,\)"):
         ratzoo.benchmark(base, x, y[:3])
+    with pytest.raises(ValueError, match=r"cascade_margin must be in \[0, 1\]"):
+        ratzoo.benchmark(base, x, y, cascade_margin=1.5)
+    with pytest.raises(ValueError, match="target_eot_samples must be a positive integer"):
+        ratzoo.benchmark(base, x, y, target_eot_samples=0)
     with pytest.raises(ValueError, match="n_target_classes .* must be at most 9: the model has 10 classes"):
         ratzoo.benchmark(base, x, y, n_target_classes=10)
     assert ratzoo.benchmark(base, x, y, threat_model="l2", steps=1, n_target_classes=1).threat_model == "L2"
@@ -320,6 +374,27 @@ def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifa
     assert run("resumed", ["--resume"]) == one
     shutil.rmtree(folder)
     assert run("ranks", [], torchrun=2) == one
+
+
+def test_cli_default_layout_on_cpu_is_one_process_per_core(foreign_module, tiny_cifar_root, subprocess_env) -> None:
+    """By default the CLI on CPU shares the parts among one single-threaded process per core,
+    the layout ``benchmarks/bench_benchmark.py layout`` measured faster than one process with a
+    thread per core; the record and the log say which layout ran, and it equals ``--procs 1``'s."""
+    env = subprocess_env
+    env["RATZOO_CACHE"] = str(foreign_module / "cache")
+    recs = {}
+    for name, extra in (("default", []), ("one", ["--procs", "1", "--threads", "2"])):
+        out = foreign_module / f"{name}.json"
+        r = _cli(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), "--out", str(out),
+                  "--resume", *CLI_ARGS, *extra], foreign_module, env)
+        assert r.returncode == 0, r.stderr
+        recs[name] = json.loads(out.read_text())
+        shutil.rmtree(foreign_module / "cache" / "benchmark")  # the next run measures every part again
+    cores = BENCH._cpu_count()
+    expected = {"processes": min(cores, 3), "threads": 1} if cores > 1 else {"processes": 1, "threads": cores}
+    assert recs["default"]["layout"] == expected, recs["default"]["layout"]
+    assert recs["one"]["layout"] == {"processes": 1, "threads": 2}
+    assert timeless(recs["default"]) == timeless(recs["one"])
 
 
 def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_path) -> None:

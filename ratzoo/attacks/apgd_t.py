@@ -46,9 +46,12 @@ class APGDT(APGD):
         model: classifier taking images in [0, 1] (randomized or not).
         eps: the budget (default ``8/255``; for ``norm="L2"`` e.g. 0.5).
         steps: iterations per target (default 100).
-        n_target_classes: targets tried, most likely first (default 3 here; AutoAttack and
-            :func:`ratzoo.benchmark` use 9, all wrong classes of CIFAR-10).
-            Each costs up to ``steps + 1`` gradients per image still standing.
+        n_target_classes: targets tried, most likely first (default 3 here; AutoAttack uses 9,
+            all wrong classes of CIFAR-10). Each costs up to ``steps + 1`` gradients per
+            image still standing.
+        target_rank: the rank of the first target (default 1, the most likely wrong class);
+            ranks ``target_rank .. target_rank + n_target_classes - 1`` are tried, so a caller
+            can judge each target's example on its own (:func:`ratzoo.benchmark` does).
         restarts, norm, rho, momentum: as :class:`~ratzoo.attacks.apgd.APGD`.
         **common: the arguments every attack shares (``eot_samples``, ``seed``,
             ``early_stop`` / ``resolve_margin``, ...), defaults in :class:`~ratzoo.attacks.base.Attack`.
@@ -71,13 +74,14 @@ class APGDT(APGD):
     loss_name = "dlr-targeted"
 
     def __init__(self, model: nn.Module, eps: float | str = 8 / 255, steps: int = 100,
-                 n_target_classes: int = 3, **kwargs: Any) -> None:
+                 n_target_classes: int = 3, target_rank: int = 1, **kwargs: Any) -> None:
         super().__init__(model, eps, steps, **kwargs)
         self.n_target_classes = _positive_int(n_target_classes, "n_target_classes")
+        self.target_rank = _positive_int(target_rank, "target_rank")
         self._target: torch.Tensor | None = None
 
     def params(self) -> dict:
-        return {**super().params(), "n_target_classes": self.n_target_classes}
+        return {**super().params(), "n_target_classes": self.n_target_classes, "target_rank": self.target_rank}
 
     def _steps_total(self) -> int:
         return super()._steps_total() * self.n_target_classes
@@ -87,13 +91,14 @@ class APGDT(APGD):
 
     def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, None]:
         ranking = self.eot_logits(x).argsort(dim=1, descending=True)  # the clean EOT output's ranking
-        if ranking.shape[1] - 1 < self.n_target_classes:
-            raise ValueError(f"n_target_classes={self.n_target_classes} but the model has only "
-                             f"{ranking.shape[1] - 1} wrong classes")
+        last = self.target_rank + self.n_target_classes - 1
+        if ranking.shape[1] - 1 < last:
+            raise ValueError(f"target ranks {self.target_rank}..{last} (target_rank, n_target_classes) but the "
+                             f"model has only {ranking.shape[1] - 1} wrong classes")
         wrong = ranking[ranking != y[:, None]].view(len(y), -1)  # wrong classes, most likely first
         best = x.clone()
         best_loss = torch.full((len(y),), float("-inf"), device=x.device)
-        for t in range(self.n_target_classes):
+        for t in range(self.target_rank - 1, last):
             self._target = wrong[:, t]
             standing = ~self.stopped_early
             if not bool(standing.any()):
