@@ -1,0 +1,184 @@
+"""The benchmark's cost and strength: the cascade ensemble against the committed records of the
+full one, against AutoAttack-rand, and the CPU layout it runs best in.
+
+``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200]``
+    Runs ``python -m ratzoo.benchmark`` (today's ensemble, ``--resume --wait``, one thread) on
+    test images ``0 .. n-1`` of every leaderboard entry, with the parts in
+    ``$RATZOO_BENCHMARK_PARTS`` (point it at the zoo's, ``train/benchmark_zoo.sh``, and the two
+    share their first parts), and pairs each image's verdict with the record committed at
+    ``OLD_REV`` (APGD-T over 9 targets in one call, EOT-20): robust accuracy of both, images
+    robust only under the new / only under the old, whether APGD-CE's survivors agree bit for
+    bit, and the seconds. Start it once per core: the processes share the parts.
+``python benchmarks/bench_benchmark.py peer [--n 100] [--group 20]``
+    torchattacks 3.5.1 ``AutoAttack(version='rand')`` (APGD-CE + APGD-DLR, EOT-20; a
+    benchmark-only dependency: ``pip install --no-deps torchattacks==3.5.1 tqdm requests``) vs
+    :func:`ratzoo.benchmark.benchmark` on rat, Linf 8/255, interleaved in groups, one thread;
+    both sides' examples judged by the 100-draw decision rule; seconds include the judging.
+``python benchmarks/bench_benchmark.py layout [--n 40] [--part-size 10]``
+    One benchmark (rat, Linf) run by the CLI as 1 process x 2 threads and as 2 processes x
+    1 thread sharing the parts; prints the wall seconds of each (the CLI's CPU default follows).
+``python benchmarks/bench_benchmark.py zoo``
+    The committed records' total seconds against those at ``OLD_REV``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / "checkpoints" / "results" / "benchmark"
+OLD_REV = "eb5837c"  # the last commit whose records were measured by the full APGD-T (9 targets, EOT-20)
+ENTRIES = [f"{m}_{t}" for t in ("Linf", "L2") for m in ("standard", "at", "rn", "rat", "lerat")]
+CACHE = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo") / "bench_benchmark"
+
+
+def old_record(entry: str) -> dict:
+    out = subprocess.run(["git", "show", f"{OLD_REV}:checkpoints/results/benchmark/{entry}.json"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def cli(args: list[str], env: dict | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "ratzoo.benchmark", *args, "--no-progress"], cwd=ROOT, check=True,
+                   env={**os.environ, **(env or {})})
+
+
+def strength(entries: list[str], n: int) -> None:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for entry in entries:
+        model, threat = entry.rsplit("_", 1)
+        out = CACHE / f"{entry}_n{n}.{os.getpid()}.json"
+        if not out.exists():
+            cli(["--model", model, "--threat-model", threat, "--n", str(n), "--resume", "--wait", "--threads", "1",
+                 "--out", str(out)])
+        new, old = json.loads(out.read_text()), old_record(entry)
+        rn, ro = new["robust_per_image"], old["robust_per_image"][:n]
+        ce_n, ce_o = new["robust_after_apgd_ce_per_image"], old["robust_after_apgd_ce_per_image"][:n]
+        old_s = sum(p["elapsed_s"] for p in old["per_attack"].values()) * n / old["n"]
+        rows.append({"entry": entry, "n": n, "old_robust": 100 * sum(ro) / n, "new_robust": 100 * sum(rn) / n,
+                     "only_new": sum(a and not b for a, b in zip(rn, ro)),
+                     "only_old": sum(b and not a for a, b in zip(rn, ro)),
+                     "ce_differ": sum(a != b for a, b in zip(ce_n, ce_o)),
+                     "new_s": new["elapsed_s"], "old_s_scaled": round(old_s, 1)})
+        r = rows[-1]
+        print(f"{entry:<14} robust old {r['old_robust']:5.1f} new {r['new_robust']:5.1f}  only-new {r['only_new']}  "
+              f"only-old {r['only_old']}  APGD-CE survivors differing {r['ce_differ']}  "
+              f"seconds new {r['new_s']:.0f} (old, this share of its record: {r['old_s_scaled']:.0f})", flush=True)
+    if len(rows) > 1:
+        print(f"total: only-new {sum(r['only_new'] for r in rows)}, only-old {sum(r['only_old'] for r in rows)}, "
+              f"seconds new {sum(r['new_s'] for r in rows):.0f} vs old {sum(r['old_s_scaled'] for r in rows):.0f}; "
+              f"worst entry: {max(rows, key=lambda r: r['only_new'])['entry']} "
+              f"(max only-new {max(r['only_new'] for r in rows)}, max new-old "
+              f"{max(r['new_robust'] - r['old_robust'] for r in rows):+.1f} points)")
+
+
+def peer(n: int, group: int, decision: int) -> None:
+    import numpy as np
+
+    try:
+        import torchattacks
+    except ImportError:
+        sys.exit("torchattacks is needed for this benchmark only:\n"
+                 "    pip install --no-deps torchattacks==3.5.1 tqdm requests")
+    import ratzoo
+    from ratzoo.benchmark import benchmark
+    from ratzoo.data import to_tensor
+    from ratzoo.judge import STREAM_ADV, STREAM_CLEAN, decide, derive_seed
+
+    torch.set_num_threads(1)
+    xs, ys = ratzoo.load_cifar10("test")
+    x, y = to_tensor(np.array(xs[:n])), torch.from_numpy(np.array(ys[:n])).long()
+    model = ratzoo.load("rat").eval()
+    t = {"ours": 0.0, "peer": 0.0}
+    rob_o, rob_p, draws = [], [], 0
+    for g, a in enumerate(range(0, n, group)):
+        xg, yg = x[a: a + group], y[a: a + group]
+
+        def ours() -> None:
+            nonlocal draws
+            t0 = time.perf_counter()
+            rec = benchmark(model, xg, yg, threat_model="Linf", seed=g, decision_samples=decision)
+            t["ours"] += time.perf_counter() - t0
+            rob_o.append(torch.tensor(rec.robust_per_image()))
+            draws += rec.passes["image_draws"]
+
+        def theirs() -> None:
+            torch.manual_seed(g)
+            t0 = time.perf_counter()
+            adv = torchattacks.AutoAttack(model, norm="Linf", eps=8 / 255, version="rand", n_classes=10, seed=g)(xg, yg)
+            clean = decide(model, xg, yg, samples=decision, seed=derive_seed(g, STREAM_CLEAN))
+            judged = decide(model, adv, yg, samples=decision, seed=derive_seed(g, STREAM_ADV))
+            t["peer"] += time.perf_counter() - t0
+            rob_p.append(clean.correct & judged.correct)
+
+        for side in ((ours, theirs) if g % 2 == 0 else (theirs, ours)):
+            side()
+        print(f"  group {g}: ratzoo {t['ours']:.0f} s, AutoAttack-rand {t['peer']:.0f} s so far", flush=True)
+    ro, rp = torch.cat(rob_o), torch.cat(rob_p)
+    print(f"rat Linf 8/255, first {n} test images, 1 thread, groups of {group} interleaved, 100-draw verdicts:\n"
+          f"  ratzoo.benchmark        {t['ours']:7.1f} s  robust {100 * ro.float().mean():.1f} %  ({draws} image-draws)\n"
+          f"  AutoAttack-rand (ta)    {t['peer']:7.1f} s  robust {100 * rp.float().mean():.1f} %\n"
+          f"  robust only under ratzoo {int((ro & ~rp).sum())}, only under AutoAttack-rand {int((rp & ~ro).sum())}; "
+          f"ratzoo/peer seconds {t['ours'] / t['peer']:.2f}")
+
+
+def layout(n: int, part_size: int) -> None:
+    common = ["--model", "rat", "--threat-model", "Linf", "--n", str(n), "--part-size", str(part_size)]
+    res = {}
+    for name, procs, threads in (("1 process x 2 threads", 1, 2), ("2 processes x 1 thread", 2, 1)):
+        with tempfile.TemporaryDirectory() as d:
+            env = {**os.environ, "RATZOO_BENCHMARK_PARTS": d}
+            t0 = time.perf_counter()
+            ps = [subprocess.Popen([sys.executable, "-m", "ratzoo.benchmark", *common, "--threads", str(threads),
+                                    "--procs", "1", "--resume", "--wait", "--no-progress", "--out",
+                                    f"{d}/rec{i}.json"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+                  for i in range(procs)]
+            for p in ps:
+                if p.wait():
+                    sys.exit(f"the CLI failed ({name})")
+            res[name] = time.perf_counter() - t0
+            robust = json.loads(Path(f"{d}/rec0.json").read_text())["robust_accuracy"]
+        print(f"{name:<24} {res[name]:6.1f} s wall (rat Linf, {n} images in parts of {part_size}; robust {robust:.3f})",
+              flush=True)
+    best = min(res, key=res.get)
+    print(f"faster: {best} ({max(res.values()) / min(res.values()):.2f}x)")
+
+
+def zoo() -> None:
+    new = sum(json.loads((RECORDS / f"{e}.json").read_text())["elapsed_s"] for e in ENTRIES)
+    old = sum(old_record(e)["elapsed_s"] for e in ENTRIES)
+    print(f"the 10 leaderboard entries: {new / 3600:.2f} core-hours (records at {OLD_REV}: {old / 3600:.2f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=["strength", "peer", "layout", "zoo"])
+    p.add_argument("--entries", default=",".join(ENTRIES))
+    p.add_argument("--n", type=int, default=None)
+    p.add_argument("--group", type=int, default=20)
+    p.add_argument("--part-size", type=int, default=10)
+    p.add_argument("--decision", type=int, default=100)
+    a = p.parse_args(argv)
+    if a.what == "strength":
+        strength(a.entries.split(","), a.n or 200)
+    elif a.what == "peer":
+        peer(a.n or 100, a.group, a.decision)
+    elif a.what == "layout":
+        layout(a.n or 40, a.part_size)
+    else:
+        zoo()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
