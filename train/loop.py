@@ -70,6 +70,18 @@ def seeded(seed: int, *tags: int, device: torch.device | str = "cpu") -> torch.G
     return torch.Generator(device=device).manual_seed(s)
 
 
+def channels_last_is_safe(model: nn.Module, device: torch.device) -> bool:
+    """Whether channels-last inputs may reach ``model`` on ``device``.
+
+    torch 2.13.0's oneDNN convolution backward corrupts the CPU heap (glibc aborts with
+    "double free or corruption") when a network narrower than 8 channels sees channels-last
+    inputs; the width-2 runs of ``tests/test_train.py`` died so on an AVX2 AMD EPYC.
+    """
+    if device.type != "cpu":
+        return True
+    return min(m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)) >= 8
+
+
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random crop (4-pixel zero padding) + horizontal flip, batched on the device.
 
@@ -208,6 +220,11 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
         noise_sigma=cfg.noise_sigma if cfg.noise_kind != "none" else 0.0, noise_layer=cfg.noise_layer,
     )
     model = build_model(mcfg).to(device)
+    keep_layout = channels_last_is_safe(model, device)
+    if use_cl and not keep_layout:
+        print("channels_last: off (this network is too narrow for oneDNN's channels-last CPU kernels)",
+              file=sys.stderr)
+        use_cl = False
     if use_cl:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(_param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
@@ -269,6 +286,8 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
                     break
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size][dist.rank :: dist.world][:per_rank]
                 x = augment(data["train_x"][idx], g_aug).float().div_(255)
+                if not keep_layout:
+                    x = x.contiguous()
                 y = data["train_y"][idx]
                 if use_cl:
                     x = x.contiguous(memory_format=torch.channels_last)
