@@ -396,3 +396,16 @@ def test_seeded_generators_are_independent_of_history() -> None:
     assert torch.equal(torch.randn(3, generator=seeded(5, 2, 1)), a)
     assert not torch.equal(torch.randn(3, generator=seeded(5, 3, 1)), a)
     assert not torch.equal(torch.randn(3, generator=seeded(5, 1, 2)), a)
+
+
+def test_narrow_networks_get_contiguous_inputs_on_cpu() -> None:
+    """The width-2 test runs abort in oneDNN with channels-last inputs; width 16 keeps them."""
+    from train.loop import channels_last_is_safe
+
+    from ratzoo.models import ModelConfig, build_model
+
+    cpu = torch.device("cpu")
+
+    assert not channels_last_is_safe(build_model(ModelConfig(width=2)), cpu)
+    assert channels_last_is_safe(build_model(ModelConfig(width=16)), cpu)
+    assert channels_last_is_safe(build_model(ModelConfig(width=2)), torch.device("cuda"))
