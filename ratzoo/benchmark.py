@@ -237,6 +237,22 @@ def ensemble_params(*, steps: int = DEFAULT_STEPS, eot_samples: int = DEFAULT_EO
             "targets_judged": "each rank on its own", "decision_samples": decision_samples}
 
 
+def describe_ensemble(params: dict[str, Any]) -> str:
+    """One sentence saying which attacks a record's (or leaderboard entry's) ``params`` ran;
+    records from before the cascade (no ``cascade_margin``) ran APGD-T over all targets."""
+    steps, eot, k = params.get("steps"), params.get("eot_samples"), params.get("n_target_classes")
+    head = f"APGD-CE, {steps} iterations with gradients averaged over {eot} draws (EOT) on randomized models, then "
+    if params.get("cascade_margin") is None:
+        return head + f"APGD-T towards each of the {k} most likely wrong classes, {steps} iterations at {eot} draws each"
+    refine = (f"; an image still robust within {params['refine_margin']} of the boundary gets the first target "
+              f"again at {eot} draws" if params.get("refine_margin") else "")
+    ca = params["cascade_after"]
+    first = "likeliest" if ca == 1 else f"first {ca}"
+    return head + (f"APGD-T at {params['target_eot_samples']} draws towards the most likely wrong classes one at a "
+                   f"time: the {first} for every image still robust, each next one (up to "
+                   f"{k}) only while the image's decision margin stays at most {params['cascade_margin']}{refine}")
+
+
 def part_ranges(n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
     """``(index, start, stop)`` of each part of ``n`` images. Part ``index`` is seeded with
     ``derive_seed(seed, STREAM_PART + index)``: fixed by the images, never by the processes."""
@@ -416,6 +432,7 @@ def leaderboard_entry(rec: Record, *, architecture: str | None = None, link: str
         "image_draws": (rec.passes or {}).get("image_draws"), "seconds": rec.elapsed_s,
         "ensemble": rec.params.get("ensemble"), "steps": rec.params.get("steps"),
         "n_target_classes": rec.params.get("n_target_classes"), "precision": rec.params.get("precision"),
+        "ensemble_params": {k: rec.params.get(k) for k in ensemble_params()},
         "record": record_path,
         "ratzoo": (rec.versions or {}).get("ratzoo"),
     }

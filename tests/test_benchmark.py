@@ -428,4 +428,20 @@ def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
         rec = Record.load(REPO_ROOT / e["record"])
         assert rec.attack == "benchmark" and rec.n == e["n"] and e["threat_model"] == rec.threat_model
         assert e["robust_acc"] == pytest.approx(100 * rec.robust_accuracy, abs=0.005)
-        assert f"| {e['name']} |" in readme
+        assert f"| {e['name']}{'' if leaderboard.ensemble_of(e) == BENCH.ensemble_params() else ' †'} |" in readme
+
+
+def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:
+    """Entries of the ensemble before the cascade are marked and their attacks said apart."""
+    from train import leaderboard
+
+    old = {"name": "old", "threat_model": "Linf", "eps": 8 / 255, "randomness": "per-sample", "clean_acc": 80.0,
+           "robust_acc": 40.0, "robust_acc_ci95": [37.0, 43.0], "single_draw_acc": 45.0, "n": 1000,
+           "eot_samples": 20, "decision_samples": 100, "seconds": 1.0, "steps": 100, "n_target_classes": 9}
+    new = {**old, "name": "new", "ensemble_params": BENCH.ensemble_params()}
+    block = leaderboard.block([old, new])
+    assert "| old † |" in block and "| new |" in block
+    assert BENCH.describe_ensemble(BENCH.ensemble_params()) in block
+    assert "Entries marked † were measured by an older ensemble: APGD-CE" in block and "towards each of the 9" in block
+    only_new = leaderboard.block([new])
+    assert "†" not in only_new and "towards each of the 9" not in only_new

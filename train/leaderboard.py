@@ -13,28 +13,39 @@ import json
 import sys
 from pathlib import Path
 
-from ratzoo.benchmark import DEFAULT_EOT, DEFAULT_STEPS, DEFAULT_TARGETS, leaderboard_markdown
+from ratzoo.benchmark import DEFAULT_EOT, describe_ensemble, ensemble_params, leaderboard_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADERBOARD = ROOT / "checkpoints" / "results" / "leaderboard.json"
 README = ROOT / "README.md"
 START, END = "<!-- leaderboard -->", "<!-- /leaderboard -->"
 
-RULE = (
-    f"**Leaderboard** (`python -m ratzoo.benchmark`, the same attacks for every model): an image counts as "
-    f"robust when the model's prediction, the average softmax over 100 fresh noise draws for a randomized "
-    f"model, is right on the clean image and on every attack's example: APGD-CE, then APGD-T towards each of "
-    f"the {DEFAULT_TARGETS} wrong classes, {DEFAULT_STEPS} iterations each, with gradients averaged over "
-    f"{DEFAULT_EOT} draws (EOT) on randomized models. *one draw*: the accuracy of a single call of the model "
-    f"on the same examples. CIFAR-10 (JPEG copy) test images, the first n."
-)
+def rule(entries: list[dict]) -> str:
+    """The decision rule and today's attacks, then those of any older ensemble an entry ran
+    (such entries are marked with a dagger in the table)."""
+    today = describe_ensemble(ensemble_params())
+    older = [d for d in dict.fromkeys(describe_ensemble(ensemble_of(e)) for e in entries) if d != today]
+    return ("**Leaderboard** (`python -m ratzoo.benchmark`, the same attacks for every model): an image counts as "
+            "robust when the model's prediction, the average softmax over 100 fresh noise draws for a randomized "
+            f"model, is right on the clean image and on every attack's example. The attacks: {today}."
+            + "".join(f" Entries marked † were measured by an older ensemble: {d}." for d in older)
+            + " *one draw*: the accuracy of a single call of the model on the same examples. CIFAR-10 (JPEG copy) "
+            "test images, the first n.")
+
+
+def ensemble_of(entry: dict) -> dict:
+    """The entry's ``ensemble_params``; entries written before they were stored ran the full APGD-T."""
+    return entry.get("ensemble_params") or {"steps": entry["steps"], "eot_samples": DEFAULT_EOT,
+                                            "n_target_classes": entry["n_target_classes"]}
 
 
 def block(entries: list[dict]) -> str:
     """The Markdown between the markers."""
     if not entries:
-        return RULE + "\n\nNo model has been benchmarked yet: `bash train/benchmark_zoo.sh`."
-    return RULE + "\n\n" + leaderboard_markdown(entries) + "\n\n" + cost(entries)
+        return rule(entries) + "\n\nNo model has been benchmarked yet: `bash train/benchmark_zoo.sh`."
+    today = ensemble_params()
+    marked = [{**e, "name": e["name"] + (" †" if ensemble_of(e) != today else "")} for e in entries]
+    return rule(entries) + "\n\n" + leaderboard_markdown(marked) + "\n\n" + cost(entries)
 
 
 def cost(entries: list[dict]) -> str:
