@@ -60,7 +60,7 @@ def strength(entries: list[str], n: int) -> None:
         out = CACHE / f"{entry}_n{n}.{os.getpid()}.json"
         if not out.exists():
             cli(["--model", model, "--threat-model", threat, "--n", str(n), "--resume", "--wait", "--threads", "1",
-                 "--out", str(out)])
+                 "--procs", "1", "--out", str(out)])
         new, old = json.loads(out.read_text()), old_record(entry)
         rn, ro = new["robust_per_image"], old["robust_per_image"][:n]
         ce_n, ce_o = new["robust_after_apgd_ce_per_image"], old["robust_after_apgd_ce_per_image"][:n]
