@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The leaderboard's measurements: every zoo model under both threat models, n=1000, with
-# `python -m ratzoo.benchmark` in resumable parts of 100 images. Start it once per core; the
-# processes share each run through the part locks, and a killed run resumes where it stopped:
+# `python -m ratzoo.benchmark` in resumable parts of 100 images. Start it once: the CLI runs one
+# process per core sharing each run through the part locks (the faster layout), and a killed run
+# resumes where it stopped:
 #
-#   nohup bash train/benchmark_zoo.sh > ~/.cache/ratzoo/bench_zoo_1.log 2>&1 &
-#   nohup bash train/benchmark_zoo.sh > ~/.cache/ratzoo/bench_zoo_2.log 2>&1 &
+#   nohup bash train/benchmark_zoo.sh > ~/.cache/ratzoo/bench_zoo.log 2>&1 &
 #
-# MODELS / THREATS / N override the lists; finished records land in checkpoints/results/benchmark/
+# MODELS / THREATS / N override the lists, PROCS the processes (default one per core); finished records land in checkpoints/results/benchmark/
 # and their entries in checkpoints/results/leaderboard.json.
 #
 # The noisy models take several core-hours each, more than one working session, and neither the
@@ -29,7 +29,7 @@ for threat in $THREATS; do
     # a record of today's ensemble is done; one of an older ensemble is measured again
     [ -f "$out" ] && $PY -c "import json, sys; from ratzoo.benchmark import ensemble_params as e
 p = json.load(open(sys.argv[1]))['params']; sys.exit(any(p.get(k) != v for k, v in e().items()))" "$out" && continue
-    $PY -m ratzoo.benchmark --model "$model" --threat-model "$threat" --n "$N" --resume --threads 1 \
+    $PY -m ratzoo.benchmark --model "$model" --threat-model "$threat" --n "$N" --resume ${PROCS:+--procs "$PROCS"} \
       --no-progress --out "$out" --leaderboard checkpoints/results/leaderboard.json
     # the README's leaderboard, zoo table and paired claims, and the cards, follow the new record
     [ -f "$out" ] && $PY -m train.report --no-plots
