@@ -60,7 +60,8 @@ import torch
 from torch import nn
 
 from .attacks.apgd import canonical_norm
-from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_inputs, parse_budget
+from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_budget, check_inputs, parse_budget
+from .geometry import IMAGE_DIM
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
 from .randomness import Randomness, randomness_of
 from .record import Record
@@ -541,7 +542,11 @@ class BenchmarkConfig:
         for nm in ("offset", "threads", "procs"):
             if getattr(self, nm) < 0:
                 raise ValueError(f"--{nm} must be >= 0, got {getattr(self, nm)}")
-        return THREAT_MODELS[self.threat_model] if self.eps is None else parse_budget(self.eps, "--eps")
+        if self.eps is None:
+            return THREAT_MODELS[self.threat_model]
+        eps = parse_budget(self.eps, "--eps")
+        check_budget(eps, self.threat_model, IMAGE_DIM, "--eps")
+        return eps
 
     def parts_dir(self) -> Path:
         """Where this run's finished parts live: ``$RATZOO_BENCHMARK_PARTS/<key>`` (default

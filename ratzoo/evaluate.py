@@ -47,6 +47,8 @@ from torch import nn
 
 from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
 from .attacks.apgd import NORMS, canonical_norm
+from .attacks.base import check_budget
+from .geometry import IMAGE_DIM
 from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
                     STREAM_CLEAN, AttackOutcome, canonical_attack, derive_seed, run_attack)
 from .record import Record, _json_safe
@@ -586,7 +588,11 @@ def _validate(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
                  "values": _parse_list(args.sweep_eot, "--sweep-eot", lambda t: _parse_positive_int(t.strip(), "--sweep-eot"))}
     if attack != "none":
         try:  # validates every attack argument before any model or data is loaded
-            make_attack(attack, nn.Identity(), **{**kw, **({sweep["key"]: sweep["values"][0]} if sweep else {})})
+            a = make_attack(attack, nn.Identity(), **{**kw, **({sweep["key"]: sweep["values"][0]} if sweep else {})})
+            swept = sweep.get("key") == "eps"
+            for eps in sweep["values"] if swept else [a.eps]:
+                if eps is not None:
+                    check_budget(eps, a.norm, IMAGE_DIM, "--sweep-eps" if swept else "--eps")
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
     for opt, name in ((args.n, "--n"), (args.decision_samples, "--decision-samples")):

@@ -4,6 +4,7 @@ EOT gradients (batched == averaged per-draw), seeding, cost, and the registry.""
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 import pytest
 from conftest import train_template_mlp
@@ -484,3 +485,24 @@ def test_precision_auto_takes_bf16_only_where_native_and_never_for_cw(models, ba
     assert forced.params()["precision"] == "fp32"
     with pytest.raises(ValueError, match="precision must be one of"):
         PGD(model, precision="fp16")
+
+
+def test_budgets_that_cannot_be_meant_are_refused_and_a_likely_slip_warned() -> None:
+    """eps=8 (the /255 forgotten) allows any image and is refused before any pass; an L2 budget
+    beyond the image cube's diameter too; the L2 default 0.5 given to Linf runs with a warning."""
+    from ratzoo.attacks.base import check_budget
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    x, y = torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"did you mean 8/255 = 0\.0314\?"):
+        ratzoo.run_attack(model, x, y, "pgd-linf", eps=8, steps=1)
+    with pytest.raises(ValueError, match=r"diameter of the image space \(6\.9 for 48 values"):
+        ratzoo.run_attack(model, x, y, "pgd-l2", eps=7.0, steps=1)
+    ratzoo.run_attack(model, x, y, "pgd-l2", eps=6.9, steps=1)  # within the diameter: allowed
+    with pytest.warns(UserWarning, match=r"= 128/255\) is a very large Linf budget"):
+        ratzoo.run_attack(model, x, y, "pgd-linf", eps=0.5, steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_budget(64 / 255, "Linf")  # the warning starts above 64/255
+        check_budget(1.0, "Linf")  # the whole cube, as the sanity checks ask, is meant
+        check_budget(math.sqrt(48), "L2", 48)

@@ -332,6 +332,10 @@ def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_mo
     err = capsys.readouterr().err
     assert code == 2 and "must be at most 9" in err and "Traceback" not in err, err
     assert not list((foreign_module / "cache").glob("benchmark/*/part_*.json"))  # nothing was measured
+    for budget, said in ((["--eps", "8"], "did you mean 8/255"), (["--threat-model", "L2", "--eps", "60"], "diameter")):
+        assert main(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS, *budget]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
     assert main(["--model", "ratt", "--data-dir", str(tiny_cifar_root), *CLI_ARGS]) == 2
     assert "module.path:callable" in capsys.readouterr().err  # the unknown name's error lists every form
     assert build_parser().parse_args(["--model", "m", "--threat-model", "l2"]).threat_model == "L2"

@@ -242,6 +242,9 @@ def test_cli_cw_and_sweeps(noisy_checkpoint, tiny_cifar_root, tmp_path) -> None:
     (["--steps", "0"], "--steps must be a positive integer"),
     (["--attack", "cw-l2", "--eps", "0.5"], "unbounded"),
     (["--sweep-eps", "1/255,", "--sweep-eot", "1"], "not both"),
+    (["--eps", "8"], "did you mean 8/255 = 0.0314?"),
+    (["--attack", "fgsm", "--sweep-eps", "2/255,16"], "--sweep-eps=16 is an Linf budget larger than"),
+    (["--attack", "pgd-l2", "--eps", "128"], "larger than the diameter of the image space (55.4"),
 ])
 def test_cli_bad_arguments(args, message, noisy_checkpoint, capsys) -> None:
     assert main(["--model", str(noisy_checkpoint), *args]) == 2

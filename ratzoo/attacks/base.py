@@ -162,6 +162,33 @@ def parse_budget(value: float | str, name: str = "eps") -> float:
     return out
 
 
+LINF_WARN = 64 / 255
+"""An Linf budget above this is accepted with a warning (CIFAR-10's usual one is 8/255)."""
+
+
+def check_budget(eps: float, norm: str, image_numel: int | None = None, name: str = "eps") -> None:
+    """Refuse a budget that cannot be meant, warn about one that is probably a slip.
+
+    Images are in [0, 1], so an Linf budget above 1 allows any image (``eps=8`` meant
+    ``8/255``) and an L2 budget above the diameter ``sqrt(C*H*W)`` of the image cube does too;
+    an Linf budget between 64/255 and 1 is likely an L2 budget (0.5) given to Linf. The library's
+    attacks and every CLI call this one rule.
+
+    Raises:
+        ValueError: the budget allows any image; the message says what was probably meant.
+    """
+    if norm == "Linf" and eps > 1:
+        raise ValueError(f"{name}={eps:g} is an Linf budget larger than the whole pixel range (images are in "
+                         f"[0, 1]): did you mean {eps:g}/255 = {eps / 255:.4f}?")
+    if norm == "Linf" and LINF_WARN < eps < 1:  # 1, the whole cube, is the sanity checks' own
+        warnings.warn(f"{name}={eps:g} (= {eps * 255:.0f}/255) is a very large Linf budget (CIFAR-10's usual is "
+                      f"8/255); if you meant an L2 budget, choose the L2 threat model", stacklevel=3)
+    if norm == "L2" and image_numel is not None and eps > math.sqrt(image_numel) * (1 + 1e-9):
+        raise ValueError(f"{name}={eps:g} is an L2 budget larger than the diameter of the image space "
+                         f"({math.sqrt(image_numel):.1f} for {image_numel} values in [0, 1]), so any image is "
+                         f"reachable: did you mean {eps:g}/255 = {eps / 255:.4f}?")
+
+
 def _positive_int(value: int, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -479,6 +506,8 @@ class Attack:
             estimate, perturbation norms, which images stopped early).
         """
         check_inputs(images, labels)
+        if self.eps is not None:
+            check_budget(self.eps, self.norm, images[0].numel() if len(images) else None)
         device = images.device
         labels = labels.to(device)
         chunk = self.chunk_size or default_chunk(device, DEFAULT_ATTACK_CHUNK)
