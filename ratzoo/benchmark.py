@@ -610,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
 
     from .data import DatasetError, load_cifar10, to_tensor
-    from .evaluate import _Bar
+    from .progress import StepBar
 
     cfg = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
     try:
@@ -707,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock = _claim(folder / f"part_{j:05d}.lock")
         if lock is None or j in finished():
             continue  # another process measures it (or just did)
-        bar = None if cfg.no_progress or worker else _Bar(sys.stderr, label=f"part {j + 1}/{len(all_parts)}")
+        bar = None if cfg.no_progress or worker else StepBar(f"part {j + 1}/{len(all_parts)}")
         try:
             rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
                             progress=bar.update if bar is not None else None)

@@ -674,11 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     x_all = to_tensor(images[idx])
     y_all = torch.from_numpy(np.asarray(labels[idx]).copy())
 
-    try:
-        from tqdm.auto import tqdm  # installed with huggingface-hub
-    except ImportError:  # pragma: no cover
-        def tqdm(it, **_):  # type: ignore[no-redef]
-            return it
+    from tqdm.auto import tqdm
 
     for name in models:
         try:

@@ -49,6 +49,7 @@ from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budg
 from .attacks.apgd import NORMS, canonical_norm
 from .attacks.base import check_budget
 from .geometry import IMAGE_DIM
+from .progress import StepBar
 from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
                     STREAM_CLEAN, AttackOutcome, canonical_attack, derive_seed, run_attack)
 from .record import Record, _json_safe
@@ -148,7 +149,7 @@ def evaluate(
     device = images.device
     labels = labels.to(device).long()
     n = int(images.shape[0])
-    bar = _Bar(sys.stderr) if progress is True else None
+    bar = StepBar("attack") if progress is True else None
     cb = bar.update if bar is not None else (progress if callable(progress) else None)
     out = run_attack(model, images, labels, name, seed=seed, eps=eps, steps=steps, eot_samples=eot_samples,
                      decision_samples=decision_samples, randomness=randomness, progress=cb, **attack_kwargs)
@@ -322,32 +323,6 @@ def _model_description(model: nn.Module) -> str:
     if cfg is not None and hasattr(cfg, "architecture"):
         return f"{cfg.architecture}(width={cfg.width}, noise={cfg.noise_kind}:{cfg.noise_sigma})"
     return type(model).__name__
-
-
-class _Bar:
-    """A dependency-free progress bar on a stream (redrawn in place)."""
-
-    def __init__(self, stream: Any, width: int = 30, label: str = "attack") -> None:
-        self.stream, self.width, self.label = stream, width, label
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-
-    def update(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.2:
-            return
-        self.last = now
-        frac = done / max(total, 1)
-        fill = int(self.width * frac)
-        el = now - self.t0
-        eta = el / frac - el if frac > 0 else float("nan")
-        self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} "
-                          f"{el:6.1f}s elapsed, eta {eta:6.1f}s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 # --------------------------------------------------------------------------- sanity checks

@@ -200,7 +200,7 @@ def test_cli_end_to_end(noisy_checkpoint, tiny_cifar_root, tmp_path, subprocess_
            "--data-dir", str(tiny_cifar_root), "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "attack [" in proc.stderr and "robust accuracy" in proc.stderr  # progress bar, summary
+    assert "attack: 100%|" in proc.stderr and "robust accuracy" in proc.stderr  # tqdm bar done, summary
     rec = json.loads(out.read_text())
     assert set(REQUIRED) <= set(rec)
     assert rec["model"] == str(noisy_checkpoint) and rec["attack"] == "pgd-linf" and rec["n"] == 6
