@@ -63,6 +63,7 @@ from .attacks.apgd import canonical_norm
 from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_budget, check_inputs, parse_budget
 from .geometry import IMAGE_DIM
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
+from .identity import model_identity
 from .randomness import Randomness, randomness_of
 from .record import Record
 from .stats import wilson_interval
@@ -93,6 +94,7 @@ STREAM_PART = 1000  # part j is seeded with derive_seed(seed, STREAM_PART + j)
 STREAM_TARGET = 10  # APGD-T's target rank r is seeded with derive_seed(part seed, STREAM_TARGET + r)
 STREAM_REFINE = 30
 REFINE = "apgd-t-refine"  # per_attack's name for the first target again at full draws, near the boundary
+IDENTITY_FILE = "model.json"  # in each parts folder: the identity of the model its parts measured
 
 
 def _key(name: str) -> str:
@@ -548,20 +550,24 @@ class BenchmarkConfig:
         check_budget(eps, self.threat_model, IMAGE_DIM, "--eps")
         return eps
 
-    def parts_dir(self) -> Path:
-        """Where this run's finished parts live: ``$RATZOO_BENCHMARK_PARTS/<key>`` (default
-        ``$RATZOO_CACHE/benchmark``, i.e. ``~/.cache/ratzoo/benchmark``; a variable of its own so
-        that pointing the parts into a repository never moves the dataset cache there), the key
-        hashing every field that defines the measurement. ``n``
-        is not one: part j is the same images and seed whatever n, so a run of the first 100
-        images reuses the first part of a run of 1000 (and the other way round)."""
+    def parts_dir(self, model_digest: str | None = None) -> Path:
+        """Where this run's finished parts live: ``$RATZOO_BENCHMARK_PARTS/<key>/<model>``
+        (default ``$RATZOO_CACHE/benchmark``, i.e. ``~/.cache/ratzoo/benchmark``; a variable of
+        its own so that pointing the parts into a repository never moves the dataset cache
+        there; delete it to clear them), the key hashing every field that defines the
+        measurement and ``<model>`` the measured model's
+        :func:`~ratzoo.identity.model_identity` digest (None: the key's folder itself), so a
+        changed model never reuses another's parts. ``n`` is not in the key: part j is the same
+        images and seed whatever n, so a run of the first 100 images reuses the first part of a
+        run of 1000 (and the other way round)."""
         ident = [self.budget() if f.name == "eps" else getattr(self, f.name) for f in dataclasses.fields(self)
                  if f.metadata["key"] == "always"
                  or (f.metadata["key"] == "unless_default" and getattr(self, f.name) != f.default)]
         digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
         parts = os.environ.get("RATZOO_BENCHMARK_PARTS")
         cache = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
-        return (Path(parts) if parts else cache / "benchmark") / digest
+        key = (Path(parts) if parts else cache / "benchmark") / digest
+        return key / model_digest if model_digest else key
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -590,6 +596,12 @@ _WORKER = "RATZOO_BENCHMARK_WORKER"
 def _cpu_count() -> int:
     """Cores this process may use (``os.process_cpu_count`` is Python >= 3.13 only)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from .checkpoint import _atomic_write_text
+
+    _atomic_write_text(path, json.dumps(obj))
 
 
 def _claim(path: Path):
@@ -651,8 +663,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = len(x)
     if n < cfg.n:
         print(f"warning: only {n} images from offset {cfg.offset}", file=sys.stderr)
-    folder = cfg.parts_dir()
+    identity = model_identity(model, cfg.model)
+    folder = cfg.parts_dir(identity["digest"])
     folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / IDENTITY_FILE).exists():
+        _write_json(folder / IDENTITY_FILE, identity)
+    others = sorted(d.name for d in folder.parent.iterdir() if d != folder and any(d.glob("part_*.json")))
+    if others and rank == 0 and not worker:
+        print(f"note: {folder.parent} also holds parts of this command measured on another model ({', '.join(others)}); "
+              f"they are not reused: this model's weights, config, source or behaviour differ "
+              f"({IDENTITY_FILE} in each folder says what was measured)", file=sys.stderr)
     all_parts = part_ranges(n, cfg.part_size)
 
     def finished() -> dict[int, dict[str, Any]]:
@@ -668,15 +688,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return out
 
     parts = finished()
-    if parts and not cfg.resume and rank == 0 and world == 1:
-        print(f"error: {len(parts)} finished parts of this exact run are in {folder}; pass --resume to reuse "
-              f"them (or delete the folder to start over)", file=sys.stderr)
+    done_already = len(parts) == len(all_parts)
+    if done_already and rank == 0 and not worker:
+        print(f"[{who}] all {len(parts)} parts of this run were measured before, on this same model ({folder}): "
+              f"the record is rebuilt from them, no attack runs (delete the folder to measure again)", file=sys.stderr)
+    elif parts and not cfg.resume and rank == 0 and world == 1:
+        print(f"error: {len(parts)} of the {len(all_parts)} parts of this exact run, on this same model, are finished "
+              f"in {folder}; pass --resume to reuse them (or delete the folder to start over)", file=sys.stderr)
         return 2
 
     def save(j: int, part: dict[str, Any]) -> None:
-        tmp = folder / f"part_{j:05d}.tmp"
-        tmp.write_text(json.dumps(part))
-        tmp.replace(folder / f"part_{j:05d}.json")
+        _write_json(folder / f"part_{j:05d}.json", part)
 
     name = cfg.name or cfg.model
     common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,
@@ -749,7 +771,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec = benchmark(model, x, y, **common, parts=parts)
     rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
     rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
-                     command="python -m ratzoo.benchmark " + " ".join(argv_list), layout=layout)
+                     command="python -m ratzoo.benchmark " + " ".join(argv_list), layout=layout,
+                     model_identity=identity)
+    for lock in folder.glob("part_*.lock"):  # every part is measured: no process claims one any more
+        lock.unlink(missing_ok=True)
     if cfg.sanity:
         m = min(n, PART_SIZE)
         rec.extra["sanity"] = sanity_checks(

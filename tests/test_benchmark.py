@@ -331,7 +331,7 @@ def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_mo
     code = main(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS, "--targets", "10"])
     err = capsys.readouterr().err
     assert code == 2 and "must be at most 9" in err and "Traceback" not in err, err
-    assert not list((foreign_module / "cache").glob("benchmark/*/part_*.json"))  # nothing was measured
+    assert not list((foreign_module / "cache").glob("benchmark/*/*/part_*.json"))  # nothing was measured
     for budget, said in ((["--eps", "8"], "did you mean 8/255"), (["--threat-model", "L2", "--eps", "60"], "diameter")):
         assert main(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS, *budget]) == 2
         err = capsys.readouterr().err
@@ -369,15 +369,50 @@ def test_cli_resume_and_two_ranks_give_the_same_record(foreign_module, tiny_cifa
     env = subprocess_env
     env["RATZOO_CACHE"] = str(foreign_module / "cache")  # this test's own parts
     one = run("one", [])
-    parts = sorted(Path(env["RATZOO_CACHE"]).glob("benchmark/*/part_*.json"))
+    parts = sorted(Path(env["RATZOO_CACHE"]).glob("benchmark/*/*/part_*.json"))
     folder = parts[0].parent
-    again = _cli(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS],
-                 foreign_module, env)
-    assert again.returncode == 2 and "--resume" in again.stderr  # nothing silently reused
+    assert len(parts) == 3 and not list(folder.glob("*.lock"))  # a finished run leaves no locks behind
+    assert json.loads((folder / "model.json").read_text())["digest"] == folder.name == one["model_identity"]["digest"]
+    assert run("again", []) == one  # the identical finished command gives its record back
     (folder / "part_00001.json").unlink()  # as if killed while measuring part 1
+    partial = _cli(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), *CLI_ARGS],
+                   foreign_module, env)
+    assert partial.returncode == 2 and "--resume" in partial.stderr  # nothing silently reused
     assert run("resumed", ["--resume"]) == one
     shutil.rmtree(folder)
     assert run("ranks", [], torchrun=2) == one
+
+
+def test_a_changed_model_never_reuses_the_parts_of_another(foreign_module, tiny_cifar_root, subprocess_env) -> None:
+    """The same command on an edited module (its noise 0.05 -> 2.0), and on the same source whose
+    noise scale comes from outside it: each a new model, measured afresh and said so; the old
+    model's parts are left alone."""
+    env = {**subprocess_env, "RATZOO_CACHE": str(foreign_module / "cache")}
+
+    def run(name: str) -> tuple[dict, subprocess.CompletedProcess]:
+        out = foreign_module / f"{name}.json"
+        r = _cli(["--model", "my_defense:per_sample", "--data-dir", str(tiny_cifar_root), "--out", str(out),
+                  "--resume", *CLI_ARGS], foreign_module, env)
+        assert r.returncode == 0, r.stderr
+        return json.loads(out.read_text()), r
+
+    small, _ = run("small")
+    (foreign_module / "my_defense.py").write_text(FOREIGN.replace("0.05 * torch.randn", "2.0 * torch.randn"))
+    big, r = run("big")
+    assert "another model" in r.stderr and "not reused" in r.stderr and "already done" in r.stderr
+    assert "; 0 already done" in r.stderr
+    assert big["model_identity"]["source"] != small["model_identity"]["source"]
+    assert big["model_identity"]["weights"] == small["model_identity"]["weights"]  # the source tells them apart
+    (foreign_module / "my_defense.py").write_text(FOREIGN.replace(
+        "0.05 * torch.randn", "float(__import__('os').environ['SIGMA']) * torch.randn"))
+    env["SIGMA"] = "0.05"
+    outside, _ = run("outside")
+    env["SIGMA"] = "3.0"
+    outside_big, r = run("outside_big")
+    assert outside_big["model_identity"]["source"] == outside["model_identity"]["source"]
+    assert outside_big["model_identity"]["fingerprint"] != outside["model_identity"]["fingerprint"]
+    assert "; 0 already done" in r.stderr  # only the fingerprint tells them apart
+    assert len(list((foreign_module / "cache").glob("benchmark/*/*/part_*.json"))) == 4 * 3
 
 
 def test_cli_default_layout_on_cpu_is_one_process_per_core(foreign_module, tiny_cifar_root, subprocess_env) -> None:
