@@ -9,11 +9,13 @@ full one, against AutoAttack-rand, and the CPU layout it runs best in.
     ``OLD_REV`` (APGD-T over 9 targets in one call, EOT-20): robust accuracy of both, images
     robust only under the new / only under the old, whether APGD-CE's survivors agree bit for
     bit, and the seconds. Start it once per core: the processes share the parts.
-``python benchmarks/bench_benchmark.py peer [--n 100] [--group 20]``
-    torchattacks 3.5.1 ``AutoAttack(version='rand')`` (APGD-CE + APGD-DLR, EOT-20; a
+``python benchmarks/bench_benchmark.py peer [--n 100] [--group 20] [--steps 10]``
+    torchattacks 3.5.1 ``AutoAttack(version='rand')`` (APGD-CE + APGD-DLR, EOT-20, at
+    torchattacks' APGD default of 10 iterations, not AutoAttack's 100; a
     benchmark-only dependency: ``pip install --no-deps torchattacks==3.5.1 tqdm requests``) vs
     :func:`ratzoo.benchmark.benchmark` on rat, Linf 8/255, interleaved in groups, one thread;
     both sides' examples judged by the 100-draw decision rule; seconds include the judging.
+    ``--steps`` runs ratzoo's ensemble at that many iterations (10: the peer's).
 ``python benchmarks/bench_benchmark.py layout [--n 40] [--part-size 10]``
     One benchmark (rat, Linf) run by the CLI as 1 process x 2 threads and as 2 processes x
     1 thread sharing the parts; prints the wall seconds of each (the CLI's CPU default follows).
@@ -82,7 +84,7 @@ def strength(entries: list[str], n: int) -> None:
               f"{max(r['new_robust'] - r['old_robust'] for r in rows):+.1f} points)")
 
 
-def peer(n: int, group: int, decision: int) -> None:
+def peer(n: int, group: int, decision: int, steps: int | None) -> None:
     import numpy as np
 
     try:
@@ -107,7 +109,8 @@ def peer(n: int, group: int, decision: int) -> None:
         def ours() -> None:
             nonlocal draws
             t0 = time.perf_counter()
-            rec = benchmark(model, xg, yg, threat_model="Linf", seed=g, decision_samples=decision)
+            rec = benchmark(model, xg, yg, threat_model="Linf", seed=g, decision_samples=decision,
+                            **({"steps": steps} if steps else {}))
             t["ours"] += time.perf_counter() - t0
             rob_o.append(torch.tensor(rec.robust_per_image()))
             draws += rec.passes["image_draws"]
@@ -126,7 +129,7 @@ def peer(n: int, group: int, decision: int) -> None:
         print(f"  group {g}: ratzoo {t['ours']:.0f} s, AutoAttack-rand {t['peer']:.0f} s so far", flush=True)
     ro, rp = torch.cat(rob_o), torch.cat(rob_p)
     print(f"rat Linf 8/255, first {n} test images, 1 thread, groups of {group} interleaved, 100-draw verdicts:\n"
-          f"  ratzoo.benchmark        {t['ours']:7.1f} s  robust {100 * ro.float().mean():.1f} %  ({draws} image-draws)\n"
+          f"  ratzoo.benchmark{f' --steps {steps}' if steps else ''}        {t['ours']:7.1f} s  robust {100 * ro.float().mean():.1f} %  ({draws} image-draws)\n"
           f"  AutoAttack-rand (ta)    {t['peer']:7.1f} s  robust {100 * rp.float().mean():.1f} %\n"
           f"  robust only under ratzoo {int((ro & ~rp).sum())}, only under AutoAttack-rand {int((rp & ~ro).sum())}; "
           f"ratzoo/peer seconds {t['ours'] / t['peer']:.2f}")
@@ -168,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group", type=int, default=20)
     p.add_argument("--part-size", type=int, default=10)
     p.add_argument("--decision", type=int, default=100)
+    p.add_argument("--steps", type=int, default=None, help="peer: ratzoo's iterations (torchattacks' AutoAttack "
+                   "runs its APGD at its default of 10)")
     a = p.parse_args(argv)
     if a.what == "strength":
         strength(a.entries.split(","), a.n or 200)
     elif a.what == "peer":
-        peer(a.n or 100, a.group, a.decision)
+        peer(a.n or 100, a.group, a.decision, a.steps)
     elif a.what == "layout":
         layout(a.n or 40, a.part_size)
     else:
