@@ -1,7 +1,7 @@
 """The benchmark's cost and strength: the cascade ensemble against the committed records of the
 full one, against AutoAttack-rand, and the CPU layout it runs best in.
 
-``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200]``
+``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200] [--steps 10]``
     Runs ``python -m ratzoo.benchmark`` (today's ensemble, ``--resume --wait``, one thread) on
     test images ``0 .. n-1`` of every leaderboard entry, with the parts in
     ``$RATZOO_BENCHMARK_PARTS`` (point it at the zoo's, ``train/benchmark_zoo.sh``, and the two
@@ -54,15 +54,15 @@ def cli(args: list[str], env: dict | None = None) -> None:
                    env={**os.environ, **(env or {})})
 
 
-def strength(entries: list[str], n: int) -> None:
+def strength(entries: list[str], n: int, steps: int | None = None) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     rows = []
     for entry in entries:
         model, threat = entry.rsplit("_", 1)
-        out = CACHE / f"{entry}_n{n}.{os.getpid()}.json"
+        out = CACHE / f"{entry}_n{n}{f'_steps{steps}' if steps else ''}.{os.getpid()}.json"
         if not out.exists():
             cli(["--model", model, "--threat-model", threat, "--n", str(n), "--resume", "--wait", "--threads", "1",
-                 "--procs", "1", "--out", str(out)])
+                 "--procs", "1", *(["--steps", str(steps)] if steps else []), "--out", str(out)])
         new, old = json.loads(out.read_text()), old_record(entry)
         rn, ro = new["robust_per_image"], old["robust_per_image"][:n]
         ce_n, ce_o = new["robust_after_apgd_ce_per_image"], old["robust_after_apgd_ce_per_image"][:n]
@@ -171,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group", type=int, default=20)
     p.add_argument("--part-size", type=int, default=10)
     p.add_argument("--decision", type=int, default=100)
-    p.add_argument("--steps", type=int, default=None, help="peer: ratzoo's iterations (torchattacks' AutoAttack "
-                   "runs its APGD at its default of 10)")
+    p.add_argument("--steps", type=int, default=None, help="strength, peer: ratzoo's iterations (torchattacks' "
+                   "AutoAttack runs its APGD at its default of 10)")
     a = p.parse_args(argv)
     if a.what == "strength":
-        strength(a.entries.split(","), a.n or 200)
+        strength(a.entries.split(","), a.n or 200, a.steps)
     elif a.what == "peer":
         peer(a.n or 100, a.group, a.decision, a.steps)
     elif a.what == "layout":
