@@ -284,6 +284,11 @@ def run_attack(
         return decide(model, x, y, samples=decision_samples, seed=derive_seed(seed, stream), randomness=rnd)
 
     n = images.shape[0]
+    common = dict(eps=eps, steps=steps, eot_samples=eot_samples, randomness=rnd, **attack_kwargs)
+    atk = None
+    if name != "none":  # a budget that cannot be meant is refused even when no image gets attacked
+        atk = make_attack(name, model, seed=derive_seed(seed, STREAM_ATTACK), progress=progress, **common)
+        atk.check_budget(images)
     if clean is None:
         clean = judge(images, labels, STREAM_CLEAN)
     elif len(clean.correct) != n:
@@ -292,8 +297,6 @@ def run_attack(
     if name == "none":
         return AttackOutcome(name, {}, rnd, 1, clean, clean, images.clone(), zeros, zeros, zeros, None, None,
                              PassStats(), time.perf_counter() - t0)
-    common = dict(eps=eps, steps=steps, eot_samples=eot_samples, randomness=rnd, **attack_kwargs)
-    atk = make_attack(name, model, seed=derive_seed(seed, STREAM_ATTACK), progress=progress, **common)
     keep = clean.correct.nonzero().squeeze(1)
     adv_images = images.clone()
     attack_norms = torch.zeros(n, dtype=torch.float32, device=device)

@@ -496,6 +496,9 @@ def test_budgets_that_cannot_be_meant_are_refused_and_a_likely_slip_warned() -> 
     x, y = torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
     with pytest.raises(ValueError, match=r"did you mean 8/255 = 0\.0314\?"):
         ratzoo.run_attack(model, x, y, "pgd-linf", eps=8, steps=1)
+    wrong = model(x).argmax(1) + 1  # every image misclassified when clean: none is attacked, still refused
+    with pytest.raises(ValueError, match=r"did you mean 8/255"):
+        ratzoo.run_attack(model, x, wrong % 3, "pgd-linf", eps=8, steps=1)
     with pytest.raises(ValueError, match=r"diameter of the image space \(6\.9 for 48 values"):
         ratzoo.run_attack(model, x, y, "pgd-l2", eps=7.0, steps=1)
     ratzoo.run_attack(model, x, y, "pgd-l2", eps=6.9, steps=1)  # within the diameter: allowed

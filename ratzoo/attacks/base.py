@@ -490,6 +490,12 @@ class Attack:
 
     # ------------------------------------------------------------------ driver
 
+    def check_budget(self, images: torch.Tensor) -> None:
+        """:func:`check_budget` for this attack's budget on images shaped like ``images``; callers
+        that may attack none of them (all misclassified when clean) call it first."""
+        if self.eps is not None:
+            check_budget(self.eps, self.norm, images[0].numel() if len(images) else None)
+
     def run(
         self, images: torch.Tensor, labels: torch.Tensor, estimate_success: bool = True
     ) -> AttackResult:
@@ -506,8 +512,7 @@ class Attack:
             estimate, perturbation norms, which images stopped early).
         """
         check_inputs(images, labels)
-        if self.eps is not None:
-            check_budget(self.eps, self.norm, images[0].numel() if len(images) else None)
+        self.check_budget(images)
         device = images.device
         labels = labels.to(device)
         chunk = self.chunk_size or default_chunk(device, DEFAULT_ATTACK_CHUNK)
