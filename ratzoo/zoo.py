@@ -246,6 +246,13 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> torch.nn.M
     except (ImportError, AttributeError) as e:
         raise ValueError(f"cannot import {spec!r} ({e}); give module.path:callable importable from "
                          f"{os.getcwd()}") from None
+    required = _required_parameters(fn)
+    if required is None:
+        raise ValueError(f"{spec} is a {type(fn).__name__}, not a callable: name a function or class that builds "
+                         "the model")
+    if required:
+        raise ValueError(f"{spec} needs argument(s) {', '.join(required)}, but ratzoo calls it with none: give them "
+                         f"defaults, or name a function without arguments (def make(): return {fn_name}(...))")
     model = fn()
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
@@ -256,6 +263,20 @@ def load_model_spec(spec: str, device: str | torch.device = "cpu") -> torch.nn.M
                       "the model (F.dropout(x, p, training=True) in forward): ratzoo then finds and attacks it.",
                       UserWarning, stacklevel=2)
     return model.to(device).eval()
+
+
+def _required_parameters(fn: Any) -> list[str] | None:
+    """The parameters ``fn`` cannot be called without (``None``: not callable). Checked before the
+    call, so that a ``TypeError`` raised inside the user's code is never mistaken for this one."""
+    import inspect
+
+    if not callable(fn):
+        return None
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: let the call say
+        return []
+    return [p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def card_results(name_or_path: str | os.PathLike) -> dict[str, Any]:

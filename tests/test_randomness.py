@@ -260,3 +260,22 @@ def test_a_callable_returning_a_training_model_is_told_what_eval_switched_off(tm
     assert not model.training and not ratzoo.is_randomized(model, torch.rand(1, 3, 32, 32))
     with pytest.raises(KeyError, match="module.path:callable"):
         load_model_spec("no_such_zoo_name")
+
+
+def test_a_callable_that_needs_arguments_is_refused_in_words(tmp_path, monkeypatch) -> None:
+    """``--model mod:Net`` where ``Net(width)`` needs an argument: a ValueError naming it, not the
+    raw TypeError; a TypeError raised inside a callable without parameters is the user's own."""
+    from ratzoo.zoo import load_model_spec
+
+    (tmp_path / "argdefense.py").write_text(
+        "import torch\n\nclass Net(torch.nn.Linear):\n    def __init__(self, width, *, bias=True):\n"
+        "        super().__init__(width, 10, bias)\n\nSIGMA = 0.1\n\ndef broken():\n    return Net(1, 2, 3)\n\n"
+        "def ok(width=4):\n    return Net(width)\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"argdefense:Net needs argument\(s\) width, but ratzoo calls it with none"):
+        load_model_spec("argdefense:Net")
+    with pytest.raises(ValueError, match=r"argdefense:SIGMA is a float, not a callable"):
+        load_model_spec("argdefense:SIGMA")
+    with pytest.raises(TypeError):  # the user's bug, left as Python raised it
+        load_model_spec("argdefense:broken")
+    assert isinstance(load_model_spec("argdefense:ok"), torch.nn.Linear)
