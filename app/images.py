@@ -123,7 +123,7 @@ def preprocess_upload(data: bytes, name: str = "upload", fit: str = "center crop
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{name} decodes to too many pixels ({e}); upload a smaller image") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct_error()) as e:
-        raise InputError(f"{not_image} ({type(e).__name__})") from e
+        raise InputError(not_image) from e
 
     steps = [f"{name}: {w}x{h} {im.mode}"]
     if frames > 1:
@@ -160,7 +160,7 @@ def preprocess_upload(data: bytes, name: str = "upload", fit: str = "center crop
     else:
         steps.append("already 32x32")
     pixels = np.asarray(im, dtype=np.uint8).copy()
-    return PreparedImage(pixels, None, f"upload {name}", "; ".join(steps))
+    return PreparedImage(pixels, None, f"your image {name}", "; ".join(steps))
 
 
 def struct_error() -> type[Exception]:

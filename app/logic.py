@@ -30,6 +30,7 @@ from .images import (  # noqa: F401  (re-exported: the page uses one module)
 RESULTS = Path(__file__).resolve().parent.parent / "checkpoints" / "results"
 CLASSES: tuple[str, ...] = tuple(ratzoo.CIFAR10_CLASSES)
 MAX_EOT_SAMPLES = 64
+DECISION_SAMPLES = ratzoo.DEFAULT_DECISION_SAMPLES  # the decision rule's fresh draws, ratzoo's default
 DEFAULT_MODELS = ("standard", "rat")  # the first screen's story: no defense vs RAT
 # the first screen's gallery image: a cat that PGD-20 (8/255, EOT-10, seed 0) fools on `standard`
 # and not on `rat` (RAT holds on about 4 in 10 test images; tests/test_app.py checks this one)
@@ -295,7 +296,7 @@ def attack_image(loaded: LoadedModel, image: PreparedImage, spec: AttackSpec,
     x = image.tensor()
     label = image.label
     if label is None:
-        label = int(ratzoo.predict_proba(loaded.model, x, samples=100, seed=spec.seed).label[0])
+        label = int(ratzoo.predict_proba(loaded.model, x, samples=DECISION_SAMPLES, seed=spec.seed).label[0])
     out = ratzoo.run_attack(loaded.model, x, torch.tensor([label]), spec.attack, seed=spec.seed, eps=spec.eps,
                             steps=spec.steps if spec.info.steps_max > 1 else None, eot_samples=spec.eot_samples,
                             progress=progress, **dict(spec.info.fixed))
@@ -303,6 +304,13 @@ def attack_image(loaded: LoadedModel, image: PreparedImage, spec: AttackSpec,
     if certify and loaded.randomized:
         (cert,) = ratzoo.certify(loaded.model, x, n0=100, n=1000, alpha=0.001, seed=spec.seed)
     return Result(loaded.name, spec, image.source, x, label, image.label is not None, out, cert)
+
+
+def image_caption(image: PreparedImage) -> str:
+    """The chosen image's caption: where it comes from and its true class, or that an upload has none."""
+    if image.label is None:
+        return f"{image.source} (true class unknown: each model is attacked on its own first answer)"
+    return f"{image.source}: {CLASSES[image.label]}"
 
 
 def norms_text(r: Result) -> dict[str, str]:

@@ -72,10 +72,17 @@ def zoo_table(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_records(folder: Path = RESULTS / "records") -> tuple[list[ratzoo.Record], int]:
     """Every record in ``folder`` (sorted by file name) and how many files could not be read."""
-    records, bad = [], 0
+    named, bad = load_named_records(folder)
+    return list(named.values()), bad
+
+
+def load_named_records(folder: Path = RESULTS / "records") -> tuple[dict[str, ratzoo.Record], int]:
+    """:func:`load_records` by file stem: a deterministic model's EOT sweep stores one
+    measurement under several names (``..._eot10`` is ``..._eot1``), which only the name tells apart."""
+    records, bad = {}, 0
     for path in sorted(folder.glob("*.json")):
         try:
-            records.append(ratzoo.Record.load(path))
+            records[path.stem] = ratzoo.Record.load(path)
         except ValueError:
             bad += 1
     return records, bad
@@ -117,14 +124,22 @@ def figure2_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> tuple[
     return rows, missing
 
 
-def record_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The raw records for the developer expander: no file paths, only what was measured."""
-    return [{"model": labels.get(r.model, r.model), "attack": SHORT.get(r.attack, r.attack),
-             "key": r.extra.get("key", ""), "images": r.n,
-             "robust accuracy (%)": round(100 * r.robust_accuracy, 1),
-             "noise draws per step": r.eot_samples, "decision draws": r.decision_samples,
-             "minutes": round((r.elapsed_s or 0) / 60, 1) if r.elapsed_s and math.isfinite(r.elapsed_s) else None}
-            for r in records]
+def record_rows(records: dict[str, ratzoo.Record], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The raw records by name (:func:`load_named_records`) for the developer expander: which record
+    each row is and whether it is a copy, no file paths; a cell with nothing to say is empty text,
+    never Python's ``None``."""
+    rows = []
+    for name, r in records.items():
+        minutes = (r.elapsed_s or 0) / 60 if r.elapsed_s and math.isfinite(r.elapsed_s) else None
+        rows.append({"record": name.split("__", 1)[-1], "model": labels.get(r.model, r.model),
+                     "attack": SHORT.get(r.attack, r.attack), "images": r.n,
+                     "robust accuracy (%)": f"{100 * r.robust_accuracy:.1f}",
+                     "noise draws per step": ("no noise" if r.decision_samples <= 1 else
+                                              "no attack" if r.eot_samples is None else str(r.eot_samples)),
+                     "decision draws": str(r.decision_samples) if r.decision_samples > 1 else "one prediction",
+                     "minutes": "" if minutes is None else f"{minutes:.1f}",
+                     "note": r.extra.get("note", "")})
+    return rows
 
 
 def figure2_reading(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:

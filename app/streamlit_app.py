@@ -49,10 +49,11 @@ def cifar(where: str) -> tuple[Any, Any]:
 @st.cache_data(show_spinner=False)
 def result_rows(where: str, labels: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """Everything the results tab draws from the records, computed once per server."""
-    recs, bad = results.load_records()
+    named, bad = results.load_named_records()
+    recs = list(named.values())
     fig2, missing = results.figure2_rows(recs, dict(labels))
     return {"fig2": fig2, "missing": missing, "reading": results.figure2_reading(fig2, dict(labels)),
-            "sweeps": results.sweep_rows(recs, dict(labels)), "records": results.record_rows(recs, dict(labels)),
+            "sweeps": results.sweep_rows(recs, dict(labels)), "records": results.record_rows(named, dict(labels)),
             "bad": bad}
 
 
@@ -85,35 +86,59 @@ def query(name: str, default: Any, lo: int | None = None, hi: int | None = None)
 # --------------------------------------------------------------------------- choosing
 
 
-def choose_image() -> logic.PreparedImage | None:
+def choose_image() -> tuple[logic.PreparedImage | None, str]:
+    """The image to attack, or ``None`` and why not (said next to the disabled Attack button)."""
     source = st.radio("Image", SOURCES, horizontal=True, key="source")
+    if source != SOURCES[2]:
+        st.session_state.pop("upload_error", None)  # an old upload's error does not follow the visitor
     try:
         if source == "Gallery":
             _, recs = logic.load_gallery()
             pos = st.selectbox("Gallery image", range(len(recs)), index=query("image", logic.DEFAULT_IMAGE, 0, len(recs) - 1),
                                format_func=lambda i: f"{recs[i]['class']} (test image #{recs[i]['index']})", key="gallery")
-            return logic.gallery_image(pos)
+            return logic.gallery_image(pos), ""
         if source == "CIFAR-10 test image":
             try:
                 images, labels = cifar(where())
             except ratzoo.DatasetError as e:
                 st.error(f"The CIFAR-10 test set is not available here ({e}); use the gallery instead.")
-                return None
+                return None, "the CIFAR-10 test set is not available here: pick a gallery image"
             index = st.number_input("Test image number", 0, len(labels) - 1, 0, key="cifar_index")
-            return logic.cifar_image(int(index), images, labels)
+            return logic.cifar_image(int(index), images, labels), ""
+        generation = st.session_state.setdefault("upload_generation", 0)
         up = st.file_uploader("Your image (any size; it is shrunk to 32x32)", max_upload_size=logic.MAX_UPLOAD_MB,
-                              type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"], key="upload")
+                              type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
+                              key=f"upload_{generation}")
         fit = st.radio("Make it square by", logic.FIT_MODES, horizontal=True, key="fit")
-        return None if up is None else logic.preprocess_upload(up.getvalue(), up.name, fit)
+        if up is None:
+            if st.session_state.get("upload_error"):
+                st.error(st.session_state["upload_error"])
+                return None, "the file you chose could not be used (the message below says why): choose another"
+            return None, "upload an image first, or pick one from the gallery"
+        try:
+            image = logic.preprocess_upload(up.getvalue(), up.name, fit)
+        except logic.InputError as e:
+            # the rejected file leaves the uploader (a new key empties it); its reason stays until the next choice
+            st.session_state["upload_error"] = f"{e}. Nothing was attacked."
+            st.session_state["upload_generation"] = generation + 1
+            st.rerun()
+        st.session_state.pop("upload_error", None)
+        return image, ""
     except logic.InputError as e:
         st.error(str(e))
-        return None
+        return None, "the image could not be prepared (the message below says why)"
 
 
 def choose_attack(models: list[dict[str, Any]]) -> tuple[list[str], logic.AttackSpec | None, bool]:
     available = [m["name"] for m in models if m.get("bundled") or m.get("hub_repo")]
     words = {m["name"]: logic.model_words(m) for m in models}
-    wanted = [n for n in (st.query_params.get("models") or ",".join(logic.DEFAULT_MODELS)).split(",") if n in available]
+    asked = [n for n in (st.query_params.get("models") or ",".join(logic.DEFAULT_MODELS)).split(",") if n]
+    wanted = [n for n in asked if n in available]
+    unknown = [n for n in asked if n not in available]
+    if unknown:
+        st.warning(f"The link asks for {', '.join(repr(n) for n in unknown)}, which the zoo here does not have; "
+                   f"it has {', '.join(available)}. " + ("Showing the others." if wanted else
+                                                         f"Showing {words[available[0]].split(':')[0]}."))
     chosen = st.multiselect("Models (side by side)", available, default=wanted or available[:1],
                             format_func=lambda n: words[n].split(":")[0], key="models")
     for n in chosen:
@@ -205,22 +230,25 @@ def show_result(r: logic.Result, label: str) -> None:
         pert, amp = logic.perturbation_image(r.x, r.outcome.adv_images)
         st.image(logic.enlarge(pert), width=150, caption=f"the change, amplified {amp:.0f}x (gray = none)")
         o = r.outcome
-        st.markdown(f"`ratzoo.run_attack` · {r.spec.describe()} · noise draws per step used: {o.eot_samples} · "
-                    f"decision over {o.adv.samples} draws · attack {o.attack_s:.2f} s, total {o.elapsed_s:.2f} s · "
-                    f"randomness: {o.randomness.kind}")
+        noise = (f"noise draws per step used: {o.eot_samples} · decision: the average over {logic.draws_text(o.adv)}"
+                 if r.randomized else "no noise: one prediction decides, no draws to average")
+        st.markdown(f"`ratzoo.run_attack` · {r.spec.describe()} · {noise} · attack {o.attack_s:.2f} s, "
+                    f"total {o.elapsed_s:.2f} s · randomness: {o.randomness.kind}")
         st.download_button("Download the attacked image (32x32 PNG)", png(adv), file_name=f"adversarial-{r.model}.png",
                            mime="image/png", key=f"download_{r.model}")
 
 
 def attack_tab(models: list[dict[str, Any]]) -> None:
     labels = {m["name"]: m["label"] for m in models}
-    top = st.container()  # the buttons, filled in below once the choices are known: first on a phone too
+    # The visitor looks at the button they pressed: the buttons, then progress and the answer,
+    # then the choices (filled in first, laid out below).
+    top, answer = st.container(), st.container()
+    st.markdown("##### Choose the image, the models and the attack")
     left, right = st.columns([1, 2])
     with left:
-        image = choose_image()
+        image, no_image = choose_image()
         if image is not None:
-            truth = logic.CLASSES[image.label] if image.label is not None else "unknown"
-            st.image(logic.enlarge(image.pixels), width=160, caption=f"{image.source}: {truth}")
+            st.image(logic.enlarge(image.pixels), width=160, caption=logic.image_caption(image))
             if image.note:
                 st.caption(image.note)
     with right:
@@ -228,44 +256,62 @@ def attack_tab(models: list[dict[str, Any]]) -> None:
         if spec is not None:
             st.caption(f"{spec.describe()}. Against a noisy model, EOT (Expectation over Transformation) means "
                        "the attacker averages its gradient over noise draws; a model counts as fooled only if the "
-                       "average over 100 fresh draws is.")
-    ready = image is not None and spec is not None and bool(chosen)
+                       f"average over {logic.DECISION_SAMPLES} fresh draws is.")
+    why_not = no_image or ("choose at least one model" if not chosen else "")
+    why_not = why_not or ("" if spec is not None else "fix the attack setting the message below points to")
+    ready = not why_not
     with top:
-        b1, b2 = st.columns(2)
-        pressed = b1.button("Attack", type="primary", disabled=not ready, key="attack_button", width="stretch")
-        b2.button("Stop", key="stop_button", width="stretch")
-        if image is not None and chosen:
+        with st.container(horizontal=True):  # side by side on a phone too (columns stack there)
+            pressed = st.button("Attack", type="primary", disabled=not ready, key="attack_button", width="stretch",
+                                help=None if ready else f"Attack is off: {why_not}.")
+            st.button("Stop", key="stop_button", width="stretch")
+        if ready:
             st.caption(f"Attacks the {logic.CLASSES[image.label] if image.label is not None else 'uploaded'} image "
                        f"below on {' and '.join(labels[n] for n in chosen)}; change the image, models and attack "
                        "below.")
-    stopped = st.session_state.pop("running", None)
-    if stopped is not None and not pressed:
-        where_ = f" on {stopped['model']} at step {stopped['step']} of {stopped['total']}" if stopped["model"] else ""
-        st.warning(f"Stopped{where_}: the attack was interrupted and nothing was measured. Press Attack to start again.")
-    if pressed and ready:
-        st.session_state.pop("results", None)
-        run(chosen, image, spec, certify, labels)
-    res = st.session_state.get("results")
-    if not res:
-        return
-    if st.session_state.get("results_for") != (tuple(chosen), image.source if image else None, spec):
-        st.info("The settings changed since this result; press Attack to run them.")
-    st.markdown("#### Verdict: " + " · ".join(f"{labels[r.model]} {r.verdict}" for r in res))
-    if st.session_state.get("waited"):
-        st.caption(st.session_state["waited"])
-    for col, r in zip(st.columns(len(res)), res):
-        with col:
-            show_result(r, labels[r.model])
+        else:
+            st.caption(f"Attack is off: {why_not}.")
+    with answer:
+        stopped = st.session_state.pop("running", None)
+        if stopped is not None and not pressed:
+            where_ = f" on {stopped['model']} at step {stopped['step']} of {stopped['total']}" if stopped["model"] else ""
+            st.warning(f"Stopped{where_}: the attack was interrupted and nothing was measured. Press Attack to start "
+                       "again.")
+        if pressed and ready:
+            st.session_state.pop("results", None)
+            run(chosen, image, spec, certify, labels)
+        res = st.session_state.get("results")
+        if not res:
+            return
+        if st.session_state.get("results_for") != (tuple(chosen), image.source if image else None, spec):
+            st.info("The settings changed since this result; press Attack to run them.")
+        st.markdown("#### Verdict: " + " · ".join(f"{labels[r.model]} {r.verdict}" for r in res))
+        if st.session_state.get("waited"):
+            st.caption(st.session_state["waited"])
+        for col, r in zip(st.columns(len(res)), res):
+            with col:
+                show_result(r, labels[r.model])
+        st.divider()
 
 
 # --------------------------------------------------------------------------- results
+
+
+def zoo_columns(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """One number format per unit: accuracies with one decimal, the C&W distance with two."""
+    names = table[0].keys() if table else []
+    return {c: st.column_config.NumberColumn(format="%.1f" if c.endswith("(%)") else "%.2f")
+            for c in names if c.endswith("(%)") or "(L2)" in c}
 
 
 def results_tab(models: list[dict[str, Any]]) -> None:
     labels = results.model_labels(models)
     order = list(labels.values())
     st.markdown("#### The zoo")
-    st.dataframe(results.zoo_table(models), hide_index=True, width="stretch")
+    table = results.zoo_table(models)
+    with st.container(key="narrow_cue"):  # shown on narrow screens only (the page's CSS)
+        st.caption("⇆ The table has more columns: swipe it sideways.")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=zoo_columns(table))
     st.caption("Accuracy (%) under each attack on 1,000 CIFAR-10 test images (noisy models judged by the average "
                "over 100 noise draws, attacked with EOT-20). The last column is a distance, not a percentage: "
                "the median L2 size of the smallest change C&W needed. Budgets are on pixels in [0, 1]: the "
@@ -300,7 +346,9 @@ def results_tab(models: list[dict[str, Any]]) -> None:
 def main() -> None:
     st.set_page_config(page_title="ratzoo demo", layout="wide")
     torch.set_num_threads(1)  # one attack per worker and core (logic.WorkerPool)
-    st.markdown("<style>img { image-rendering: pixelated; }</style>", unsafe_allow_html=True)
+    st.markdown("<style>img { image-rendering: pixelated; } .st-key-narrow_cue { display: none; } "
+                "@media (max-width: 720px) { .st-key-narrow_cue { display: block; } h1 { font-size: 1.75rem !important; } }"
+                "</style>", unsafe_allow_html=True)
     st.title(TITLE)
     st.markdown("A tiny change to an image can fool a neural network. **RAT** (randomized adversarial training) "
                 "adds random noise inside the network and trains it on attacked images. Press **Attack** to attack "

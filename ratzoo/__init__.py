@@ -39,7 +39,7 @@ from .eot import EOTPrediction, predict_proba
 from .geometry import norm_regions
 from .hub import HubError, push_to_hub
 from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
-from .judge import AttackOutcome, run_attack
+from .judge import DEFAULT_DECISION_SAMPLES, AttackOutcome, run_attack
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
 from .noise import noise_control
 from .record import Comparison, Record, compare
@@ -52,6 +52,7 @@ __all__ = [
     "AttackOutcome",
     "CIFAR10_CLASSES",
     "CheckpointError",
+    "DEFAULT_DECISION_SAMPLES",
     "Comparison",
     "DatasetError",
     "EOTPrediction",

@@ -10,6 +10,7 @@ the one enforced, lerat is described by the std it learned, and a visitor who wa
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import threading
@@ -255,3 +256,89 @@ def test_a_link_with_any_values_opens_the_page_and_every_attack_choice(params, m
     at.selectbox(key="attack").set_value("fgsm").run()  # its Steps input allows only 1
     assert not at.exception, [e.value for e in at.exception]
     assert at.number_input(key="steps_fgsm").value == 1
+
+
+# --------------------------------------------------------------------------- issue 28: the first click
+
+
+def _order(at: AppTest) -> list[str]:
+    """The attack tab's elements in page order, as short tags."""
+    tags = []
+    for e in walk(at.tabs[0]):
+        t = getattr(e, "type", "")
+        if t == "markdown" and str(e.value).startswith("#### Verdict"):
+            tags.append("verdict")
+        elif t == "button" and getattr(e, "label", "") == "Attack":
+            tags.append("button")
+        elif t == "radio" and getattr(e, "label", "") == "Image":
+            tags.append("settings")
+    return tags
+
+
+def test_the_answer_comes_right_under_the_button_above_the_settings(app: AppTest) -> None:
+    at = attack(app)
+    assert _order(at) == ["button", "verdict", "settings"], _order(at)
+
+
+def test_a_disabled_attack_button_says_why(app: AppTest) -> None:
+    at = app
+    at.radio(key="source").set_value("Upload your own").run()
+    assert at.button(key="attack_button").disabled
+    assert any(c.value == "Attack is off: upload an image first, or pick one from the gallery." for c in at.caption)
+    at.multiselect(key="models").set_value([]).run()
+    at.radio(key="source").set_value("Gallery").run()
+    assert at.button(key="attack_button").disabled
+    assert any(c.value == "Attack is off: choose at least one model." for c in at.caption)
+
+
+def test_a_rejected_upload_leaves_the_uploader_and_its_reason_stays_until_the_next_choice(app: AppTest) -> None:
+    at = app
+    at.radio(key="source").set_value("Upload your own").run()
+    at.get("file_uploader")[0].set_value(("notes.png", b"this is text, not a PNG", "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (uploader,) = at.get("file_uploader")
+    assert uploader.value is None  # the rejected file is not listed any more
+    errors = [e.value for e in at.error]
+    assert errors == ["notes.png is not an image the demo can read: upload a PNG, JPEG, GIF, BMP, TIFF or WebP file. "
+                      "Nothing was attacked."], errors
+    assert at.button(key="attack_button").disabled
+    assert any(c.value.startswith("Attack is off: the file you chose could not be used") for c in at.caption)
+    at.radio(key="source").set_value("Gallery").run()
+    at.radio(key="source").set_value("Upload your own").run()
+    assert not at.error  # an old error does not stay on screen
+    at.get("file_uploader")[0].set_value(("red.png", _png(), "image/png")).run()
+    assert not at.error and not at.button(key="attack_button").disabled
+    captions = [i.caption for e in walk(at._tree) if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+    assert "your image red.png (true class unknown: each model is attacked on its own first answer)" in captions
+
+
+def test_every_draw_count_on_the_page_is_the_one_the_decision_used(app: AppTest) -> None:
+    at = app
+    at.multiselect(key="models").set_value(["at", "rat"]).run()
+    attack(at)
+    details = [m.value for m in at.markdown if m.value.startswith("`ratzoo.run_attack`")]
+    verdicts = [e.value for e in [*at.error, *at.success, *at.info] if e.value.startswith(("Fooled", "Held"))]
+    assert len(details) == 2 and len(verdicts) == 2
+    at_detail, rat_detail = details
+    assert "no noise: one prediction decides" in at_detail and "noise draws per step used" not in at_detail
+    assert "over 1 draws" not in at_detail
+    drawn = re.search(r"the average over (\d+ fresh noise draws[^·]*?)(?: ·|$)", rat_detail).group(1).strip()
+    assert any(drawn in v for v in verdicts), (drawn, verdicts)
+
+
+def test_a_link_naming_an_unknown_model_says_so(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["models"] = "rat,nosuch"
+    at.run()
+    assert at.multiselect(key="models").value == ["rat"]
+    (w,) = [w.value for w in at.warning]
+    assert "'nosuch'" in w and "Showing the others" in w and "standard" in w
+
+
+def test_the_zoo_table_has_one_number_format_per_unit(app: AppTest) -> None:
+    (table,) = [d for d in app.dataframe if "clean (%)" in d.value.columns]
+    config = json.loads(table.proto.columns)
+    formats = {c: config[c]["type_config"]["format"] for c in config if c != "_index"}
+    assert formats["clean (%)"] == "%.1f" and formats["C&W median smallest change (L2)"] == "%.2f"
+    assert all(f == "%.1f" for c, f in formats.items() if c.endswith("(%)"))

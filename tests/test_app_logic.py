@@ -296,7 +296,12 @@ def test_every_committed_record_loads_as_a_typed_record() -> None:
     sweeps = results.sweep_rows(recs, labels)
     assert {r["budget (/255)"] for r in sweeps["fig3"]} >= {2.0, 4.0, 8.0, 16.0, 32.0}
     assert {r["noise draws per step"] for r in sweeps["fig4"]} >= {1, 5, 10, 20}
-    assert all("/" not in str(v) or k == "budget (/255)" for r in results.record_rows(recs, labels) for k, v in r.items())
+    named, _ = results.load_named_records()
+    rows = results.record_rows(named, labels)
+    assert all("/" not in str(v) or k == "budget (/255)" for r in rows for k, v in r.items())
+    # every row tells its record apart (a deterministic model's EOT copies looked alike) and no cell is None
+    assert len({(r["model"], r["record"]) for r in rows}) == len(rows) == len(recs)
+    assert all(v is not None and v != "None" for r in rows for v in r.values())
 
 
 # --------------------------------------------------------------------------- gallery and uploads
@@ -474,15 +479,19 @@ def test_the_app_runs_the_default_cpu_pass_size(noisy, monkeypatch) -> None:
 
 
 def test_sweep_chart_gives_the_plot_its_height_and_tells_attacks_apart() -> None:
-    """Streamlit keeps a chart at its total height: legends on top squashed the plot to ~40 px.
-    The attacks get shapes as well as dashes (a dash-only legend showed identical dots)."""
+    """Streamlit keeps a single chart at its total height (legends on top squashed the plot); dashes
+    per attack had a legend of marker shapes that did not fit a phone. Each attack is a panel named
+    above it; one model keeps one colour from the colour-blind-safe palette."""
     from app import charts
 
-    rows = [{"budget (/255)": b, "accuracy (%)": 50.0, "model": "RAT", "attack": a, "n": 10}
-            for b in (2, 32) for a in ("FGSM", "PGD (Linf)")]
-    enc = charts.sweep_chart(rows, "budget (/255)", ["RAT"], log_x=True).to_dict()["encoding"]
-    assert enc["color"]["legend"]["orient"] == "right" and enc["shape"]["legend"]["orient"] == "right"
-    assert enc["shape"]["field"] == enc["strokeDash"]["field"] == "attack"
+    rows = [{"budget (/255)": b, "accuracy (%)": 50.0, "model": m, "attack": a, "n": 10}
+            for b in (2, 32) for a in ("FGSM", "PGD (Linf)") for m in ("Standard", "AT")]
+    spec = charts.sweep_chart(rows, "budget (/255)", ["Standard", "AT"], log_x=True).to_dict()
+    assert spec["facet"]["row"]["field"] == "attack" and spec["facet"]["row"]["header"]["labelOrient"] == "top"
+    enc = spec["spec"]["encoding"]
+    assert "strokeDash" not in enc and "shape" not in enc and spec["spec"]["height"] >= 120
+    colors = enc["color"]["scale"]["range"]
+    assert len(set(colors)) == 2 and colors == list(charts.MODEL_PALETTE[:2])
     assert enc["x"]["scale"]["domain"] == [2, 32]  # the measured span, not a rounded 1-100
     probs = charts.probability_chart([{"class": c, "image": "before", "probability": 0.1} for c in ratzoo.CIFAR10_CLASSES],
                                      list(ratzoo.CIFAR10_CLASSES)).to_dict()["encoding"]

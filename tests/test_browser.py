@@ -58,6 +58,7 @@ def test_a_visitor_attacks_and_reads_ratzoos_verdict_and_norms(server, browser) 
     page.get_by_role("button", name="Attack", exact=True).click()
     shown = bu.verdict(page)
     page.screenshot(path=str(bu.ARTIFACTS / "02-result.png"), full_page=True)
+    _on_first_screen(page, 900)
     m = re.search(r"CIFAR-10 test image #(\d+): (\w+)", page.inner_text("body"))
     _, recs = images.load_gallery()
     gallery = next(i for i, r in enumerate(recs) if r["index"] == int(m.group(1)))
@@ -85,6 +86,7 @@ def test_on_a_phone_the_verdict_and_every_class_name_are_on_screen(server, brows
     assert bu.verdict(page) == "Verdict: Standard fooled · RAT held"
     h = page.locator("h4", has_text="Verdict:").bounding_box()
     assert h["x"] >= 0 and h["x"] + h["width"] <= 390 + 1
+    _on_first_screen(page, 844)
     page.screenshot(path=str(bu.ARTIFACTS / "03-phone.png"), full_page=True)
     # the probability charts (Vega renders SVG here): all ten class names are axis labels,
     # none cut off with an ellipsis, in each of the two models' charts
@@ -97,6 +99,28 @@ def test_on_a_phone_the_verdict_and_every_class_name_are_on_screen(server, brows
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1
             found = found + 1 if "found" in dir() else 1
     assert found == 2
+
+
+def _on_first_screen(page, height: int) -> None:
+    """Where the visitor pressed Attack, without scrolling: the verdict heading and the first
+    model's verdict sentence (issue 28: they landed below the fold)."""
+    for loc in (page.locator("h4", has_text="Verdict:"), page.get_by_text(re.compile(r"^(Fooled|Held):")).first):
+        box = loc.bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (loc, box)
+
+
+def test_on_a_phone_the_zoo_table_says_it_scrolls_sideways(server, browser) -> None:
+    url, _ = server
+    for width, height, shown in ((390, 844, True), (1280, 900, False)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(90_000)
+        page.goto(url)
+        bu.wait_ready(page)
+        page.get_by_role("tab", name="Zoo results").click()
+        cue = page.get_by_text("The table has more columns: swipe it sideways.")
+        cue.wait_for(state="visible" if shown else "hidden", timeout=60_000)
+        assert cue.is_visible() is shown
+        page.close()
 
 
 def test_stop_interrupts_an_attack_and_says_so(server, browser) -> None:
