@@ -15,7 +15,8 @@ full one, against AutoAttack-rand, and the CPU layout it runs best in.
     benchmark-only dependency: ``pip install --no-deps torchattacks==3.5.1 tqdm requests``) vs
     :func:`ratzoo.benchmark.benchmark` on rat, Linf 8/255, interleaved in groups, one thread;
     both sides' examples judged by the 100-draw decision rule; seconds include the judging.
-    ``--steps`` runs ratzoo's ensemble at that many iterations (10: the peer's).
+    ``--steps`` runs ratzoo's ensemble at that many iterations (10: the peer's);
+    ``--peer-steps 100`` runs the peer's two APGDs at AutoAttack's own 100 iterations.
 ``python benchmarks/bench_benchmark.py layout [--n 40] [--part-size 10]``
     One benchmark (rat, Linf) run by the CLI as 1 process x 2 threads and as 2 processes x
     1 thread sharing the parts; prints the wall seconds of each (the CLI's CPU default follows).
@@ -84,7 +85,7 @@ def strength(entries: list[str], n: int, steps: int | None = None) -> None:
               f"{max(r['new_robust'] - r['old_robust'] for r in rows):+.1f} points)")
 
 
-def peer(n: int, group: int, decision: int, steps: int | None) -> None:
+def peer(n: int, group: int, decision: int, steps: int | None, peer_steps: int | None = None) -> None:
     import numpy as np
 
     try:
@@ -118,7 +119,10 @@ def peer(n: int, group: int, decision: int, steps: int | None) -> None:
         def theirs() -> None:
             torch.manual_seed(g)
             t0 = time.perf_counter()
-            adv = torchattacks.AutoAttack(model, norm="Linf", eps=8 / 255, version="rand", n_classes=10, seed=g)(xg, yg)
+            aa = torchattacks.AutoAttack(model, norm="Linf", eps=8 / 255, version="rand", n_classes=10, seed=g)
+            for apgd in aa._autoattack.attacks if peer_steps else ():
+                apgd.steps = peer_steps  # APGD derives its checkpoints from .steps at each run
+            adv = aa(xg, yg)
             clean = decide(model, xg, yg, samples=decision, seed=derive_seed(g, STREAM_CLEAN))
             judged = decide(model, adv, yg, samples=decision, seed=derive_seed(g, STREAM_ADV))
             t["peer"] += time.perf_counter() - t0
@@ -130,7 +134,7 @@ def peer(n: int, group: int, decision: int, steps: int | None) -> None:
     ro, rp = torch.cat(rob_o), torch.cat(rob_p)
     print(f"rat Linf 8/255, first {n} test images, 1 thread, groups of {group} interleaved, 100-draw verdicts:\n"
           f"  ratzoo.benchmark{f' --steps {steps}' if steps else ''}        {t['ours']:7.1f} s  robust {100 * ro.float().mean():.1f} %  ({draws} image-draws)\n"
-          f"  AutoAttack-rand (ta)    {t['peer']:7.1f} s  robust {100 * rp.float().mean():.1f} %\n"
+          f"  AutoAttack-rand (ta{f', {peer_steps} steps' if peer_steps else ''})    {t['peer']:7.1f} s  robust {100 * rp.float().mean():.1f} %\n"
           f"  robust only under ratzoo {int((ro & ~rp).sum())}, only under AutoAttack-rand {int((rp & ~ro).sum())}; "
           f"ratzoo/peer seconds {t['ours'] / t['peer']:.2f}")
 
@@ -173,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decision", type=int, default=100)
     p.add_argument("--steps", type=int, default=None, help="strength, peer: ratzoo's iterations (torchattacks' "
                    "AutoAttack runs its APGD at its default of 10)")
+    p.add_argument("--peer-steps", type=int, default=None, help="peer: the peer's APGD iterations (100: AutoAttack's)")
     a = p.parse_args(argv)
     if a.what == "strength":
         strength(a.entries.split(","), a.n or 200, a.steps)
     elif a.what == "peer":
-        peer(a.n or 100, a.group, a.decision, a.steps)
+        peer(a.n or 100, a.group, a.decision, a.steps, a.peer_steps)
     elif a.what == "layout":
         layout(a.n or 40, a.part_size)
     else:
