@@ -331,6 +331,9 @@ def probability_rows(r: Result) -> list[dict[str, Any]]:
 
 def model_words(m: dict[str, Any]) -> str:
     """A zoo entry in a visitor's words: label, what it is, and its noise (a learned std by where it ended)."""
+    if m.get("defense"):
+        ref = f" ({m['reference']})" if m.get("reference") else ""
+        return f"{m['label']}{ref}: {m.get('description', '')}; randomness: {m['defense']['summary']}"
     noise = m.get("noise") or {}
     kind = noise.get("noise_kind", "none")
     if kind in (None, "none"):

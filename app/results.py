@@ -60,6 +60,8 @@ def zoo_table(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     and C&W's median smallest change (an L2 distance, in a column without "%")."""
     rows = []
     for m in models:
+        if not m.get("metrics"):  # nothing measured on its card yet (a defense entry has no card)
+            continue
         row: dict[str, Any] = {"model": m["label"], "noise": noise_words(m)}
         for x in m.get("metrics", []):
             if x.get("type") in ACCURACY_TYPES and x["name"] in SHORT_METRICS:

@@ -315,7 +315,9 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _model_config(model: nn.Module) -> dict[str, Any] | None:
     cfg = getattr(model, "config", None)
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else None
+    if hasattr(cfg, "to_dict"):
+        return cfg.to_dict()
+    return dict(cfg) if isinstance(cfg, dict) else None  # a ratzoo.defenses wrapper's
 
 
 def _model_description(model: nn.Module) -> str:

@@ -49,6 +49,9 @@ class ZooEntry:
         hub_repo: Hugging Face Hub repo id holding the same checkpoint, if any.
         hub_revision: the Hub revision (commit or tag) to download (None: ``main``).
         sha256: sha256 of ``model.safetensors``, verified on load (None: not yet trained).
+        base: for a defense that wraps another zoo model at inference (no weights of its own),
+            that model's name.
+        defense: that defense: ``{"name": <a ratzoo.defenses name>, **its parameters}``.
     """
 
     name: str
@@ -60,10 +63,19 @@ class ZooEntry:
     hub_repo: str | None = None
     hub_revision: str | None = None
     sha256: str | None = None
+    base: str | None = None
+    defense: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.name)
+        if (self.base is None) != (self.defense is None):
+            raise ValueError(f"zoo entry {self.name!r}: a wrapper needs both base and defense")
+
+    @property
+    def trained(self) -> bool:
+        """Whether the entry has weights of its own (a wrapper borrows its base's)."""
+        return self.defense is None
 
 
 def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
@@ -76,6 +88,9 @@ def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
                            f"each model needs the fields of ratzoo.zoo.ZooEntry") from e
     if len(out) != len(models):
         raise RuntimeError(f"{path}: a model name appears twice")
+    for e in out.values():
+        if e.base is not None and (e.base not in out or not out[e.base].trained):
+            raise RuntimeError(f"{path}: {e.name!r} wraps {e.base!r}, which is not a trained zoo entry")
     return out
 
 
@@ -107,6 +122,11 @@ def entries() -> dict[str, ZooEntry]:
 def names() -> list[str]:
     """The zoo's model names, in order."""
     return list(_REGISTRY)
+
+
+def trained_names() -> list[str]:
+    """The names of the entries with weights of their own (what ``train`` trains and cards describe)."""
+    return [e.name for e in _REGISTRY.values() if e.trained]
 
 
 def labels() -> dict[str, str]:
@@ -180,7 +200,7 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None]:
     return folder, entry
 
 
-def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> RandomizedClassifier:
+def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a zoo model by name (``"rat"``), a Hub repo (``"hf-hub:OWNER/NAME[@REVISION]"``)
     or a checkpoint folder by path.
 
@@ -197,9 +217,18 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
         CheckpointError: missing, corrupt or mismatched checkpoint, or a Hub repo that cannot
             be fetched; the message names the file or repo and what to do.
 
+    A defense entry (``base`` and ``defense`` in the registry, e.g. ``"sap_at"``) is its base
+    model, loaded the same way, inside the :mod:`ratzoo.defenses` module the entry names.
+
     >>> model = ratzoo.load("rat")
     >>> model = ratzoo.load("hf-hub:you/ratzoo-rat@main")
     """
+    wrapper = _REGISTRY.get(name_or_path) if isinstance(name_or_path, str) else None
+    if wrapper is not None and wrapper.defense is not None:
+        from .defenses import build_defense
+
+        params = {k: v for k, v in wrapper.defense.items() if k != "name"}
+        return build_defense(wrapper.defense["name"], load(wrapper.base, device=device), **params).to(device).eval()
     folder, entry, source = _resolve(name_or_path)
     try:
         return load_checkpoint(folder, device=device, expected_sha256=pinned_sha256(folder, entry))
@@ -293,7 +322,9 @@ def list_models() -> list[dict[str, Any]]:
     ``type``: ``"accuracy"``, ``"robust_accuracy"``, ``"certified_accuracy"`` or
     ``"median_l2_norm"``, an L2 distance, not a fraction) and ``noise`` (kind, std, layer;
     for a learned std also ``learned_sigma_mean`` / ``learned_sigma_min``, where training
-    ended, as ``noise_sigma`` is only its initial value)."""
+    ended, as ``noise_sigma`` is only its initial value). A defense entry has ``base`` (the
+    zoo model it wraps) and ``defense`` (its name, parameters and a ``summary`` in words) and
+    is available where its base is."""
     out = []
     for entry in _REGISTRY.values():
         row: dict[str, Any] = {
@@ -306,6 +337,12 @@ def list_models() -> list[dict[str, Any]]:
             "hub_repo": entry.hub_repo,
             "results": {},
         }
+        if entry.defense is not None:  # a defense on another entry: available where its base is
+            base = _REGISTRY[entry.base]
+            from .defenses import DEFENSES
+
+            row.update(bundled=_bundled_folder(base) is not None, hub_repo=base.hub_repo, base=entry.base,
+                       defense={**entry.defense, "summary": DEFENSES[entry.defense["name"]].summary})
         folder = _bundled_folder(entry)
         if folder is not None:
             try:

@@ -59,7 +59,7 @@ from ratzoo import zoo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
-MODELS = tuple(zoo.names())  # the registry's order
+MODELS = tuple(zoo.trained_names())  # the registry's order (a defense entry trains nothing)
 
 
 def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]]:

@@ -35,7 +35,7 @@ from train import leaderboard
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
 BENCHMARKS = RESULTS / "benchmark"  # train/benchmark_zoo.sh's <model>_<threat>.json records
-MODELS = tuple(zoo.names())  # names, labels and order: the registry's
+MODELS = tuple(zoo.trained_names())  # names, labels and order: the registry's (defenses have no card)
 LABELS = zoo.labels()
 # record key -> (metric name in cards/README, metric type)
 TABLE = [
