@@ -15,6 +15,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .judge import DEFAULT_DECISION_SAMPLES
+
 PAPER = "Araujo et al., Robust Neural Networks using Randomized Adversarial Training"
 
 
@@ -95,7 +97,7 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> ModelCard:
         f"model = ratzoo.load({name!r})  # or ratzoo.load(\"hf-hub:OWNER/NAME\") for a published copy"
         if name in entries() else
         "model = ratzoo.load(\"path/to/this/folder\")  # or ratzoo.load(\"hf-hub:OWNER/NAME\") once pushed",
-        "p = ratzoo.predict_proba(model, images, samples=100)  # EOT prediction",
+        f"p = ratzoo.predict_proba(model, images, samples={DEFAULT_DECISION_SAMPLES})  # EOT prediction",
         "```",
         "",
     ]

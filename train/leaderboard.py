@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from ratzoo import DEFAULT_DECISION_SAMPLES
 from ratzoo.benchmark import DEFAULT_EOT, describe_ensemble, ensemble_params, leaderboard_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,8 @@ def rule(entries: list[dict]) -> str:
     today = describe_ensemble(ensemble_params())
     older = [d for d in dict.fromkeys(describe_ensemble(ensemble_of(e)) for e in entries) if d != today]
     return ("**Leaderboard** (`python -m ratzoo.benchmark`, the same attacks for every model): an image counts as "
-            "robust when the model's prediction, the average softmax over 100 fresh noise draws for a randomized "
+            f"robust when the model's prediction, the average softmax over {DEFAULT_DECISION_SAMPLES} fresh noise draws "
+            "for a randomized "
             f"model, is right on the clean image and on every attack's example. The attacks: {today}."
             + "".join(f" Entries marked † were measured by an older ensemble: {d}." for d in older)
             + " *one draw*: the accuracy of a single call of the model on the same examples. CIFAR-10 (JPEG copy) "

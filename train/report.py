@@ -28,7 +28,7 @@ from ratzoo.benchmark import THREAT_MODELS, eps_text
 from ratzoo.evaluate import accuracy_at_thresholds
 from ratzoo.record import Record, compare
 from ratzoo.stats import wilson_interval
-from ratzoo import zoo
+from ratzoo import DEFAULT_DECISION_SAMPLES, zoo
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 from train import leaderboard
 
@@ -619,7 +619,7 @@ def zoo_caption(results: dict[str, Any]) -> str:
                 "binary-search steps." if its["apgd"] and its["cw"] else "")
     return (f"Accuracies in %, measured on {results['dataset']} test images (the first n of the test split) by "
             f"`python -m train.experiments`; {eot_text}an example counts as robust when the EOT prediction over "
-            "100 fresh draws is the true label. C&W columns: accuracy at an L2 threshold (minimal adversarial norm "
+            f"{DEFAULT_DECISION_SAMPLES} fresh draws is the true label. C&W columns: accuracy at an L2 threshold (minimal adversarial norm "
             "above it, or not fooled) and the median minimal norm, an L2 distance (not a percentage)." + its_text)
 
 
