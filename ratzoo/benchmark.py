@@ -8,11 +8,10 @@ attacks:
 1. APGD-CE (100 iterations, EOT over ``eot_samples`` draws per step, 20 by default), then
 2. APGD-T, targeted APGD-DLR towards one wrong class at a time, most likely first
    (``n_target_classes``, 9 as AutoAttack; 100 iterations each, ``target_eot_samples`` draws
-   per step, 5 by default), on the images still robust, as a **cascade**: every such image
-   gets the first ``cascade_after`` targets, and a further target only while the smallest
-   decision margin APGD-T reached on it is at most ``cascade_margin`` (an image far from the
-   boundary after its likeliest target is not broken by the others: ``DEFAULT_CASCADE_*``).
-   Images still robust within ``refine_margin`` of the boundary then get the first target once
+   per step, 5 by default), on the images still robust: every such image gets the first
+   ``cascade_after`` targets (by default all), and a further target only while the smallest
+   decision margin APGD-T reached on it is at most ``cascade_margin`` (a cascade, off by
+   default: ``DEFAULT_CASCADE_AFTER`` says why). Images still robust within ``refine_margin`` of the boundary then get the first target once
    more at ``eot_samples`` draws (the boundary is where fewer draws per step lose images).
    Each target's example is judged on its own, and the record keeps per image the rank that
    broke it, the targets it got, whether it was refined and the margin after each attack.
@@ -81,14 +80,14 @@ suffice: ``benchmarks/bench_targets.py`` on the bundled ``at`` (first 100 test i
 8/255) left 39.0 % robust with 1 or 3 targets and 37.0 % with 9 (two images fall only to the
 4th-9th most likely classes), at 2.4x the image-draws of 3 targets."""
 DEFAULT_TARGET_EOT = 5
-DEFAULT_CASCADE_AFTER = 1
+DEFAULT_CASCADE_AFTER = DEFAULT_TARGETS
 DEFAULT_CASCADE_MARGIN = 0.2
 DEFAULT_REFINE_MARGIN = 0.1
-"""APGD-T's cascade: EOT-5 per step, every robust image gets the most likely wrong class, the
-next ranks only while the smallest decision margin APGD-T reached is at most 0.2, and the
-images left within 0.1 of the boundary the first target again at the full EOT; chosen on every
-target rank judged on its own (``benchmarks/bench_cascade.py --analyse``) and checked against
-the committed records of the full APGD-T by ``benchmarks/bench_benchmark.py strength``."""
+"""APGD-T at EOT-5 per step on every target rank, each judged on its own, and the images left
+within 0.1 of the boundary the first target again at the full EOT. Every robust image gets every
+target: stopping after the first by the decision margin (``--cascade-after 1``) left images robust
+that later ranks break, at any margin (``benchmarks/bench_benchmark.py strength`` against the
+committed records of the full APGD-T)."""
 PART_SIZE = 100
 STREAM_PART = 1000  # part j is seeded with derive_seed(seed, STREAM_PART + j)
 STREAM_TARGET = 10  # APGD-T's target rank r is seeded with derive_seed(part seed, STREAM_TARGET + r)
@@ -250,6 +249,9 @@ def describe_ensemble(params: dict[str, Any]) -> str:
     refine = (f"; an image still robust within {params['refine_margin']} of the boundary gets the first target "
               f"again at {eot} draws" if params.get("refine_margin") else "")
     ca = params["cascade_after"]
+    if ca >= k:
+        return head + (f"APGD-T at {params['target_eot_samples']} draws towards each of the {k} most likely wrong "
+                       f"classes, one at a time, for every image still robust{refine}")
     first = "likeliest" if ca == 1 else f"first {ca}"
     return head + (f"APGD-T at {params['target_eot_samples']} draws towards the most likely wrong classes one at a "
                    f"time: the {first} for every image still robust, each next one (up to "
