@@ -132,7 +132,7 @@ def record_rows(records: dict[str, ratzoo.Record], labels: dict[str, str]) -> li
     never Python's ``None``."""
     rows = []
     for name, r in records.items():
-        minutes = (r.elapsed_s or 0) / 60 if r.elapsed_s and math.isfinite(r.elapsed_s) else None
+        minutes = r.elapsed_s / 60 if r.elapsed_s and math.isfinite(r.elapsed_s) else None
         rows.append({"record": name.split("__", 1)[-1], "model": labels.get(r.model, r.model),
                      "attack": SHORT.get(r.attack, r.attack), "images": r.n,
                      "robust accuracy (%)": f"{100 * r.robust_accuracy:.1f}",

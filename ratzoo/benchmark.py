@@ -11,8 +11,8 @@ attacks:
    per step, 5 by default), on the images still robust: every such image gets the first
    ``cascade_after`` targets (by default all), and a further target only while the smallest
    decision margin APGD-T reached on it is at most ``cascade_margin`` (a cascade, off by
-   default: ``DEFAULT_CASCADE_AFTER`` says why). Images still robust within ``refine_margin`` of the boundary then get the first target once
-   more at ``eot_samples`` draws (the boundary is where fewer draws per step lose images).
+   default: ``DEFAULT_CASCADE_AFTER`` says why). Images still robust within ``refine_margin``
+   of the boundary then get the first target once more at ``eot_samples`` draws (the boundary is where fewer draws per step lose images).
    Each target's example is judged on its own, and the record keeps per image the rank that
    broke it, the targets it got, whether it was refined and the margin after each attack.
 

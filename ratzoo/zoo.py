@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint
+from .defenses import DEFENSES, build_defense
 from .hub import HUB_PREFIX, download, parse_hub_name
 from .models import RandomizedClassifier
 
@@ -225,8 +226,6 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """
     wrapper = _REGISTRY.get(name_or_path) if isinstance(name_or_path, str) else None
     if wrapper is not None and wrapper.defense is not None:
-        from .defenses import build_defense
-
         params = {k: v for k, v in wrapper.defense.items() if k != "name"}
         return build_defense(wrapper.defense["name"], load(wrapper.base, device=device), **params).to(device).eval()
     folder, entry, source = _resolve(name_or_path)
@@ -339,8 +338,6 @@ def list_models() -> list[dict[str, Any]]:
         }
         if entry.defense is not None:  # a defense on another entry: available where its base is
             base = _REGISTRY[entry.base]
-            from .defenses import DEFENSES
-
             row.update(bundled=_bundled_folder(base) is not None, hub_repo=base.hub_repo, base=entry.base,
                        defense={**entry.defense, "summary": DEFENSES[entry.defense["name"]].summary})
         folder = _bundled_folder(entry)

@@ -28,8 +28,7 @@ def rule(entries: list[dict]) -> str:
     older = [d for d in dict.fromkeys(describe_ensemble(ensemble_of(e)) for e in entries) if d != today]
     return ("**Leaderboard** (`python -m ratzoo.benchmark`, the same attacks for every model): an image counts as "
             f"robust when the model's prediction, the average softmax over {DEFAULT_DECISION_SAMPLES} fresh noise draws "
-            "for a randomized "
-            f"model, is right on the clean image and on every attack's example. The attacks: {today}."
+            f"for a randomized model, is right on the clean image and on every attack's example. The attacks: {today}."
             + "".join(f" Entries marked † were measured by an older ensemble: {d}." for d in older)
             + " *one draw*: the accuracy of a single call of the model on the same examples. CIFAR-10 (JPEG copy) "
             "test images, the first n.")
