@@ -97,12 +97,19 @@ def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
 
 _REGISTRY: dict[str, ZooEntry] = read_registry()
 
-# The paper's Table 2 (Araujo et al., arXiv:1903.10219; WideResNet-28-10, CIFAR-10, EOT with 50
-# draws), robust accuracy per method: (Linf = PGD-10 at eps 0.3 on inputs in [-1, 1],
-# L2 = C&W with 40 iterations). Reference numbers the README and the demo compare the zoo with.
+# The paper's Table 2 (Araujo et al., arXiv:1903.10219), robust accuracy per method (Linf, L2) in
+# PAPER_TABLE2_SETTING: reference numbers the README and the demo compare the zoo with.
 PAPER_TABLE2: dict[str, tuple[float, float]] = {
     "at": (0.400, 0.056), "rn": (0.356, 0.489), "rat": (0.409, 0.499), "lerat": (0.400, 0.296),
 }
+PAPER_TABLE2_SETTING = ("CIFAR-10, WideResNet-28-10, EOT with 50 draws; Linf: PGD-10 at eps 0.3 on inputs in "
+                        "[-1, 1] (0.15 on [0, 1]); L2: C&W with 40 iterations, unbounded")
+
+
+def claims() -> list[dict[str, str]]:
+    """What the randomized defenses' papers, and independent evaluations, published on them
+    (``zoo.json``'s ``claims``: method, who, setting, claim, differs, source)."""
+    return list(json.loads(REGISTRY_FILE.read_text()).get("claims", []))
 
 
 # The repository's own bundled zoo, whose files the registry's sha256 pins.

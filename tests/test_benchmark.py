@@ -494,6 +494,31 @@ def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
         assert f"| {e['name']}{'' if leaderboard.ensemble_of(e) == BENCH.ensemble_params() else ' †'} |" in readme
 
 
+def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measurement() -> None:
+    """docs/leaderboard.md is what train.leaderboard generates; every claim names its source and how
+    its setting differs; a defense entry's row carries the paired test against its base model."""
+    from ratzoo import compare, zoo
+    from train import leaderboard
+
+    entries = leaderboard.entries()
+    assert (REPO_ROOT / "docs" / "leaderboard.md").read_text() == leaderboard.docs_page(entries), \
+        "run python -m train.leaderboard"
+    claims = zoo.claims()
+    assert {"random-resize-pad", "sap", "rse", "pni", "gaussian-augmentation"} <= {c["method"] for c in claims}
+    for c in claims:
+        assert c["source"].startswith("https://") and c["differs"] and c["setting"] and c["claim"], c
+    page = leaderboard.claimed_vs_measured(entries)
+    methods = {e.method for e in zoo.entries().values()}
+    for c in claims:
+        assert c["claim"] in page and (c["method"] in methods or "Not in the zoo yet" in page)
+    base = next(e for e in entries if e["name"] == "at")  # a defense entry, made up from at's record
+    fake = {**base, "name": "sap_at"}
+    row = leaderboard.paired(fake, [base, fake], zoo.entries())
+    c = compare(Record.load(REPO_ROOT / base["record"]), Record.load(REPO_ROOT / base["record"]))
+    assert row.startswith(f"`at` {100 * c.accuracy_b:.1f} % on the same {c.n} images: 0 robust only with")
+    assert leaderboard.paired(base, [base], zoo.entries()) == "(a trained model: no base)"
+
+
 def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:
     """Entries of the ensemble before the cascade are marked and their attacks said apart."""
     from train import leaderboard
