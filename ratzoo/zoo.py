@@ -106,10 +106,11 @@ PAPER_TABLE2_SETTING = ("CIFAR-10, WideResNet-28-10, EOT with 50 draws; Linf: PG
                         "[-1, 1] (0.15 on [0, 1]); L2: C&W with 40 iterations, unbounded")
 
 
-def claims() -> list[dict[str, str]]:
-    """What the randomized defenses' papers, and independent evaluations, published on them
-    (``zoo.json``'s ``claims``: method, who, setting, claim, differs, source)."""
-    return list(json.loads(REGISTRY_FILE.read_text()).get("claims", []))
+def literature() -> list[dict[str, Any]]:
+    """The literature's randomized defenses (``zoo.json``'s ``literature``): per defense its
+    ``title``, the ``zoo`` entries implementing it and its published ``claims`` (who, setting,
+    claim, differs, source)."""
+    return list(json.loads(REGISTRY_FILE.read_text()).get("literature", []))
 
 
 # The repository's own bundled zoo, whose files the registry's sha256 pins.

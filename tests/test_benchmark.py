@@ -503,14 +503,17 @@ def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measure
     entries = leaderboard.entries()
     assert (REPO_ROOT / "docs" / "leaderboard.md").read_text() == leaderboard.docs_page(entries), \
         "run python -m train.leaderboard"
-    claims = zoo.claims()
-    assert {"random-resize-pad", "sap", "rse", "pni", "gaussian-augmentation"} <= {c["method"] for c in claims}
-    for c in claims:
-        assert c["source"].startswith("https://") and c["differs"] and c["setting"] and c["claim"], c
+    lit = zoo.literature()
+    assert {"random-resize-pad", "sap", "rse", "pni", "gaussian-augmentation"} <= {d["defense"] for d in lit}
     page = leaderboard.claimed_vs_measured(entries)
-    methods = {e.method for e in zoo.entries().values()}
-    for c in claims:
-        assert c["claim"] in page and (c["method"] in methods or "Not in the zoo yet" in page)
+    for d in lit:
+        assert d["claims"] and d["zoo"] and f"### {d['title']}" in page
+        for c in d["claims"]:
+            assert c["source"].startswith("https://") and c["differs"] and c["setting"], c
+            assert c["claim"] in page
+        for n in d["zoo"]:  # a zoo entry implements what it claims to
+            e = zoo.entries().get(n)
+            assert e is None or e.defense is None or e.defense["name"] == d["defense"], n
     base = next(e for e in entries if e["name"] == "at")  # a defense entry, made up from at's record
     fake = {**base, "name": "sap_at"}
     row = leaderboard.paired(fake, [base, fake], zoo.entries())

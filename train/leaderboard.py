@@ -73,26 +73,24 @@ def entries(path: Path = LEADERBOARD) -> list[dict]:
 
 
 def claimed_vs_measured(entries: list[dict]) -> str:
-    """Per defense of the literature: what its paper and independent evaluations published
-    (``ratzoo.zoo.claims``; R.N.'s from the RAT paper's Table 2), then the zoo's measurement of
-    each entry of that method with the paired test against the entry's base model."""
-    claims = zoo.claims() + [{
-        "method": "rn", "who": "Pinot et al. 2019, measured in the RAT paper's Table 2",
-        "setting": zoo.PAPER_TABLE2_SETTING,
+    """Per defense of the literature (``ratzoo.zoo.literature``; R.N.'s numbers from the RAT
+    paper's Table 2): what was published on it, then the zoo's measurement of each entry
+    implementing it, with the paired test against the entry's base model."""
+    rn = {"defense": "rn", "title": "Noise injection, R.N. (Pinot et al. 2019)", "zoo": ["rn"], "claims": [{
+        "who": "The RAT paper's Table 2 (Araujo et al. 2019)", "setting": zoo.PAPER_TABLE2_SETTING,
         "claim": f"{100 * zoo.PAPER_TABLE2['rn'][0]:.1f} % (Linf), {100 * zoo.PAPER_TABLE2['rn'][1]:.1f} % (L2)",
         "differs": "WideResNet-28-10 vs PreActResNet-18 w16; Linf 0.15 vs 8/255; unbounded C&W vs APGD at L2 0.5",
-        "source": "https://arxiv.org/abs/1903.10219"}]
+        "source": "https://arxiv.org/abs/1903.10219"}]}
     registry = zoo.entries()
     out = []
-    for method in dict.fromkeys(c["method"] for c in claims):
-        mine = [c for c in claims if c["method"] == method]
-        names = [e.name for e in registry.values() if e.method == method]
-        out.append(f"### {method}: {mine[0]['who'].split(' (')[0].split(',')[0]}\n")
+    for d in zoo.literature() + [rn]:
+        out.append(f"### {d['title']}\n")
         out += [f"- **{c['who']}** ({c['setting']}): {c['claim']}. *Differs from ours:* {c['differs']}. "
-                f"[source]({c['source']})" for c in mine]
+                f"[source]({c['source']})" for c in d["claims"]]
+        names = [n for n in d["zoo"] if n in registry]
         measured = [e for e in entries if e["name"] in names]
         if not names:
-            out.append("\nNot in the zoo yet: no trained checkpoint of this defense.\n")
+            out.append(f"\nNot in the zoo yet (planned: {', '.join(f'`{n}`' for n in d['zoo'])}).\n")
             continue
         if not measured:
             out.append(f"\nZoo entries {', '.join(f'`{n}`' for n in names)}: not benchmarked yet "
