@@ -145,6 +145,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rn": dict(method="rn", epochs=25, lr=0.2, noise_sigma=ZOO_SIGMA, label_smoothing=0.1),
     "rat": dict(method="rat", epochs=20, lr=0.2, noise_sigma=ZOO_SIGMA),
     "lerat": dict(method="lerat", epochs=20, lr=0.2, noise_sigma=ZOO_SIGMA),
+    # randomized smoothing's base classifier (Cohen et al. 2019): Gaussian noise of std 0.25 on the
+    # [0, 1] input pixels at training and inference, otherwise the recipe of rn
+    "gaussian": dict(method="rn", noise_layer=0, noise_sigma=0.25, epochs=25, lr=0.2, label_smoothing=0.1),
     # The paper's section 5.4, translated to [0, 1] inputs: their inputs live in [-1, 1],
     # so PGD intensity 0.03 -> eps 0.015 and step 0.02 -> 0.01; 1 PGD iteration with a
     # random start; noise N(0, 1) -> sigma 1.0; WRN-28-10, batch 200, lr 0.1, wd 0.002.
