@@ -514,14 +514,14 @@ def test_figure2_shares_of_a_hand_checked_example():
 
 def test_figure2_shares_sum_to_one_and_the_cap_starts_empty_on_the_committed_records():
     import ratzoo
-    from app import results as app_results
+    from ratzoo.geometry import FIGURE2_EPS, FIGURE2_KEYS
 
-    recs, _ = app_results.load_records()
-    cw = [r for r in recs if r.attack == "cw-l2" and "linf" in r.per_image and r.extra.get("key") in app_results.FIGURE2_KEYS]
+    recs, _ = ratzoo.Record.load_folder(REPO_ROOT / "checkpoints" / "results" / "records")
+    cw = [r for r in recs.values() if r.attack == "cw-l2" and "linf" in r.per_image and r.extra.get("key") in FIGURE2_KEYS]
     if not cw:
         pytest.skip("no C&W record with per-image Linf norms committed yet")
     for r in cw:
-        for eps in app_results.FIGURE2_EPS.values():
+        for eps in FIGURE2_EPS.values():
             pts = ratzoo.norm_regions(r, eps=eps)
             assert len(pts) == 13 and pts[0]["eps_l2"] == pytest.approx(eps)
             assert pts[-1]["eps_l2"] == pytest.approx(eps * 3072 ** 0.5)
@@ -533,6 +533,31 @@ def test_figure2_shares_sum_to_one_and_the_cap_starts_empty_on_the_committed_rec
             assert caps == sorted(caps)  # the cap only grows with eps'
             fooled = sum(bool(f) for f in r.per_image["fooled"])
             assert pts[0]["n"] + pts[0]["not_found"] == fooled
+
+
+def test_figure2_reads_a_folder_and_draws_each_models_largest_cw_record(tmp_path):
+    """``Record.load_folder`` skips and counts a file that is no record; :func:`ratzoo.figure2`
+    draws each model's largest C&W record with per-image Linf norms, names the model whose C&W
+    record has none, ignores other records, and gives no reading without both Standard and AT."""
+    import ratzoo
+
+    def cw(model: str, key: str, n: int, norms: bool = True) -> ratzoo.Record:
+        per_image = {"linf": [0.01] * n, "l2": [0.5] * n, "fooled": [True] * n} if norms else {}
+        return ratzoo.Record(model, "cw-l2", n, 1.0, 0.0, per_image=per_image, extra={"key": key})
+
+    cw("standard", "cw_l2", 4).save(tmp_path / "standard__cw_l2.json")
+    cw("standard", "cw_l2_fig2", 8).save(tmp_path / "standard__cw_l2_fig2.json")
+    cw("at", "cw_l2", 4, norms=False).save(tmp_path / "at__cw_l2.json")
+    cw("rn", "cw_l2_kappa1", 4).save(tmp_path / "rn__cw_l2_kappa1.json")
+    (tmp_path / "broken.json").write_text("{")
+    recs, bad = ratzoo.Record.load_folder(tmp_path)
+    assert bad == 1 and list(recs) == ["at__cw_l2", "rn__cw_l2_kappa1", "standard__cw_l2", "standard__cw_l2_fig2"]
+    fig = ratzoo.figure2(recs.values(), {"standard": "Standard", "at": "AT", "rn": "R.N."})
+    assert fig.missing == ["AT"]
+    assert {(r["model"], r["images"]) for r in fig.rows} == {("Standard", 8)}
+    assert len(fig.rows) == 2 * 13 * 3  # Linf radii x L2 radii x regions
+    assert {r["share (%)"] for r in fig.rows if r["rank"] == 0} == {100.0}  # every Linf norm is 0.01
+    assert fig.reading == ""
 
 
 def test_readme_prose_on_the_benchmark_holds_for_the_committed_records():

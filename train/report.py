@@ -26,6 +26,7 @@ import torch
 
 from ratzoo.benchmark import THREAT_MODELS, eps_text
 from ratzoo.evaluate import accuracy_at_thresholds
+from ratzoo.geometry import FIGURE2_EPS, REGION_WORDS, figure2
 from ratzoo.record import Record, compare
 from ratzoo.stats import wilson_interval
 from ratzoo import DEFAULT_DECISION_SAMPLES, zoo
@@ -670,16 +671,13 @@ FIG2_RATIOS = (0, 3, 6, 9, 12)  # columns of the Figure 2 table: positions in ra
 def figure2_block(folder: Path = RESULTS / "records") -> str:
     """The paper's Figure 2 on the zoo as tables (one per Linf radius) and whether its reading holds.
 
-    Read from the C&W records through :class:`ratzoo.Record` and :func:`ratzoo.norm_regions`
-    (via ``app.results``, the same rows the demo's results tab draws)."""
-    from app import results as app_results
-
-    recs, _ = app_results.load_records(folder)
-    rows, missing = app_results.figure2_rows(recs, LABELS)
+    Read from the C&W records by :func:`ratzoo.figure2`, the same rows the demo's results tab draws."""
+    fig2 = figure2(Record.load_folder(folder)[0].values(), LABELS)
+    rows, missing = fig2.rows, fig2.missing
     if not rows:
         return "No C&W record with per-image Linf norms yet (`python -m train.experiments --stages table,fig2`)."
     out = []
-    for eps_name in app_results.FIGURE2_EPS:
+    for eps_name in FIGURE2_EPS:
         sub = [r for r in rows if r["Linf radius"] == eps_name]
         ratios = sorted({r["L2 radius / Linf radius"] for r in sub})
         cols = [ratios[i] for i in FIG2_RATIOS if i < len(ratios)]
@@ -694,14 +692,13 @@ def figure2_block(folder: Path = RESULTS / "records") -> str:
             if not pts:
                 continue
             get = {(r["L2 radius / Linf radius"], r["region"]): r["share (%)"] for r in pts}
-            inside = get[(cols[0], app_results.REGION_WORDS["inside"])]
+            inside = get[(cols[0], REGION_WORDS["inside"])]
             out.append(f"| {model} | {pts[0]['images']} | {pts[0]['examples']} | {inside:.1f} | "
-                       + " | ".join(f"{get[(c, app_results.REGION_WORDS['cap'])]:.1f}" for c in cols)
-                       + f" | {get[(cols[-1], app_results.REGION_WORDS['beyond'])]:.1f} |")
+                       + " | ".join(f"{get[(c, REGION_WORDS['cap'])]:.1f}" for c in cols)
+                       + f" | {get[(cols[-1], REGION_WORDS['beyond'])]:.1f} |")
         out.append("")
-    reading = app_results.figure2_reading(rows, LABELS)
-    if reading:
-        out.append(reading)
+    if fig2.reading:
+        out.append(fig2.reading)
     if missing:
         out.append(f"\nNot measured with per-image Linf norms yet: {', '.join(missing)}.")
     return "\n".join(out).strip()
@@ -816,14 +813,11 @@ def figure2_plot(folder: Path = RESULTS) -> list[Path]:
     C&W examples inside the Linf ball, in the L2 cap and beyond, against the L2 radius."""
     import matplotlib.pyplot as plt
 
-    from app import results as app_results
-
-    recs, _ = app_results.load_records(folder / "records")
-    rows, _ = app_results.figure2_rows(recs, LABELS)
+    rows = figure2(Record.load_folder(folder / "records")[0].values(), LABELS).rows
     models = [m for m in LABELS.values() if any(r["model"] == m for r in rows)]
     if not models:
         return []
-    eps_names = list(app_results.FIGURE2_EPS)
+    eps_names = list(FIGURE2_EPS)
     fig, axes = plt.subplots(len(models), len(eps_names), figsize=(9, 1.7 * len(models) + 0.9), sharex=True,
                              sharey=True, squeeze=False)
     colors = {"inside": "#54a24b", "cap": "#f58518", "beyond": "#bbbbbb"}
@@ -833,8 +827,8 @@ def figure2_plot(folder: Path = RESULTS) -> list[Path]:
             pts = [r for r in rows if r["model"] == model and r["Linf radius"] == eps_name]
             xs = sorted({r["L2 radius / Linf radius"] for r in pts})
             ys = [[next(r["share (%)"] for r in pts if r["L2 radius / Linf radius"] == x and r["region"] == words)
-                   for x in xs] for words in app_results.REGION_WORDS.values()]
-            ax.stackplot(xs, ys, colors=list(colors.values()), labels=list(app_results.REGION_WORDS.values()))
+                   for x in xs] for words in REGION_WORDS.values()]
+            ax.stackplot(xs, ys, colors=list(colors.values()), labels=list(REGION_WORDS.values()))
             ax.set(xscale="log", ylim=(0, 100))
             n = pts[0]["examples"]
             ax.set_title(f"{model}, Linf {eps_name.split(' (')[0]} ({n} ex. of {pts[0]['images']} images)", fontsize=8)
