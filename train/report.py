@@ -32,6 +32,7 @@ from ratzoo.stats import wilson_interval
 from ratzoo import DEFAULT_DECISION_SAMPLES, zoo
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 from train import leaderboard
+from train.blocks import replace_block
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
@@ -597,13 +598,6 @@ def certify_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _replace_block(text: str, start_mark: str, end_mark: str, body: str, readme: Path) -> str:
-    if start_mark not in text or end_mark not in text:
-        raise SystemExit(f"{readme}: markers {start_mark} ... {end_mark} missing")
-    start, end = text.index(start_mark) + len(start_mark), text.index(end_mark)
-    return text[:start] + "\n" + body + "\n" + text[end:]
-
-
 NOTES_START, NOTES_END = "<!-- zoo-notes:start -->", "<!-- zoo-notes:end -->"
 COMMANDS_START, COMMANDS_END = "<!-- zoo-commands:start -->", "<!-- zoo-commands:end -->"
 FIG2_START, FIG2_END = "<!-- figure2:start -->", "<!-- figure2:end -->"
@@ -726,7 +720,7 @@ def write_readme(results: dict[str, Any], readme: Path = REPO_ROOT / "README.md"
         text = original = path.read_text()
         for start, end, body in blocks:
             if start in text:
-                text = _replace_block(text, start, end, body(), path)
+                text = replace_block(text, start, end, body(), path)
         if text != original:
             path.write_text(text)
             changed.append(path)
