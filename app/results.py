@@ -18,10 +18,6 @@ from .logic import RESULTS
 ACCURACY_TYPES = ("accuracy", "robust_accuracy")  # a card metric of these types is a fraction
 SHORT = {"none": "no attack", "fgsm": "FGSM", "pgd-linf": "PGD (Linf)", "pgd-l2": "PGD (L2)",
          "apgd-ce": "Auto-PGD (Linf)", "cw-l2": "Carlini-Wagner (L2)"}
-# the two Linf radii of Figure 2: the paper's 0.3 on inputs in [-1, 1] is 0.15 on ours; and 8/255
-FIGURE2_KEYS = ("cw_l2", "cw_l2_fig2")  # the table's C&W records and the smaller fig2 stage's
-REGION_WORDS = {"inside": "inside the Linf ball", "cap": "L2 cap outside it", "beyond": "beyond the L2 radius"}
-FIGURE2_EPS = {"0.15 (the paper's 0.3 on [-1, 1])": 0.15, "8/255": 8 / 255}
 
 
 def model_labels(models: list[dict[str, Any]]) -> dict[str, str]:
@@ -79,15 +75,8 @@ def load_records(folder: Path = RESULTS / "records") -> tuple[list[ratzoo.Record
 
 
 def load_named_records(folder: Path = RESULTS / "records") -> tuple[dict[str, ratzoo.Record], int]:
-    """:func:`load_records` by file stem: a deterministic model's EOT sweep stores one
-    measurement under several names (``..._eot10`` is ``..._eot1``), which only the name tells apart."""
-    records, bad = {}, 0
-    for path in sorted(folder.glob("*.json")):
-        try:
-            records[path.stem] = ratzoo.Record.load(path)
-        except ValueError:
-            bad += 1
-    return records, bad
+    """:func:`load_records` by file stem (:meth:`ratzoo.Record.load_folder`)."""
+    return ratzoo.Record.load_folder(folder)
 
 
 def sweep_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
@@ -102,28 +91,6 @@ def sweep_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> dict[str
                            "budget (/255)" if stage == "fig3" else "noise draws per step": x,
                            "accuracy (%)": round(100 * r.robust_accuracy, 1), "n": r.n})
     return out
-
-
-def figure2_rows(records: list[ratzoo.Record], labels: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """The paper's Figure 2 on the zoo: for each model's largest C&W record with per-image Linf
-    norms (the table's, n = 1,000, or the fig2 stage's) and each Linf radius, the
-    shares inside the Linf ball / in the L2 cap / beyond, as the L2 radius sweeps (long form).
-    Also the models whose C&W record predates per-image Linf norms (not shown)."""
-    rows, best = [], {}
-    for r in records:  # per model, the largest C&W record (table or fig2 stage) with per-image Linf norms
-        if r.attack == "cw-l2" and r.extra.get("key") in FIGURE2_KEYS and r.model in labels:
-            if "linf" in r.per_image and r.n > getattr(best.get(r.model), "n", 0):
-                best[r.model] = r
-            best.setdefault(r.model, None)
-    missing = [labels[m] for m in labels if m in best and best[m] is None]
-    for r in (best[m] for m in labels if best.get(m) is not None):
-        for eps_name, eps in FIGURE2_EPS.items():
-            for p in ratzoo.norm_regions(r, eps=eps):
-                for rank, (region, words) in enumerate(REGION_WORDS.items()):
-                    rows.append({"rank": rank, "model": labels[r.model], "Linf radius": eps_name, "L2 radius": round(p["eps_l2"], 3),
-                                 "L2 radius / Linf radius": round(p["eps_l2"] / eps, 2), "region": words,
-                                 "share (%)": round(100 * p[region], 2), "examples": p["n"], "images": r.n})
-    return rows, missing
 
 
 def record_rows(records: dict[str, ratzoo.Record], labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -142,30 +109,3 @@ def record_rows(records: dict[str, ratzoo.Record], labels: dict[str, str]) -> li
                      "minutes": "" if minutes is None else f"{minutes:.1f}",
                      "note": r.extra.get("note", "")})
     return rows
-
-
-def figure2_reading(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
-    """Whether the paper's reading holds on the zoo, one sentence per Linf radius: Linf adversarial
-    training (``at``) moves C&W's examples out of the Linf ball (a smaller share inside than for
-    ``standard``) into the cap (a larger share there, with the cap at its widest: L2 radius
-    Linf radius x sqrt(d), the L2 ball around the whole Linf ball)."""
-    std, at = labels.get("standard"), labels.get("at")
-    out = []
-    for eps_name in FIGURE2_EPS:
-        widest = [r for r in rows if r["Linf radius"] == eps_name and r["rank"] == 0]
-        if not widest:
-            continue
-        top = max(r["L2 radius / Linf radius"] for r in widest)
-        share = {(r["model"], r["region"]): r["share (%)"] for r in rows
-                 if r["Linf radius"] == eps_name and r["L2 radius / Linf radius"] == top}
-        try:
-            (si, sc, sb), (ai, ac, ab) = ([share[(m, w)] for w in REGION_WORDS.values()] for m in (std, at))
-        except KeyError:
-            continue
-        holds = ai < si and ac > sc
-        out.append(f"At Linf radius {eps_name}: {si:.0f}% of {std}'s C&W examples lie inside the Linf ball, "
-                   f"{sc:.0f}% in the cap and {sb:.0f}% beyond (L2 radius {top:g}x the Linf radius); for {at}, "
-                   f"{ai:.0f}%, {ac:.0f}% and {ab:.0f}%: "
-                   + ("the paper's reading holds here, Linf adversarial training moves the examples out of the "
-                      "Linf ball into the cap." if holds else "the paper's reading does not hold here."))
-    return " ".join(out)

@@ -51,8 +51,8 @@ def result_rows(where: str, labels: tuple[tuple[str, str], ...]) -> dict[str, An
     """Everything the results tab draws from the records, computed once per server."""
     named, bad = results.load_named_records()
     recs = list(named.values())
-    fig2, missing = results.figure2_rows(recs, dict(labels))
-    return {"fig2": fig2, "missing": missing, "reading": results.figure2_reading(fig2, dict(labels)),
+    fig2 = ratzoo.figure2(recs, dict(labels))
+    return {"fig2": fig2.rows, "missing": fig2.missing, "reading": fig2.reading,
             "sweeps": results.sweep_rows(recs, dict(labels)), "records": results.record_rows(named, dict(labels)),
             "bad": bad}
 
@@ -323,7 +323,7 @@ def results_tab(models: list[dict[str, Any]]) -> None:
     fig2, missing = rows["fig2"], rows["missing"]
     st.markdown("#### Where C&W's examples lie (the paper's Figure 2)")
     if fig2:
-        eps_name = st.selectbox("Linf radius", list(results.FIGURE2_EPS), key="fig2_eps")
+        eps_name = st.selectbox("Linf radius", list(dict.fromkeys(r["Linf radius"] for r in fig2)), key="fig2_eps")
         st.altair_chart(charts.figure2_chart([r for r in fig2 if r["Linf radius"] == eps_name], order), width="stretch")
         st.caption("Share of the C&W (L2) examples that fooled each model: inside the Linf ball, outside it but "
                    "inside the L2 ball of the radius on the x axis (the 'cap'), or beyond. The paper measures on "

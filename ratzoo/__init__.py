@@ -9,11 +9,13 @@ The public API (everything else is private):
 - :mod:`ratzoo.attacks`: FGSM, FGM, PGD, PGDL2, CW, APGD (EOT-aware), :func:`make_attack`.
 - :func:`run_attack`: attack images and judge each by the decision rule (the one path
   that :func:`evaluate`, the benchmark and the demo share).
-- :class:`Record`, :func:`compare`: the one record schema; an exact paired test between two records.
+- :class:`Record`, :func:`compare`: the one record schema (``Record.load_folder`` reads a folder of
+  them); an exact paired test between two records.
 - :func:`benchmark`: one robustness number for any model (APGD-CE + APGD-T, EOT, the
   decision rule, worst case per image; CLI ``python -m ratzoo.benchmark``, leaderboard).
 - :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
-- :func:`norm_regions`: where minimal L2 examples lie relative to an Linf ball (the paper's Figure 2).
+- :func:`norm_regions`: where minimal L2 examples lie relative to an Linf ball (the paper's Figure 2);
+  :func:`figure2`: that figure for the zoo from its C&W records (the demo's and the report's).
 - :func:`is_randomized`: whether any model is random, found by behaviour (:mod:`ratzoo.randomness`).
 - :func:`load_cifar10`: CIFAR-10 from the Hub (or a local copy).
 - :func:`build_model`, :class:`ModelConfig`, :func:`save_checkpoint`, :func:`load_checkpoint`.
@@ -36,7 +38,7 @@ from .attacks import make_attack
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
-from .geometry import norm_regions
+from .geometry import figure2, norm_regions
 from .hub import HubError, push_to_hub
 from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
 from .judge import DEFAULT_DECISION_SAMPLES, AttackOutcome, run_attack
@@ -65,6 +67,7 @@ __all__ = [
     "evaluate",
     "certify",
     "compare",
+    "figure2",
     "is_randomized",
     "list_models",
     "load",

@@ -12,16 +12,26 @@ which lies inside the L2 ball of radius ``eps * sqrt(d)``):
 
 The three shares sum to 1 for every ``eps_l2``. Examples the attack did not find (``inf`` or
 ``nan`` norms) are left out of the shares and counted in ``not_found``.
+
+:func:`figure2` draws the figure for the zoo from its C&W records (the rows the demo charts and
+``python -m train.report`` tabulates and plots).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from .record import Record
 
 REGIONS = ("inside", "cap", "beyond")
 IMAGE_DIM = 3 * 32 * 32  # d of a CIFAR-10 image
+FIGURE2_KEYS = ("cw_l2", "cw_l2_fig2")  # the table's C&W records and the smaller fig2 stage's
+REGION_WORDS = {"inside": "inside the Linf ball", "cap": "L2 cap outside it", "beyond": "beyond the L2 radius"}
+# the two Linf radii of Figure 2: the paper's 0.3 on inputs in [-1, 1] is 0.15 on ours; and 8/255
+FIGURE2_EPS = {"0.15 (the paper's 0.3 on [-1, 1])": 0.15, "8/255": 8 / 255}
 
 
 def figure2_radii(eps: float, dim: int = IMAGE_DIM, points: int = 13) -> list[float]:
@@ -91,3 +101,82 @@ def norm_regions(
         out.append({"eps": float(eps), "eps_l2": float(r), "n": n, "not_found": len(linf) - n,
                     **dict(zip(REGIONS, shares))})
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure2:
+    """The paper's Figure 2 on a zoo (:func:`figure2`).
+
+    Attributes:
+        rows: long form, one row per model, Linf radius, L2 radius and region: ``rank`` (the
+            region's place in ``inside``, ``cap``, ``beyond``), ``model`` (its label), ``Linf
+            radius`` (a key of ``FIGURE2_EPS``), ``L2 radius``, ``L2 radius / Linf radius``,
+            ``region`` (in words), ``share (%)``, ``examples`` (found) and ``images`` (attacked).
+        missing: the labels of the models whose C&W record predates per-image Linf norms (not shown).
+        reading: whether the paper's reading holds, one sentence per Linf radius ("" when the
+            zoo lacks ``standard`` or ``at``).
+    """
+
+    rows: list[dict[str, Any]]
+    missing: list[str]
+    reading: str
+
+
+def figure2(records: Iterable[Record], labels: Mapping[str, str]) -> Figure2:
+    """The paper's Figure 2 on the zoo: for each model's largest C&W record with per-image Linf
+    norms (the table's ``cw_l2``, or the fig2 stage's ``cw_l2_fig2``) and each Linf radius of
+    ``FIGURE2_EPS``, the shares inside the Linf ball / in the L2 cap / beyond as the L2 radius
+    sweeps (:func:`norm_regions`), and whether the paper's reading holds.
+
+    Args:
+        records: measurement records (e.g. ``Record.load_folder(folder)[0].values()``); other
+            attacks and models are ignored.
+        labels: display label by model name; its order is the models' order, and only its
+            models are drawn.
+
+    Returns:
+        A :class:`Figure2`: the rows, the models not shown, the reading.
+    """
+    rows, best = [], {}
+    for r in records:  # per model, the largest C&W record (table or fig2 stage) with per-image Linf norms
+        if r.attack == "cw-l2" and r.extra.get("key") in FIGURE2_KEYS and r.model in labels:
+            if "linf" in r.per_image and r.n > getattr(best.get(r.model), "n", 0):
+                best[r.model] = r
+            best.setdefault(r.model, None)
+    missing = [labels[m] for m in labels if m in best and best[m] is None]
+    for r in (best[m] for m in labels if best.get(m) is not None):
+        for eps_name, eps in FIGURE2_EPS.items():
+            for p in norm_regions(r, eps=eps):
+                for rank, (region, words) in enumerate(REGION_WORDS.items()):
+                    rows.append({"rank": rank, "model": labels[r.model], "Linf radius": eps_name,
+                                 "L2 radius": round(p["eps_l2"], 3),
+                                 "L2 radius / Linf radius": round(p["eps_l2"] / eps, 2), "region": words,
+                                 "share (%)": round(100 * p[region], 2), "examples": p["n"], "images": r.n})
+    return Figure2(rows, missing, _reading(rows, labels))
+
+
+def _reading(rows: list[dict[str, Any]], labels: Mapping[str, str]) -> str:
+    """Whether the paper's reading holds on the zoo, one sentence per Linf radius: Linf adversarial
+    training (``at``) moves C&W's examples out of the Linf ball (a smaller share inside than for
+    ``standard``) into the cap (a larger share there, with the cap at its widest: L2 radius
+    Linf radius x sqrt(d), the L2 ball around the whole Linf ball)."""
+    std, at = labels.get("standard"), labels.get("at")
+    out = []
+    for eps_name in FIGURE2_EPS:
+        widest = [r for r in rows if r["Linf radius"] == eps_name and r["rank"] == 0]
+        if not widest:
+            continue
+        top = max(r["L2 radius / Linf radius"] for r in widest)
+        share = {(r["model"], r["region"]): r["share (%)"] for r in rows
+                 if r["Linf radius"] == eps_name and r["L2 radius / Linf radius"] == top}
+        try:
+            (si, sc, sb), (ai, ac, ab) = ([share[(m, w)] for w in REGION_WORDS.values()] for m in (std, at))
+        except KeyError:
+            continue
+        holds = ai < si and ac > sc
+        out.append(f"At Linf radius {eps_name}: {si:.0f}% of {std}'s C&W examples lie inside the Linf ball, "
+                   f"{sc:.0f}% in the cap and {sb:.0f}% beyond (L2 radius {top:g}x the Linf radius); for {at}, "
+                   f"{ai:.0f}%, {ac:.0f}% and {ab:.0f}%: "
+                   + ("the paper's reading holds here, Linf adversarial training moves the examples out of the "
+                      "Linf ball into the cap." if holds else "the paper's reading does not hold here."))
+    return " ".join(out)

@@ -133,6 +133,22 @@ class Record:
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
 
+    @classmethod
+    def load_folder(cls, folder: str | Path) -> tuple[dict[str, Record], int]:
+        """Every record in ``folder`` (``*.json``, sorted by file name) by file stem, and how many
+        files there could not be read as records (skipped, so one bad file hides nothing else).
+
+        The stem is the record's name: a deterministic model's EOT sweep stores one measurement
+        under several names (``..._eot10`` is ``..._eot1``), which only the name tells apart.
+        """
+        records, bad = {}, 0
+        for path in sorted(Path(folder).glob("*.json")):
+            try:
+                records[path.stem] = cls.load(path)
+            except ValueError:
+                bad += 1
+        return records, bad
+
     def save(self, path: str | Path) -> None:
         """Write the record as JSON (atomically: a kill never leaves half a file)."""
         path = Path(path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ratzoo import DEFAULT_DECISION_SAMPLES, Record, compare, zoo
 from ratzoo.benchmark import DEFAULT_EOT, describe_ensemble, ensemble_params, eps_text, leaderboard_markdown
+from train.blocks import replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADERBOARD = ROOT / "checkpoints" / "results" / "leaderboard.json"
@@ -58,14 +59,12 @@ def cost(entries: list[dict]) -> str:
 
 
 def fill(readme: str, entries: list[dict]) -> str:
-    """``readme`` with its leaderboard block regenerated (the report's block writer).
+    """``readme`` with its leaderboard block regenerated (:func:`train.blocks.replace_block`).
 
     Raises:
         SystemExit: the README has no leaderboard block (its message names the markers).
     """
-    from train.report import _replace_block
-
-    return _replace_block(readme, START, END, block(entries), README)
+    return replace_block(readme, START, END, block(entries), README)
 
 
 def entries(path: Path = LEADERBOARD) -> list[dict]:
