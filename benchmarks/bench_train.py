@@ -1,11 +1,13 @@
 """Training throughput (images/s) of each method with the trainer's own step.
 
-    python benchmarks/bench_train.py [--width 16] [--steps 30] [--batch-size 128] [--threads 0]
+    python benchmarks/bench_train.py [--width 16] [--steps 30] [--batch-size 128] [--threads 0] [--contiguous]
 
 Runs ``--steps`` optimizer steps of every method (standard, at, rn, rat, lerat) on random
 uint8 images with the trainer's augmentation, training attack (FGSM-RS) and update, after
 2 warm-up steps, and prints images/second. Random data costs the same as CIFAR-10.
-On a GPU it also uses bf16 autocast and channels_last, as the trainer does.
+On a GPU it also uses bf16 autocast and channels_last, as the trainer does. ``--contiguous`` copies
+the augmented batch to a contiguous layout first: the trainer keeps augment's channels-last view,
+and running both says why.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def bench(method: str, args: argparse.Namespace, device: torch.device) -> float:
     def step(i: int) -> None:
         j = (i % 4) * args.batch_size
         x = augment(data[j:j + args.batch_size], g).float().div_(255)
+        if args.contiguous:
+            x = x.contiguous()
         y = labels[j:j + args.batch_size]
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -69,6 +73,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--contiguous", action="store_true", help="copy augment's channels-last batch to contiguous")
     p.add_argument("--methods", default="standard,at,rn,rat,lerat")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()

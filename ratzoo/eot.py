@@ -17,12 +17,8 @@ from torch import nn
 from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
 DEFAULT_CHUNK = 4096  # images per forward pass on an accelerator; bounds peak memory
-# On CPU big batches are slower, not faster, the activations of a big batch no longer fitting
-# in cache. PreActResNet-18 w16 (channels_last, as load_checkpoint returns it), 1 thread, beside
-# another job, four runs: forward + input gradient at 770-1070 / 880-1030 / 750-970 / 420
-# images/s for 64 / 128 / 256 / 512 images per pass; at 2 threads, 256-image passes ran at half
-# the speed of 64-image ones (benchmarks/bench_eot.py). So CPU passes default to 64 images
-# (benchmarks/bench_layout.py sweeps it).
+# On CPU a big batch's activations no longer fit in cache, so smaller passes run faster
+# (benchmarks/bench_eot.py and bench_layout.py measure it).
 CPU_CHUNK = 64
 
 

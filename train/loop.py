@@ -86,9 +86,8 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random crop (4-pixel zero padding) + horizontal flip, batched on the device.
 
     ``x`` is ``(B, 3, 32, 32)`` uint8; returns the same shape and dtype, laid out
-    channels-last in memory (a view of the gathered NHWC crops). That layout is kept on
-    purpose: on this project's 2-core CPU a PreActResNet-18 w16 forward+backward of 128
-    such images took 0.23-0.28 s against 0.32 s for a contiguous copy (1 thread).
+    channels-last in memory (a view of the gathered NHWC crops), kept because a copy to
+    contiguous made the training step slower (benchmarks/bench_train.py --contiguous).
     """
     b, dev = x.shape[0], x.device
     pad = F.pad(x, (4, 4, 4, 4))
