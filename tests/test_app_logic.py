@@ -70,9 +70,36 @@ def test_logic_stays_small_and_has_no_decision_rule_of_its_own() -> None:
     assert len(text.splitlines()) < 400
     for f in APP.glob("*.py"):
         code = f.read_text()
+        assert restated_defaults(code) == [], f.name
         # a verdict of its own would need these: seeds per stream, an argmax, label comparisons
         for token in ("derive_seed", "STREAM_", "argmax", "decision_samples=", ".label ==", "!= label"):
             assert token not in code, f"{f.name} contains {token!r}"
+
+
+def restated_defaults(code: str) -> list[str]:
+    """Calls ``ratzoo.f(..., k=number)`` where the number is ``f``'s own default for ``k``: a copy
+    of a library default (a draw count, a level), which drifts when the library's changes."""
+    import ast
+    import inspect
+
+    found = []
+    for node in ast.walk(ast.parse(code)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "ratzoo"):
+            continue
+        params = inspect.signature(getattr(ratzoo, node.func.attr)).parameters
+        for kw in node.keywords:
+            value = kw.value.value if isinstance(kw.value, ast.Constant) else None
+            if (type(value) in (int, float) and kw.arg in params and params[kw.arg].default == value):
+                found.append(f"ratzoo.{node.func.attr}({kw.arg}={kw.value.value!r})")
+    return found
+
+
+def test_the_default_check_sees_a_copy() -> None:
+    assert restated_defaults("ratzoo.predict_proba(m, x, samples=100)") == ["ratzoo.predict_proba(samples=100)"]
+    assert restated_defaults("ratzoo.certify(m, x, n0=100, n=1000, alpha=0.001)") == [
+        "ratzoo.certify(n0=100)", "ratzoo.certify(alpha=0.001)"]
+    assert restated_defaults("ratzoo.predict_proba(m, x, samples=SAMPLES)") == []
 
 
 # --------------------------------------------------------------------------- ratzoo's verdict, not a copy
