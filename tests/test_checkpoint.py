@@ -20,7 +20,7 @@ from ratzoo.checkpoint import CARD, CONFIG, WEIGHTS, sha256_file
 from ratzoo.models import RandomizedClassifier
 from ratzoo.zoo import ZooEntry
 
-ZOO_NAMES = ("standard", "at", "rn", "rat", "lerat")
+ZOO_NAMES = tuple(zoo.trained_names())  # the registry's models with weights of their own
 RESULTS = {
     "dataset": "CIFAR-10",
     "split": "test",
@@ -304,11 +304,20 @@ def test_load_unknown_name_lists_the_known_ones() -> None:
         assert name in msg
 
 
-def test_registry_has_the_zoo() -> None:
-    assert set(ZOO_NAMES) <= set(zoo.entries())
-    for name in ZOO_NAMES:
-        entry = zoo.entries()[name]
-        assert entry.method == name and entry.bundled == name
+@pytest.mark.parametrize("entry", list(zoo.entries().values()), ids=zoo.names())
+def test_every_registry_entry_has_something_to_load(entry: ZooEntry) -> None:
+    """A trained entry ships its weights under its own name, pinned by the registry; a defense
+    entry wraps a trained entry with a defense ratzoo knows."""
+    from ratzoo.defenses import DEFENSES
+
+    if entry.trained:
+        assert entry.bundled == entry.name or entry.hub_repo, entry
+        if entry.bundled:
+            weights = zoo.REPO_CHECKPOINTS / entry.bundled / WEIGHTS
+            assert entry.sha256 == sha256_file(weights), f"{entry.name}: run python -m train.register"
+    else:
+        assert zoo.entries()[entry.base].trained and entry.defense["name"] in DEFENSES
+        assert not entry.bundled and not entry.sha256
 
 
 def test_load_untrained_zoo_name_is_a_clear_error(empty_zoo: Path) -> None:
