@@ -1,14 +1,40 @@
-"""The command lines' shared layer (:mod:`ratzoo.cli`)."""
+"""The command lines' shared layer (:mod:`ratzoo.cli`) and ``python -m ratzoo COMMAND``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 
 from ratzoo import cli
 from ratzoo.checkpoint import CheckpointError
+
+from conftest import REPO_ROOT
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ratzoo", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args", [[], ["nosuch"]])
+def test_python_m_ratzoo_names_its_commands_for_none_or_an_unknown_one(args, subprocess_env) -> None:
+    r = _run(args, subprocess_env)
+    assert r.returncode == 2
+    assert all(name in r.stderr for name in ("evaluate", "benchmark", "certify")), r.stderr
+    assert ("unknown command 'nosuch'" in r.stderr) == bool(args)
+
+
+def test_python_m_ratzoo_dispatches_to_the_command(subprocess_env) -> None:
+    r = _run(["benchmark", "--help"], subprocess_env)
+    assert r.returncode == 0, r.stderr
+    assert all(flag in r.stdout for flag in ("--threat-model", "--cascade-margin", "--part-size")), r.stdout
+    # the command's own exit code and message come back
+    r = _run(["certify", "--model", "nosuchmodel"], subprocess_env)
+    assert r.returncode == 2 and "unknown model 'nosuchmodel'" in r.stderr, r.stderr
 
 
 @dataclasses.dataclass
