@@ -58,6 +58,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import cli
+from ._io import write_json
 from .attacks.apgd import canonical_norm
 from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_budget, check_inputs, parse_budget
 from .geometry import IMAGE_DIM
@@ -66,7 +68,6 @@ from .identity import model_identity
 from .randomness import Randomness, randomness_of
 from .record import Record
 from .stats import wilson_interval
-from .zoo import load_model_spec
 
 ENSEMBLE = ("apgd-ce", "apgd-t")
 """The attacks, in order; each runs on the images every earlier one left robust."""
@@ -382,8 +383,6 @@ def benchmark(
 def make_record(parts: Sequence[dict[str, Any]], *, model_name: str, model: nn.Module | None, rnd: Randomness,
                 params: dict[str, Any], seed: int, offset: int, elapsed_s: float | None = None) -> Record:
     """The record of measured parts (in image order)."""
-    from .evaluate import _model_config, _versions
-
     m = _merge(parts)
     n = len(m.get("clean_correct", []))
     k_clean, k_rob = sum(m.get("clean_correct", [])), sum(m.get("robust", []))
@@ -404,9 +403,9 @@ def make_record(parts: Sequence[dict[str, Any]], *, model_name: str, model: nn.M
         per_image=per_image, passes=m["passes"],
         elapsed_s=round(sum(pt.get("elapsed_s", 0.0) for pt in parts), 3) if elapsed_s is None else round(
             max(elapsed_s, sum(pt.get("elapsed_s", 0.0) for pt in parts)), 3),
-        versions=_versions(), device=str(p.device) if p is not None else None,
+        versions=cli.versions(), device=str(p.device) if p is not None else None,
         extra={"robust_accuracy_after": attacks_done, "per_attack": m["per_attack"],
-               "model_config": _model_config(model) if model is not None else None},
+               "model_config": cli.model_config(model) if model is not None else None},
     )
 
 
@@ -451,10 +450,7 @@ def update_leaderboard(path: str | Path, entry: dict[str, Any]) -> list[dict[str
     entries = [e for e in entries if (e["name"], e["threat_model"]) != (entry["name"], entry["threat_model"])]
     entries.append(entry)
     entries.sort(key=lambda e: (e["threat_model"], -e["robust_acc"], e["name"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=1) + "\n")
-    tmp.replace(path)
+    write_json(path, entries, indent=1, allow_nan=True)
     return entries
 
 
@@ -480,10 +476,10 @@ def leaderboard_markdown(entries: Sequence[dict[str, Any]]) -> str:
 
 
 def _field(default: Any, help: str, key: str | None = None, **arg: Any) -> Any:
-    """A :class:`BenchmarkConfig` field: its CLI ``help`` and argparse options, and ``key``:
-    whether it defines the measurement (``"always"``, or ``"unless_default"`` for fields added
-    later, so that the parts of older runs keep their folder) or only how it is run (None)."""
-    return dataclasses.field(default=default, metadata={"help": help, "key": key, "arg": arg})
+    """A :class:`BenchmarkConfig` field (:func:`ratzoo.cli.option`) and its ``key``: whether it
+    defines the measurement (``"always"``, or ``"unless_default"`` for fields added later, so
+    that the parts of older runs keep their folder) or only how it is run (None)."""
+    return cli.option(default, help, meta={"key": key}, **arg)
 
 
 @dataclasses.dataclass
@@ -507,11 +503,9 @@ class BenchmarkConfig:
     target_eot: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T on a randomized model", "always")
     cascade_after: int = _field(DEFAULT_CASCADE_AFTER, "APGD-T target ranks every robust image gets", "always")
     cascade_margin: float = _field(DEFAULT_CASCADE_MARGIN, "after --cascade-after ranks, an image gets the next "
-                                   "target only while its smallest decision margin is at most this", "always",
-                                   type=float)
+                                   "target only while its smallest decision margin is at most this", "always")
     refine_margin: float = _field(DEFAULT_REFINE_MARGIN, "after the cascade, an image still robust with a margin at "
-                                  "most this gets the first target again at --eot draws (0: never)", "always",
-                                  type=float)
+                                  "most this gets the first target again at --eot draws (0: never)", "always")
     decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always")
     part_size: int = _field(PART_SIZE, "images per resumable part", "always")
     randomness: str | None = _field(None, "override the detected randomness", "always",
@@ -580,15 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
         epilog="example: python -m ratzoo.benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
                "--out rat.json --resume")
-    for f in dataclasses.fields(BenchmarkConfig):
-        arg = dict(f.metadata["arg"])
-        flags = arg.pop("flags", ("--" + f.name.replace("_", "-"),))
-        if f.type == "bool":
-            p.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
-            continue
-        default = "" if f.default is None or arg.get("required") else f" (default {f.default})"
-        arg.setdefault("type", int if f.type == "int" else str)
-        p.add_argument(*flags, dest=f.name, default=f.default, help=f.metadata["help"] + default, **arg)
+    cli.add_options(p, BenchmarkConfig)
     return p
 
 
@@ -598,12 +584,6 @@ _WORKER = "RATZOO_BENCHMARK_WORKER"
 def _cpu_count() -> int:
     """Cores this process may use (``os.process_cpu_count`` is Python >= 3.13 only)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from .checkpoint import _atomic_write_text
-
-    _atomic_write_text(path, json.dumps(obj))
 
 
 def _claim(path: Path):
@@ -623,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
     import numpy as np
 
-    from .data import DatasetError, load_cifar10, to_tensor
+    from .data import to_tensor
     from .progress import StepBar
 
     cfg = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
@@ -633,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}\n(see python -m ratzoo.benchmark --help)", file=sys.stderr)
         return 2
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = cli.device(cfg.device)
     if world > 1:
         import torch.distributed as dist
 
@@ -645,21 +625,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     who = f"worker {worker}" if worker else f"rank {rank}"
     procs = 1 if world > 1 or worker or not device.startswith("cpu") else cfg.procs or _cpu_count()
     threads = cfg.threads or (1 if procs > 1 else 0)
-    if threads:
-        torch.set_num_threads(threads)
+    cli.set_threads(threads)
     try:
-        model = load_model_spec(cfg.model, device)
-    except (ValueError, KeyError) as e:  # a name or callable that names no model: a bad argument
-        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # CheckpointError, HubError, or the user's callable failing: their messages say what to do
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    try:
-        xs, ys = load_cifar10("test", root=cfg.data_dir)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+        model = cli.load_model(cfg.model, device)
+        xs, ys = cli.load_data("test", cfg.data_dir)
+    except cli.CommandError as e:
+        return e.report()
     x = to_tensor(np.array(xs[cfg.offset: cfg.offset + cfg.n])).to(device)
     y = torch.from_numpy(np.array(ys[cfg.offset: cfg.offset + cfg.n])).long().to(device)
     n = len(x)
@@ -668,8 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     identity = model_identity(model, cfg.model)
     folder = cfg.parts_dir(identity["digest"])
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / IDENTITY_FILE).exists():
-        _write_json(folder / IDENTITY_FILE, identity)
+    if not (folder / IDENTITY_FILE).exists():  # allow_nan: a user's config or a broken model's parts may hold NaN
+        write_json(folder / IDENTITY_FILE, identity, allow_nan=True)
     others = sorted(d.name for d in folder.parent.iterdir() if d != folder and any(d.glob("part_*.json")))
     if others and rank == 0 and not worker:
         print(f"note: {folder.parent} also holds parts of this command measured on another model ({', '.join(others)}); "
@@ -700,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     def save(j: int, part: dict[str, Any]) -> None:
-        _write_json(folder / f"part_{j:05d}.json", part)
+        write_json(folder / f"part_{j:05d}.json", part, allow_nan=True)
 
     name = cfg.name or cfg.model
     common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,

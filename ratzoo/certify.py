@@ -40,11 +40,17 @@ Command line (certified accuracy of a zoo model on the first test images)::
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import math
+import os
 import statistics
+import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import cli
+from ._io import write_json
 from .eot import check_images, default_chunk, forward_draws
 from .noise import noise_control, noise_enabled, noise_modules
 
@@ -588,191 +596,201 @@ def _summary(records: list[dict[str, Any]], radii: list[float], n: int, alpha: f
     return table, cis, metrics
 
 
+@dataclasses.dataclass
+class CertifyConfig:
+    """``python -m ratzoo.certify``'s configuration: one field per flag (``--n-images`` for
+    ``n_images``)."""
+
+    model: str = cli.option(None, "zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)",
+                            required=True)
+    n: int = cli.option(100_000, "estimation draws per image (default %(default)s)")
+    n0: int = cli.option(100, "selection draws per image (default %(default)s)")
+    alpha: float = cli.option(0.001, "failure probability per image (default %(default)s)")
+    n_images: int = cli.option(500, "number of test images (default %(default)s)")
+    skip: int = cli.option(1, "take every SKIP-th test image (default %(default)s: the first N, as the evaluator; "
+                              "Cohen et al. use 20)")
+    radii: str = cli.option("0,0.25,0.5,0.75,1.0", "L2 radii (pixels in [0, 1]) to report")
+    out: str = cli.option("certify_{model}.json",
+                          "output JSON; '{model}' is replaced by the model name (default %(default)s)")
+    data_dir: str | None = cli.option(None, "local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
+    batch_size: int = cli.option(0, "images per forward pass (default: 256 on CPU, where bigger is slower; 4096 on GPU)")
+    seed: int = cli.option(0, "image i uses the noise seed SEED * 2^20 + i")
+    split: str = cli.option("test", "CIFAR-10 split (default %(default)s)", choices=("test", "train"))
+    device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
+    threads: int = cli.option(0, "CPU threads (0 = torch's default)")
+    resume: bool = cli.option(False, "keep the images already certified in --out (same model and parameters) "
+                                     "and continue")
+    quiet: bool = cli.option(False, "no progress bar")
+
+    def models(self) -> list[str]:
+        """``--model``'s names, in order."""
+        return [m.strip() for m in self.model.split(",") if m.strip()]
+
+    def check(self) -> list[float]:
+        """The radii, sorted, once every flag is checked.
+
+        Raises:
+            ValueError: a flag that makes no sense (the message names it).
+        """
+        radii = _parse_radii(self.radii)
+        if len(self.models()) > 1 and "{model}" not in self.out:
+            raise ValueError("several models need '{model}' in --out")
+        for name, v in (("--n", self.n), ("--n0", self.n0), ("--n-images", self.n_images),
+                        ("--skip", self.skip), ("--batch-size", self.batch_size or 1)):
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"--alpha must be in (0, 1), got {self.alpha}")
+        return radii
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI, one flag per :class:`CertifyConfig` field."""
+    p = argparse.ArgumentParser(
+        prog="python -m ratzoo.certify",
+        description="Randomized-smoothing certified L2 accuracy (Cohen et al. 2019) of noisy ratzoo models "
+        "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
+    )
+    cli.add_options(p, CertifyConfig, show_defaults=False)
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ratzoo.certify``: certified accuracy of zoo models on CIFAR-10 test images.
 
     Returns the exit code: 0 ok, 2 bad arguments or model, 3 checkpoint or data error.
     """
-    import argparse
-    import json
-    import os
-    import platform
-    import sys
-    import time
-    from pathlib import Path
+    from .data import to_tensor
+    from .zoo import resolve
 
-    from . import __version__
-    from .checkpoint import CheckpointError, sha256_file
-    from .data import DatasetError, describe_source, load_cifar10, to_tensor
-    from .zoo import load, resolve
-
-    ap = argparse.ArgumentParser(
-        prog="python -m ratzoo.certify",
-        description="Randomized-smoothing certified L2 accuracy (Cohen et al. 2019) of noisy ratzoo models "
-        "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
-    )
-    ap.add_argument("--model", required=True,
-                    help="zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)")
-    ap.add_argument("--n", type=int, default=100_000, help="estimation draws per image (default 100000)")
-    ap.add_argument("--n0", type=int, default=100, help="selection draws per image (default 100)")
-    ap.add_argument("--alpha", type=float, default=0.001, help="failure probability per image (default 0.001)")
-    ap.add_argument("--n-images", type=int, default=500, help="number of test images (default 500)")
-    ap.add_argument("--skip", type=int, default=1,
-                    help="take every SKIP-th test image (default 1: the first N, as the evaluator; Cohen et al. use 20)")
-    ap.add_argument("--radii", default="0,0.25,0.5,0.75,1.0", help="L2 radii (pixels in [0, 1]) to report")
-    ap.add_argument("--out", default="certify_{model}.json",
-                    help="output JSON; '{model}' is replaced by the model name (default certify_{model}.json)")
-    ap.add_argument("--data-dir", default=None, help="local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
-    ap.add_argument("--batch-size", type=int, default=0,
-                    help="images per forward pass (default: 256 on CPU, where bigger is slower; 4096 on GPU)")
-    ap.add_argument("--seed", type=int, default=0, help="image i uses the noise seed SEED * 2^20 + i")
-    ap.add_argument("--split", default="test", choices=("test", "train"), help="CIFAR-10 split (default test)")
-    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    ap.add_argument("--resume", action="store_true",
-                    help="keep the images already certified in --out (same model and parameters) and continue")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-
+    parser = build_parser()
+    cfg = CertifyConfig(**vars(parser.parse_args(argv)))
     try:
-        radii = _parse_radii(args.radii)
+        radii = cfg.check()
     except ValueError as e:
-        ap.error(str(e))  # exit 2, as every bad argument
-    models = [m.strip() for m in args.model.split(",") if m.strip()]
-    if len(models) > 1 and "{model}" not in args.out:
-        ap.error("several models need '{model}' in --out")
-    for name, v in (("--n", args.n), ("--n0", args.n0), ("--n-images", args.n_images),
-                    ("--skip", args.skip), ("--batch-size", args.batch_size or 1)):
-        if v < 1:
-            ap.error(f"{name} must be >= 1, got {v}")
-    if not 0 < args.alpha < 1:
-        ap.error(f"--alpha must be in (0, 1), got {args.alpha}")
-    if args.n < 1000:  # `--n` is Cohen et al.'s n; in evaluate and benchmark `--n` counts images
-        print(f"note: --n {args.n} is the number of noise draws per image (Cohen et al.'s n), not of images "
-              f"(that is --n-images, here {args.n_images}); so few draws certify only small radii", file=sys.stderr)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    args.batch_size = args.batch_size or default_chunk(device)
-    for name in models:  # fail fast on a bad name, before loading the data
-        try:
-            resolve(name)
-        except KeyError as e:
-            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-            return 2
-        except CheckpointError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 3
+        parser.error(str(e))  # exit 2, as every bad argument
+    if cfg.n < 1000:  # `--n` is Cohen et al.'s n; in evaluate and benchmark `--n` counts images
+        print(f"note: --n {cfg.n} is the number of noise draws per image (Cohen et al.'s n), not of images "
+              f"(that is --n-images, here {cfg.n_images}); so few draws certify only small radii", file=sys.stderr)
+    cli.set_threads(cfg.threads)
+    device = torch.device(cli.device(cfg.device))
     try:
-        images, labels = load_cifar10(args.split, root=args.data_dir)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    idx = np.arange(0, len(labels), args.skip)[: args.n_images]
-    if len(idx) < args.n_images:
-        print(f"warning: only {len(idx)} {args.split} images with --skip {args.skip}", file=sys.stderr)
+        for name in cfg.models():  # fail fast on a bad name, before loading the data
+            with cli.model_errors():
+                resolve(name)
+        images, labels = cli.load_data(cfg.split, cfg.data_dir)
+    except cli.CommandError as e:
+        return e.report()
+    idx = np.arange(0, len(labels), cfg.skip)[: cfg.n_images]
+    if len(idx) < cfg.n_images:
+        print(f"warning: only {len(idx)} {cfg.split} images with --skip {cfg.skip}", file=sys.stderr)
     x_all = to_tensor(images[idx])
     y_all = torch.from_numpy(np.asarray(labels[idx]).copy())
+    command = "python -m ratzoo.certify " + " ".join(sys.argv[1:] if argv is None else argv)
+    for name in cfg.models():
+        try:
+            _certify_model(name, cfg, radii=radii, device=device, batch_size=cfg.batch_size or default_chunk(device),
+                           indices=idx.tolist(), x_all=x_all, y_all=y_all, command=command)
+        except cli.CommandError as e:
+            return e.report()
+    return 0
 
+
+def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device: torch.device, batch_size: int,
+                   indices: list[int], x_all: torch.Tensor, y_all: torch.Tensor, command: str) -> None:
+    """Certify the images ``indices`` (``x_all``, ``y_all``) on the model ``name``, writing the
+    record to ``--out`` after each image (``--resume`` continues from it).
+
+    Raises:
+        CommandError: the model cannot be loaded or certified.
+    """
     from tqdm.auto import tqdm
 
-    for name in models:
-        try:
-            folder, _ = resolve(name)
-            model = load(name, device=device).eval()
-        except KeyError as e:
-            print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-            return 2
-        except CheckpointError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 3
-        try:
-            sigma, layer = _smoothing_setup(model)
-        except (TypeError, ValueError) as e:
-            print(f"error: {name}: {e}", file=sys.stderr)
-            return 2
-        lip = feature_lipschitz(model, tuple(x_all.shape[1:])) if layer == 1 else None
-        weights_sha = sha256_file(folder / "model.safetensors")
-        params = {"n0": args.n0, "n": args.n, "alpha": args.alpha, "batch_size": args.batch_size,
-                  "seed": args.seed, "skip": args.skip, "split": args.split}
-        out = Path(args.out.replace("{model}", Path(name).name))
-        done: dict[int, dict[str, Any]] = {}
-        if args.resume and out.is_file():
-            old = json.loads(out.read_text())
-            if old.get("params") == params and old.get("weights_sha256") == weights_sha:
-                done = {rec["index"]: rec for rec in old.get("images", [])}
-                print(f"{name}: resuming, {len(done)} images already certified in {out}", file=sys.stderr)
-            else:
-                print(f"{name}: {out} has other parameters or weights; starting over", file=sys.stderr)
-        prior_elapsed = sum(rec.get("seconds", 0.0) for rec in done.values())
+    from .checkpoint import sha256_file
+    from .data import describe_source
+    from .zoo import load, resolve
 
-        def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> dict[str, Any]:
-            table, cis, metrics = _summary(records, radii, args.n, args.alpha)
-            certified = [r for r in records if r["label_pred"] >= 0]
-            return {
-                "kind": "certify",
-                "model": name,
-                "n": len(records),
-                "seed": args.seed,
-                "checkpoint": str(folder),
-                "weights_sha256": weights_sha,
-                "model_config": model.config.to_dict(),
-                "method": "randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
-                "noise": {"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
-                "lipschitz": lip.to_dict() if lip is not None else None,
-                "params": params,
-                "radii": radii,
-                "dataset": describe_source(args.data_dir), "dataset_id": "uoft-cs/cifar10",
-                "data": {"split": args.split, "skip": args.skip,
-                         "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
-                "complete": complete,
-                "certified_accuracy": table,
-                "certified_accuracy_ci95": cis,
-                "ci_method": "clopper-pearson",
-                "abstain_rate": (len(records) - len(certified)) / len(records) if records else 0.0,
-                "metrics": metrics,
-                "elapsed_s": elapsed,
-                "seconds_per_image": elapsed / len(records) if records else None,
-                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-                "threads": torch.get_num_threads(),
-                "versions": {"ratzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                             "python": platform.python_version()},
-                "command": "python -m ratzoo.certify " + " ".join(sys.argv[1:] if argv is None else argv),
-                "images": records,
-            }
+    with cli.model_errors():
+        folder, _ = resolve(name)
+        model = load(name, device=device).eval()
+    try:
+        sigma, layer = _smoothing_setup(model)
+    except (TypeError, ValueError) as e:
+        raise cli.CommandError(f"{name}: {e}", cli.BAD_ARGUMENT) from None
+    lip = feature_lipschitz(model, tuple(x_all.shape[1:])) if layer == 1 else None
+    weights_sha = sha256_file(folder / "model.safetensors")
+    params = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": batch_size,
+              "seed": cfg.seed, "skip": cfg.skip, "split": cfg.split}
+    out = Path(cfg.out.replace("{model}", Path(name).name))
+    done: dict[int, dict[str, Any]] = {}
+    if cfg.resume and out.is_file():
+        old = json.loads(out.read_text())
+        if old.get("params") == params and old.get("weights_sha256") == weights_sha:
+            done = {rec["index"]: rec for rec in old.get("images", [])}
+            print(f"{name}: resuming, {len(done)} images already certified in {out}", file=sys.stderr)
+        else:
+            print(f"{name}: {out} has other parameters or weights; starting over", file=sys.stderr)
+    prior_elapsed = sum(rec.get("seconds", 0.0) for rec in done.values())
 
-        def write(rec: dict[str, Any]) -> None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-            tmp.write_text(json.dumps(rec, indent=1, allow_nan=False) + "\n")
-            os.replace(tmp, out)
+    def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> dict[str, Any]:
+        table, cis, metrics = _summary(records, radii, cfg.n, cfg.alpha)
+        certified = [r for r in records if r["label_pred"] >= 0]
+        return {
+            "kind": "certify",
+            "model": name,
+            "n": len(records),
+            "seed": cfg.seed,
+            "checkpoint": str(folder),
+            "weights_sha256": weights_sha,
+            "model_config": cli.model_config(model),
+            "method": "randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
+            "noise": {"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
+            "lipschitz": lip.to_dict() if lip is not None else None,
+            "params": params,
+            "radii": radii,
+            "dataset": describe_source(cfg.data_dir), "dataset_id": "uoft-cs/cifar10",
+            "data": {"split": cfg.split, "skip": cfg.skip,
+                     "data_dir": cfg.data_dir or os.environ.get("RATZOO_CIFAR10")},
+            "complete": complete,
+            "certified_accuracy": table,
+            "certified_accuracy_ci95": cis,
+            "ci_method": "clopper-pearson",
+            "abstain_rate": (len(records) - len(certified)) / len(records) if records else 0.0,
+            "metrics": metrics,
+            "elapsed_s": elapsed,
+            "seconds_per_image": elapsed / len(records) if records else None,
+            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+            "threads": torch.get_num_threads(),
+            "versions": cli.versions(),
+            "command": command,
+            "images": records,
+        }
 
-        wanted = set(idx.tolist())
-        records = [done[i] for i in sorted(done) if i in wanted]
-        start = time.perf_counter()
-        bar = tqdm(list(enumerate(idx.tolist())), desc=f"certify {name}", unit="img", disable=args.quiet)
-        for pos, i in bar:
-            if i in done:
-                continue
-            t0 = time.perf_counter()
-            (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=args.n0, n=args.n, alpha=args.alpha,
-                           batch_size=args.batch_size, seed=(args.seed << 20) + i,
-                           lipschitz=lip.value if lip is not None else None)
-            y = int(y_all[pos])
-            records.append({"index": i, "label": y, "label_pred": c.label, "correct": c.label == y,
-                            "radius": c.radius, "feature_radius": c.feature_radius, "p_lower": c.p_lower,
-                            "selected": c.selected, "counts": list(c.counts),
-                            "seconds": time.perf_counter() - t0})
-            ok = sum(r["correct"] for r in records)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(correct=f"{ok}/{len(records)}", radius=f"{c.radius:.3f}")
-            write(record(records, False, prior_elapsed + time.perf_counter() - start))
-        records.sort(key=lambda r: r["index"])
-        final = record(records, True, prior_elapsed + time.perf_counter() - start)
-        write(final)
-        acc = ", ".join(f"{r}: {100 * v:.1f}%" for r, v in final["certified_accuracy"].items())
-        print(f"{name}: certified accuracy at L2 radius {acc} ({len(records)} images) -> {out}", file=sys.stderr)
-    return 0
+    wanted = set(indices)
+    records = [done[i] for i in sorted(done) if i in wanted]
+    start = time.perf_counter()
+    bar = tqdm(list(enumerate(indices)), desc=f"certify {name}", unit="img", disable=cfg.quiet)
+    for pos, i in bar:
+        if i in done:
+            continue
+        t0 = time.perf_counter()
+        (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
+                       batch_size=batch_size, seed=(cfg.seed << 20) + i,
+                       lipschitz=lip.value if lip is not None else None)
+        y = int(y_all[pos])
+        records.append({"index": i, "label": y, "label_pred": c.label, "correct": c.label == y,
+                        "radius": c.radius, "feature_radius": c.feature_radius, "p_lower": c.p_lower,
+                        "selected": c.selected, "counts": list(c.counts),
+                        "seconds": time.perf_counter() - t0})
+        ok = sum(r["correct"] for r in records)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(correct=f"{ok}/{len(records)}", radius=f"{c.radius:.3f}")
+        write_json(out, record(records, False, prior_elapsed + time.perf_counter() - start), indent=1)
+    records.sort(key=lambda r: r["index"])
+    final = record(records, True, prior_elapsed + time.perf_counter() - start)
+    write_json(out, final, indent=1)
+    acc = ", ".join(f"{r}: {100 * v:.1f}%" for r, v in final["certified_accuracy"].items())
+    print(f"{name}: certified accuracy at L2 radius {acc} ({len(records)} images) -> {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

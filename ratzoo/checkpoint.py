@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ._io import atomic_write as _atomic_write, atomic_write_text as _atomic_write_text, umask_mode as _umask_mode
 from .models import ModelConfig, RandomizedClassifier
 
 WEIGHTS = "model.safetensors"
@@ -48,26 +49,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _umask_mode() -> int:
-    """The mode ``open()`` gives a new file: mkstemp's 0600 would make a shared or
-    bundled checkpoint unreadable to other users."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, _umask_mode())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, text.encode())
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:

@@ -33,18 +33,18 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import cli
+from ._io import write_json
 from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
 from .attacks.apgd import NORMS, canonical_norm
 from .attacks.base import check_budget
@@ -74,13 +74,6 @@ def _norm_stats(norms: torch.Tensor) -> dict[str, Any]:
         out.update(mean=float(finite.mean()), median=float(q[2]), q10=float(q[0]), q25=float(q[1]),
                    q75=float(q[3]), q90=float(q[4]), min=float(finite.min()), max=float(finite.max()))
     return out
-
-
-def _versions() -> dict[str, str]:
-    from . import __version__
-
-    return {"ratzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -155,8 +148,8 @@ def evaluate(
                      decision_samples=decision_samples, randomness=randomness, progress=cb, **attack_kwargs)
     if bar is not None and name != "none":
         bar.close()
-    return outcome_record(out, model_name or _model_description(model), n=n, seed=seed, eot_samples=eot_samples,
-                          thresholds=thresholds, extra={"model_config": _model_config(model)},
+    return outcome_record(out, model_name or cli.model_description(model), n=n, seed=seed, eot_samples=eot_samples,
+                          thresholds=thresholds, extra={"model_config": cli.model_config(model)},
                           elapsed_s=time.perf_counter() - t0, device=str(device)).to_json()
 
 
@@ -200,7 +193,7 @@ def outcome_record(out: AttackOutcome, model_name: str, *, n: int, seed: int | N
         single_draw_accuracy=float((out.adv.single * clean_correct).mean()) if n else float("nan"),
         per_image=per_image, passes=dataclasses.asdict(out.stats) if attacked else None,
         elapsed_s=round(elapsed_s if elapsed_s is not None else out.elapsed_s, 3), device=device,
-        versions=_versions(), extra=extra,
+        versions=cli.versions(), extra=extra,
     )
 
 
@@ -311,20 +304,6 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     rec["parts"] = [{"n": int(r["n"]), "seed": r.get("seed"), "elapsed_s": r.get("elapsed_s"),
                      **({"offset": r["offset"]} if "offset" in r else {})} for r in parts]
     return rec
-
-
-def _model_config(model: nn.Module) -> dict[str, Any] | None:
-    cfg = getattr(model, "config", None)
-    if hasattr(cfg, "to_dict"):
-        return cfg.to_dict()
-    return dict(cfg) if isinstance(cfg, dict) else None  # a ratzoo.defenses wrapper's
-
-
-def _model_description(model: nn.Module) -> str:
-    cfg = getattr(model, "config", None)
-    if cfg is not None and hasattr(cfg, "architecture"):
-        return f"{cfg.architecture}(width={cfg.width}, noise={cfg.noise_kind}:{cfg.noise_sigma})"
-    return type(model).__name__
 
 
 # --------------------------------------------------------------------------- sanity checks
@@ -586,8 +565,7 @@ def _validate(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
-    from .data import DatasetError, describe_source, load_cifar10, to_tensor
-    from .zoo import load_model_spec
+    from .data import describe_source, to_tensor
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -599,22 +577,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     n, offset, seed = int(args.n), int(args.offset), int(args.seed)
     decision_samples = int(args.decision_samples)
     thresholds = _parse_list(args.thresholds, "--thresholds", float)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = cli.device(args.device)
+    cli.set_threads(args.threads)
     try:
-        model = load_model_spec(args.model, device)
-    except (KeyError, ValueError) as e:  # a name or callable that names no model: a bad argument
-        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # CheckpointError, HubError, or the user's callable failing: their messages say what to do
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    try:
-        xs, ys = load_cifar10(args.split, root=args.data_dir)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
+        model = cli.load_model(args.model, device)
+        xs, ys = cli.load_data(args.split, args.data_dir)
+    except cli.CommandError as e:
+        return e.report()
     if offset >= len(xs):
         print(f"error: --offset {offset} is past the end of the {args.split} split ({len(xs)} images)", file=sys.stderr)
         return 2
@@ -654,13 +623,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for c in out["sanity"]:
         print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
     out["elapsed_total_s"] = round(time.perf_counter() - t0, 3)
-    text = json.dumps(_json_safe(out), indent=2, allow_nan=False)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        write_json(args.out, _json_safe(out), indent=2)
         print(f"wrote {args.out}", file=sys.stderr)
     else:
-        print(text)
+        print(json.dumps(_json_safe(out), indent=2, allow_nan=False))
     if not sweep:
         print(f"clean accuracy {out['clean_accuracy']:.4f}, robust accuracy {out['robust_accuracy']:.4f} "
               f"(95% CI {out['robust_accuracy_ci95'][0]:.4f}-{out['robust_accuracy_ci95'][1]:.4f}), "

@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ._io import write_json
 from .stats import Z95, wilson_interval
 
 _PER_IMAGE = "_per_image"
@@ -151,11 +152,7 @@ class Record:
 
     def save(self, path: str | Path) -> None:
         """Write the record as JSON (atomically: a kill never leaves half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n")
-        tmp.replace(path)
+        write_json(path, self.to_json(), indent=2)
 
     # ------------------------------------------------------------------ per image
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import sys
 from pathlib import Path
@@ -55,6 +54,7 @@ def final_evaluation(model, cfg: TrainConfig) -> dict[str, Any]:
 
 def export(result: dict[str, Any], cfg: TrainConfig) -> Path:
     from ratzoo.checkpoint import save_checkpoint
+    from ratzoo.cli import versions
 
     model = result["model"].eval()
     results = final_evaluation(model, cfg) if cfg.eval_n else {}
@@ -66,7 +66,8 @@ def export(result: dict[str, Any], cfg: TrainConfig) -> Path:
         "epochs_completed": last.get("epoch"),
         "final_epoch_log": last,
         "stopped_early": result["stopped"],
-        "software": {"torch": torch.__version__, "python": platform.python_version()},
+        # torch and python only: the keys every committed checkpoint's config.json has
+        "software": {k: v for k, v in versions().items() if k in ("torch", "python")},
         "device": str(result["device"]),
     }
     out = Path(cfg.out) if cfg.out else REPO_ROOT / "checkpoints" / cfg.run_name()

@@ -1,0 +1,42 @@
+"""``python -m ratzoo COMMAND ARGS...``: the library's command lines under one name.
+
+``python -m ratzoo benchmark ARGS`` is ``python -m ratzoo.benchmark ARGS`` (likewise evaluate,
+certify); each command's ``--help`` lists its flags.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS = {
+    "evaluate": "robust accuracy of one attack, under the decision rule",
+    "benchmark": "APGD-CE + APGD-T, the leaderboard's number",
+    "certify": "randomized-smoothing certified L2 accuracy",
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    return "usage: python -m ratzoo {" + ",".join(COMMANDS) + "} ARGS...\n\ncommands:\n" + "\n".join(
+        f"  {name:<{width}}  {what}" for name, what in COMMANDS.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv[0]`` with the rest; 2 (and the usage) for none or an unknown one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        print(usage(), file=sys.stderr)
+        if argv:
+            print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    # the command's own argv, so that its record's `command` and any worker it starts get its arguments
+    return importlib.import_module(f"ratzoo.{argv[0]}").main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

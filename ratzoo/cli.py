@@ -1,0 +1,164 @@
+"""What the command lines (``python -m ratzoo.evaluate``, ``.benchmark``, ``.certify``) share.
+
+Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
+loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
+software versions and model description a record states, and flags derived from a config
+dataclass (:func:`option`, :func:`add_options`). Files are written by :mod:`ratzoo._io`.
+
+Exit codes: 0 ok, 2 a bad argument (a name or callable that names no model), 3 a model or
+data error (a broken checkpoint, an unreachable Hub, a missing dataset, the user's callable
+failing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import platform
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+BAD_ARGUMENT = 2
+MODEL_OR_DATA_ERROR = 3
+
+
+class CommandError(Exception):
+    """A failure a command line reports as ``error: <message>`` and exits with ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def report(self) -> int:
+        """Print the message on stderr; return the exit code."""
+        print(f"error: {self}", file=sys.stderr)
+        return self.code
+
+
+@contextlib.contextmanager
+def model_errors() -> Iterator[None]:
+    """Turn the zoo's errors while resolving or loading ``--model`` into :class:`CommandError`.
+
+    ``KeyError`` (an unknown name) and ``ValueError`` (a callable that names no model) are bad
+    arguments; anything else (``CheckpointError``, the user's callable raising) is a model error,
+    whose own message says what to do."""
+    try:
+        yield
+    except (KeyError, ValueError) as e:
+        raise CommandError(str(e.args[0]) if e.args else str(e), BAD_ARGUMENT) from None
+    except Exception as e:
+        raise CommandError(str(e), MODEL_OR_DATA_ERROR) from None
+
+
+def load_model(spec: str, device: str | torch.device) -> nn.Module:
+    """``--model``: :func:`ratzoo.zoo.load_model_spec` (a zoo name, a checkpoint folder,
+    ``hf-hub:OWNER/NAME`` or ``module.path:callable``), in eval mode, on ``device``.
+
+    Raises:
+        CommandError: as :func:`model_errors`.
+    """
+    from .zoo import load_model_spec
+
+    with model_errors():
+        return load_model_spec(spec, device)
+
+
+def load_data(split: str, root: str | None) -> tuple[Any, Any]:
+    """``--data-dir``: :func:`ratzoo.load_cifar10`'s ``(images, labels)`` of ``split``.
+
+    Raises:
+        CommandError: the dataset cannot be read (exit 3).
+    """
+    from .data import DatasetError, load_cifar10
+
+    try:
+        return load_cifar10(split, root=root)
+    except DatasetError as e:
+        raise CommandError(str(e), MODEL_OR_DATA_ERROR) from None
+
+
+def device(name: str | None) -> str:
+    """``--device``: the one given, or (``None`` or ``"auto"``) cuda when available, else cpu."""
+    if name and name != "auto":
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(threads: int) -> None:
+    """``--threads``: torch's CPU threads (0: leave torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def versions() -> dict[str, str]:
+    """The software versions a record states."""
+    from . import __version__
+
+    return {"ratzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def model_config(model: nn.Module) -> dict[str, Any] | None:
+    """The model's configuration as a record states it (None: a model of the user's own code)."""
+    cfg = getattr(model, "config", None)
+    if hasattr(cfg, "to_dict"):
+        return cfg.to_dict()
+    return dict(cfg) if isinstance(cfg, dict) else None  # a ratzoo.defenses wrapper's
+
+
+def model_description(model: nn.Module) -> str:
+    """A short name of the model when the caller gave none: its architecture, or its class."""
+    cfg = getattr(model, "config", None)
+    if cfg is not None and hasattr(cfg, "architecture"):
+        return f"{cfg.architecture}(width={cfg.width}, noise={cfg.noise_kind}:{cfg.noise_sigma})"
+    return type(model).__name__
+
+
+# --------------------------------------------------------------------------- config -> flags
+
+
+def option(default: Any, help: str, *, meta: dict[str, Any] | None = None, **arg: Any) -> Any:
+    """A config dataclass field that is also a flag (``--part-size`` for ``part_size``).
+
+    Args:
+        default: the field's default, and the flag's.
+        help: the flag's help.
+        meta: more metadata for the config's own use (e.g. the benchmark's ``key``).
+        **arg: more ``add_argument`` options: ``flags`` (the option strings, instead of the
+            field's name), ``type`` (instead of the one the annotation names), ``choices``,
+            ``required``.
+    """
+    return dataclasses.field(default=default, metadata={"help": help, "arg": arg, **(meta or {})})
+
+
+_TYPES = {"int": int, "float": float}
+
+
+def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults: bool = True) -> None:
+    """One flag per :func:`option` field of the dataclass ``config``, in field order.
+
+    A ``bool`` field is a switch (``store_true``); any other flag parses its value by the type
+    its annotation names (``int``, ``float``, else ``str``), so a value of the wrong type is
+    refused by argparse (exit 2), and defaults to the field's default. ``show_defaults``
+    appends `` (default X)`` to each help whose field has a default other than None.
+    ``config(**vars(parser.parse_args()))`` then builds the config.
+    """
+    for f in dataclasses.fields(config):
+        if "help" not in f.metadata:
+            continue
+        arg = dict(f.metadata["arg"])
+        flags = arg.pop("flags", ("--" + f.name.replace("_", "-"),))
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        if kind == "bool":
+            parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
+            continue
+        shown = show_defaults and f.default is not None and not arg.get("required")
+        arg.setdefault("type", _TYPES.get(kind, str))
+        parser.add_argument(*flags, dest=f.name, default=f.default,
+                            help=f.metadata["help"] + (f" (default {f.default})" if shown else ""), **arg)

@@ -1,0 +1,81 @@
+"""The command lines' shared layer (:mod:`ratzoo.cli`) and ``python -m ratzoo COMMAND``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from ratzoo import cli
+from ratzoo.checkpoint import CheckpointError
+
+from conftest import REPO_ROOT
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ratzoo", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args", [[], ["nosuch"]])
+def test_python_m_ratzoo_names_its_commands_for_none_or_an_unknown_one(args, subprocess_env) -> None:
+    r = _run(args, subprocess_env)
+    assert r.returncode == 2
+    assert all(name in r.stderr for name in ("evaluate", "benchmark", "certify")), r.stderr
+    assert ("unknown command 'nosuch'" in r.stderr) == bool(args)
+
+
+def test_python_m_ratzoo_dispatches_to_the_command(subprocess_env) -> None:
+    r = _run(["benchmark", "--help"], subprocess_env)
+    assert r.returncode == 0, r.stderr
+    assert all(flag in r.stdout for flag in ("--threat-model", "--cascade-margin", "--part-size")), r.stdout
+    # the command's own exit code and message come back
+    r = _run(["certify", "--model", "nosuchmodel"], subprocess_env)
+    assert r.returncode == 2 and "unknown model 'nosuchmodel'" in r.stderr, r.stderr
+
+
+@dataclasses.dataclass
+class _Config:
+    steps: int = cli.option(7, "iterations")
+    margin: float = cli.option(0.25, "a margin", flags=("--margin", "-m"))
+    name: str | None = cli.option(None, "a name")
+    fast: bool = cli.option(False, "go fast")
+    internal: int = 3  # no option(): not a flag
+
+
+def _parser(**kw) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="t")
+    cli.add_options(p, _Config, **kw)
+    return p
+
+
+def test_add_options_gives_each_field_its_default_type_and_help() -> None:
+    p = _parser()
+    assert _Config(**vars(p.parse_args([]))) == _Config()
+    cfg = _Config(**vars(p.parse_args(["--steps", "9", "-m", "0.5", "--name", "x", "--fast"])))
+    assert (cfg.steps, cfg.margin, cfg.name, cfg.fast) == (9, 0.5, "x", True)
+    text = p.format_help()
+    assert "iterations (default 7)" in text and "a margin (default 0.25)" in text
+    assert "a name (default" not in text and "--internal" not in text
+    assert "iterations (default" not in _parser(show_defaults=False).format_help()
+
+
+@pytest.mark.parametrize("argv", [["--steps", "many"], ["--margin", "wide"], ["--fast", "yes"]])
+def test_add_options_refuses_a_value_of_the_wrong_type(argv, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        _parser().parse_args(argv)
+    assert e.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, code", [(KeyError("unknown model 'x'"), 2), (ValueError("cannot import"), 2),
+                                         (CheckpointError("x: no such checkpoint folder"), 3),
+                                         (RuntimeError("the user's code failed"), 3)])
+def test_model_errors_become_the_documented_exit_codes(error, code, capsys) -> None:
+    with pytest.raises(cli.CommandError) as e, cli.model_errors():
+        raise error
+    assert e.value.report() == code
+    assert capsys.readouterr().err == f"error: {error.args[0]}\n"  # a KeyError's message without its quotes
