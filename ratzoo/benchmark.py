@@ -63,7 +63,7 @@ from ._io import write_json
 from .attacks.apgd import canonical_norm
 from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_budget, check_inputs, parse_budget
 from .geometry import IMAGE_DIM
-from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, Decision, derive_seed, run_attack
+from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, DEFAULT_EOT, Decision, derive_seed, run_attack
 from .identity import model_identity
 from .randomness import Randomness, randomness_of
 from .record import Record
@@ -74,12 +74,9 @@ ENSEMBLE = ("apgd-ce", "apgd-t")
 THREAT_MODELS = {"Linf": 8 / 255, "L2": 0.5}
 """Threat model -> default budget (RobustBench's CIFAR-10 budgets)."""
 DEFAULT_STEPS = 100
-DEFAULT_EOT = 20
 DEFAULT_TARGETS = 9
-"""Targets of APGD-T: all nine wrong classes, as AutoAttack's standard version. Fewer do not
-suffice: ``benchmarks/bench_targets.py`` on the bundled ``at`` (first 100 test images, Linf
-8/255) left 39.0 % robust with 1 or 3 targets and 37.0 % with 9 (two images fall only to the
-4th-9th most likely classes), at 2.4x the image-draws of 3 targets."""
+"""Targets of APGD-T: all nine wrong classes, as AutoAttack's standard version, because some
+images fall only to the 4th-9th most likely classes (``benchmarks/bench_targets.py``)."""
 DEFAULT_TARGET_EOT = 5
 DEFAULT_CASCADE_AFTER = DEFAULT_TARGETS
 DEFAULT_CASCADE_MARGIN = 0.2

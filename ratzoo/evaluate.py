@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -47,10 +48,10 @@ from . import cli
 from ._io import write_json
 from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
 from .attacks.apgd import NORMS, canonical_norm
-from .attacks.base import check_budget
+from .attacks.base import EOT_SAMPLES, check_budget
 from .geometry import IMAGE_DIM
 from .progress import StepBar
-from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
+from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, DEFAULT_EOT, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
                     STREAM_CLEAN, AttackOutcome, canonical_attack, derive_seed, run_attack)
 from .record import Record, _json_safe
 from .randomness import Randomness
@@ -88,7 +89,7 @@ def evaluate(
     seed: int = 0,
     eps: float | str | None = None,
     steps: int | None = None,
-    eot_samples: int = 1,
+    eot_samples: int = EOT_SAMPLES,
     decision_samples: int = DEFAULT_DECISION_SAMPLES,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     progress: bool | Callable[[int, int], None] = False,
@@ -472,12 +473,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", default=None, help="attack iterations (C&W: Adam iterations per search step)")
     p.add_argument("--step-size", default=None, help="PGD step size, e.g. 2/255 (default eps/4 Linf, eps/5 L2)")
     p.add_argument("--restarts", default=None, help="random restarts (PGD, APGD)")
-    p.add_argument("--eot", default="20", help="noise draws per attack step on randomized models (default 20)")
+    p.add_argument("--eot", default=str(DEFAULT_EOT),
+                   help=f"noise draws per attack step on randomized models (default {DEFAULT_EOT})")
     p.add_argument("--decision-samples", default=str(DEFAULT_DECISION_SAMPLES),
-                   help="fresh noise draws of the decision rule (default 100)")
-    p.add_argument("--search-steps", default=None, help="C&W binary-search steps (default 9)")
-    p.add_argument("--initial-const", default=None, help="C&W initial constant c (default 1e-2)")
-    p.add_argument("--kappa", default=None, help="C&W confidence (default 0)")
+                   help=f"fresh noise draws of the decision rule (default {DEFAULT_DECISION_SAMPLES})")
+    cw = inspect.signature(ATTACKS["cw-l2"]).parameters  # C&W's own defaults, stated in the help
+    p.add_argument("--search-steps", default=None,
+                   help=f"C&W binary-search steps (default {cw['search_steps'].default})")
+    p.add_argument("--initial-const", default=None, help=f"C&W initial constant c (default {cw['initial_const'].default:g})")
+    p.add_argument("--kappa", default=None, help=f"C&W confidence (default {cw['kappa'].default:g})")
     p.add_argument("--norm", default=None, type=canonical_norm, choices=NORMS, help="APGD threat model (default Linf)")
     p.add_argument("--thresholds", default="0.25,0.5,1.0", help="C&W: L2 thresholds for accuracy (default 0.25,0.5,1.0)")
     p.add_argument("--n", default="1000", help="number of test images (default 1000)")

@@ -31,11 +31,12 @@ import torch
 from torch import nn
 
 from .attacks import ATTACKS, canonical_name, make_attack
-from .attacks.base import PassStats, check_inputs
+from .attacks.base import EOT_SAMPLES, PassStats, check_inputs
 from .eot import forward_draws, predict_proba
 from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
 DEFAULT_DECISION_SAMPLES = 100
+DEFAULT_EOT = 20  # EOT draws per attack step the CLIs and the benchmark use against a randomized model
 DECISION_RULE = (
     "robust = EOT prediction (argmax of mean softmax over decision_samples fresh noise draws, "
     "seeded independently of the attack) is the true label on both the clean and the adversarial image"
@@ -242,7 +243,7 @@ def run_attack(
     seed: int = 0,
     eps: float | str | None = None,
     steps: int | None = None,
-    eot_samples: int = 1,
+    eot_samples: int = EOT_SAMPLES,
     decision_samples: int = DEFAULT_DECISION_SAMPLES,
     randomness: str | Randomness | None = None,
     progress: Callable[[int, int], None] | None = None,

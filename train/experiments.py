@@ -56,6 +56,7 @@ from typing import Any
 import torch
 
 from ratzoo import zoo
+from ratzoo.judge import DEFAULT_EOT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-cw-sweep", type=int, default=50, help="test images for the C&W EOT sweep")
     p.add_argument("--cw-sweep-max-eot", type=int, default=20, help="largest EOT of the C&W sweep")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--eot", type=int, default=20, help="EOT draws per attack step against noisy models")
+    p.add_argument("--eot", type=int, default=DEFAULT_EOT, help="EOT draws per attack step against noisy models")
     p.add_argument("--apgd-steps", type=int, default=50)
     p.add_argument("--cw-steps", type=int, default=40, help="C&W iterations per binary-search step (paper: 40)")
     p.add_argument("--cw-search", type=int, default=5, help="C&W binary-search steps (paper: 9)")

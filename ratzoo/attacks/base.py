@@ -80,6 +80,7 @@ ProgressFn = Callable[[int, int], None]
 DEFAULT_ATTACK_CHUNK = 2048  # images x draws per forward/backward on an accelerator; bounds peak memory
 EOT_OUTPUTS = ("softmax", "logits")
 PRECISIONS = ("auto", "fp32", "bf16")
+EOT_SAMPLES = 1  # draws per attack step unless asked: a plain attack (the CLIs ask for judge.DEFAULT_EOT)
 RESOLVE_MARGIN = 0.5
 """Default ``resolve_margin`` (log-probability units): an image whose attack-side EOT estimate
 gives some wrong class ``e^0.5 = 1.65`` times the true class's mean probability stops being
@@ -331,7 +332,7 @@ class Attack:
         model: nn.Module,
         *,
         eps: float | str | None,
-        eot_samples: int = 1,
+        eot_samples: int = EOT_SAMPLES,
         seed: int = 0,
         eot_output: str = "softmax",
         chunk_size: int | None = None,
