@@ -60,7 +60,7 @@ from torch import nn
 
 from . import cli
 from ._io import write_json
-from .eot import check_images, default_chunk, forward_draws
+from .eot import CPU_CHUNK, DEFAULT_CHUNK, check_images, default_chunk, forward_draws
 from .noise import noise_control, noise_enabled, noise_modules
 
 # `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
@@ -68,7 +68,7 @@ from .noise import noise_control, noise_enabled, noise_modules
 # second copy. Harmless here: main() only uses the names of the module it runs in.
 warnings.filterwarnings("ignore", message=r"'ratzoo\.certify' found in sys\.modules", category=RuntimeWarning)
 
-DEFAULT_BATCH = None  # images (image x draw) per forward pass: ratzoo.eot.default_chunk (256 on CPU)
+DEFAULT_BATCH = None  # images (image x draw) per forward pass: ratzoo.eot.default_chunk (CPU_CHUNK on CPU)
 _NORMAL = statistics.NormalDist()
 
 
@@ -486,7 +486,7 @@ def certify(
         n: draws used to lower-bound its probability (default 100,000).
         alpha: the certificate fails with probability at most ``alpha`` per image.
         batch_size: images per forward pass (image copies x draws); bounds memory. Default:
-            :func:`ratzoo.eot.default_chunk` for the images' device (256 on CPU).
+            :func:`ratzoo.eot.default_chunk` for the images' device.
         seed: seed the noise (reproducible for the same ``x`` and ``batch_size``).
         generator: draw the noise from this generator (exclusive with ``seed``).
         lipschitz: layer-1 noise only: an upper bound on the first layer's L2 Lipschitz
@@ -613,7 +613,8 @@ class CertifyConfig:
     out: str = cli.option("certify_{model}.json",
                           "output JSON; '{model}' is replaced by the model name (default %(default)s)")
     data_dir: str | None = cli.option(None, "local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
-    batch_size: int = cli.option(0, "images per forward pass (default: 256 on CPU, where bigger is slower; 4096 on GPU)")
+    batch_size: int = cli.option(0, f"images per forward pass (default: {CPU_CHUNK} on CPU, where bigger is slower; "
+                                             f"{DEFAULT_CHUNK} on GPU)")
     seed: int = cli.option(0, "image i uses the noise seed SEED * 2^20 + i")
     split: str = cli.option("test", "CIFAR-10 split (default %(default)s)", choices=("test", "train"))
     device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
