@@ -601,7 +601,7 @@ def _cpu_count() -> int:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from .checkpoint import _atomic_write_text
+    from .fileformat import atomic_write as _atomic_write_text
 
     _atomic_write_text(path, json.dumps(obj))
 

@@ -19,10 +19,10 @@ import os
 import re
 from pathlib import Path
 
-from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError
+from .checkpoint import CheckpointError
+from .fileformat import CONFIG, FILES, WEIGHTS, canonical_header, weights_bytes
 
 HUB_PREFIX = "hf-hub:"  # timm's convention: "hf-hub:OWNER/NAME[@REVISION]"
-HUB_FILES = [WEIGHTS, CONFIG, CARD]  # what a ratzoo checkpoint repo holds, and all a load fetches
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
@@ -69,7 +69,7 @@ def download(repo_id: str, revision: str | None = None) -> Path:
 
     where = f"{HUB_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES,
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=FILES,
                                         library_name="ratzoo", library_version=__version__))
     except RevisionNotFoundError as e:
         raise CheckpointError(f"{where}: the repo has no revision {revision!r} on {constants.ENDPOINT}; "
@@ -128,7 +128,7 @@ def push_to_hub(
 
     import torch
 
-    from .checkpoint import canonical_header, load_checkpoint, read_config, weights_bytes
+    from .checkpoint import load_checkpoint, read_config
 
     _check_repo_id(repo_id)
     folder = Path(folder)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
+from .fileformat import write_weights
 from .noise import NOISE_KINDS, GaussianNoise
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -239,18 +240,13 @@ class RandomizedClassifier(
     # ----------------------------------------------------------- PyTorchModelHubMixin hooks
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        """Write ``model.safetensors`` (the mixin writes config.json and the card around it).
+        """Write the weights file (the mixin writes config.json and the card around it).
 
-        Ours, not the mixin's ``safetensors.torch.save_model``: that one writes no header
-        metadata and the tensors in whatever dtype they have, so a re-saved checkpoint is not
-        byte-identical to its file (measured on the bundled ``rat``: different sha256, metadata
-        None vs ``{"format": "pt", "ratzoo_format": "1"}``) and the registry's sha256 pin
-        would reject what was pushed. Ours writes :func:`ratzoo.checkpoint.weights_bytes`:
-        deterministic, contiguous, in the tensors' own dtype (bf16 storage), atomically.
+        Ours, not the mixin's ``safetensors.torch.save_model``, which writes other header
+        metadata: :func:`ratzoo.fileformat.weights_bytes` gives a re-saved or pushed model the
+        exact bytes, hence the sha256 the registry pins, of its file.
         """
-        from .checkpoint import WEIGHTS, write_weights
-
-        write_weights(self, Path(save_directory) / WEIGHTS)
+        write_weights(self, save_directory)
 
     @classmethod
     def _from_pretrained(
@@ -277,11 +273,11 @@ class RandomizedClassifier(
         from huggingface_hub import snapshot_download
 
         from .checkpoint import load_checkpoint
-        from .hub import HUB_FILES
+        from .fileformat import FILES
 
         folder = model_id if os.path.isdir(model_id) else snapshot_download(
             model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-            local_files_only=local_files_only, token=token, allow_patterns=HUB_FILES, library_name="ratzoo")
+            local_files_only=local_files_only, token=token, allow_patterns=FILES, library_name="ratzoo")
         return load_checkpoint(folder, device=map_location, expected_sha256=expected_sha256)
 
     def generate_model_card(self, *args: Any, checkpoint: dict[str, Any] | None = None, repo_id: str | None = None,
