@@ -39,10 +39,16 @@ from .fileformat import (
     weights_bytes,
 )
 from .models import ModelConfig, RandomizedClassifier
+from .registry import REGISTRY
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, malformed or does not match its model."""
+
+
+def _in_zoo(config: dict[str, Any]) -> bool:
+    """Whether the checkpoint's name is a zoo name (its card then loads it by name)."""
+    return config.get("name") in REGISTRY
 
 
 def save_checkpoint(
@@ -96,7 +102,8 @@ def save_checkpoint(
     # moved into place: a reader never sees new weights with an old config.
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".save-"))
     try:
-        stored.save_pretrained(staging, config=config, model_card_kwargs={"checkpoint": config})
+        stored.save_pretrained(staging, config=config,
+                               model_card_kwargs={"checkpoint": config, "in_zoo": _in_zoo(config)})
         if sha256_file(staging / WEIGHTS) != config["weights_sha256"]:
             raise CheckpointError(f"{folder}: the weights written differ from the bytes hashed; nothing replaced")
         for f in (WEIGHTS, CONFIG, CARD):
@@ -116,7 +123,8 @@ def update_results(folder: str | os.PathLike, results: dict[str, Any]) -> dict[s
     config = read_config(folder)
     config["results"] = results
     atomic_write(folder / CONFIG, json.dumps(config, indent=2) + "\n")
-    atomic_write(folder / CARD, model_card(config).content)
+    card = model_card(config, RandomizedClassifier._hub_mixin_info, in_zoo=_in_zoo(config))
+    atomic_write(folder / CARD, card.content)
     return config
 
 

@@ -281,13 +281,14 @@ class RandomizedClassifier(
         return load_checkpoint(folder, device=map_location, expected_sha256=expected_sha256)
 
     def generate_model_card(self, *args: Any, checkpoint: dict[str, Any] | None = None, repo_id: str | None = None,
-                            **kwargs: Any) -> ModelCard:
+                            in_zoo: bool = False, **kwargs: Any) -> ModelCard:
         """The model card: ratzoo's template with the measured results as model-index
         (:func:`ratzoo.card.model_card`); ``checkpoint`` is the checkpoint's config.json dict,
-        ``repo_id`` the Hub repo it is pushed to."""
+        ``repo_id`` the Hub repo it is pushed to, ``in_zoo`` whether its name is a zoo name."""
         from .card import model_card
 
-        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()}, repo_id=repo_id)
+        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()}, self._hub_mixin_info,
+                          repo_id=repo_id, in_zoo=in_zoo)
 
 
 def build_model(config: ModelConfig | None = None, **overrides: Any) -> RandomizedClassifier:

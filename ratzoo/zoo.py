@@ -1,4 +1,5 @@
-"""The model zoo: the registry (``ratzoo/zoo.json``, the one list of zoo models) and :func:`load`.
+"""The model zoo: the registry (``ratzoo/zoo.json``, the one list of zoo models, read by
+:mod:`ratzoo.registry`) and :func:`load`.
 
 A name resolves in one documented order, as in timm: an explicit folder > the checkpoint
 bundled with the repository (``checkpoints/<name>/``) > the Hugging Face Hub, through
@@ -18,7 +19,6 @@ not against the registry.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -29,73 +29,11 @@ import torch
 from .checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint
 from .defenses import DEFENSES, build_defense
 from .hub import HUB_PREFIX, download, parse_hub_name
-from .models import RandomizedClassifier
+from .registry import REGISTRY as _REGISTRY
+from .registry import REGISTRY_FILE, read_registry  # noqa: F401 (re-exported: ratzoo.zoo is the registry's API)
+from .registry import ZooEntry
 
 ENV_CHECKPOINTS = "RATZOO_CHECKPOINTS"
-REGISTRY_FILE = Path(__file__).resolve().with_name("zoo.json")
-
-
-@dataclasses.dataclass(frozen=True)
-class ZooEntry:
-    """Metadata of one zoo model (one object of ``zoo.json``'s ``models`` list).
-
-    Attributes:
-        name: the short name passed to :func:`load` (also its ``hubconf.py`` entry point and
-            its ``python -m train --preset``).
-        method: training method ("standard", "at", "rn", "rat", "lerat").
-        description: one line for humans.
-        label: how reports, the README and the demo name it ("RAT", "R.N.").
-        reference: who introduced the method ("Madry et al."), when it is not the paper's own.
-        bundled: folder name under ``checkpoints/`` when it ships with the repository.
-        hub_repo: Hugging Face Hub repo id holding the same checkpoint, if any.
-        hub_revision: the Hub revision (commit or tag) to download (None: ``main``).
-        sha256: sha256 of ``model.safetensors``, verified on load (None: not yet trained).
-        base: for a defense that wraps another zoo model at inference (no weights of its own),
-            that model's name.
-        defense: that defense: ``{"name": <a ratzoo.defenses name>, **its parameters}``.
-    """
-
-    name: str
-    method: str
-    description: str
-    label: str = ""
-    reference: str | None = None
-    bundled: str | None = None
-    hub_repo: str | None = None
-    hub_revision: str | None = None
-    sha256: str | None = None
-    base: str | None = None
-    defense: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            object.__setattr__(self, "label", self.name)
-        if (self.base is None) != (self.defense is None):
-            raise ValueError(f"zoo entry {self.name!r}: a wrapper needs both base and defense")
-
-    @property
-    def trained(self) -> bool:
-        """Whether the entry has weights of its own (a wrapper borrows its base's)."""
-        return self.defense is None
-
-
-def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
-    """The registry file's entries, in order; a malformed file says what is wrong."""
-    try:
-        models = json.loads(path.read_text())["models"]
-        out = {m["name"]: ZooEntry(**m) for m in models}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RuntimeError(f"{path}: not a valid zoo registry ({type(e).__name__}: {e}); "
-                           f"each model needs the fields of ratzoo.zoo.ZooEntry") from e
-    if len(out) != len(models):
-        raise RuntimeError(f"{path}: a model name appears twice")
-    for e in out.values():
-        if e.base is not None and (e.base not in out or not out[e.base].trained):
-            raise RuntimeError(f"{path}: {e.name!r} wraps {e.base!r}, which is not a trained zoo entry")
-    return out
-
-
-_REGISTRY: dict[str, ZooEntry] = read_registry()
 
 # The paper's Table 2 (Araujo et al., arXiv:1903.10219; WideResNet-28-10, CIFAR-10, EOT with 50
 # draws), robust accuracy per method: (Linf = PGD-10 at eps 0.3 on inputs in [-1, 1],
