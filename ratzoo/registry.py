@@ -1,8 +1,9 @@
 """The zoo's registry: ``ratzoo/zoo.json``, the one list of zoo models, read once.
 
 A leaf (it imports nothing from ratzoo), so that the modules below :mod:`ratzoo.zoo` can ask it:
-:mod:`ratzoo.checkpoint` whether a name is a zoo name (for the model card's load line).
-Everything else reaches the registry through :mod:`ratzoo.zoo`.
+:mod:`ratzoo.checkpoint` whether a name is a zoo name (for the model card's load line),
+:mod:`ratzoo.hub` which revision and sha256 a registry entry gives a Hub repo. Everything else
+reaches the registry through :mod:`ratzoo.zoo`.
 """
 
 from __future__ import annotations
@@ -77,3 +78,10 @@ def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
 
 REGISTRY: dict[str, ZooEntry] = read_registry()  # name -> entry, in the zoo's order
 
+
+def hub_entry(repo_id: str, revision: str | None) -> ZooEntry | None:
+    """The registry entry that names this Hub repo (and revision), whose revision and sha256 then apply."""
+    for e in REGISTRY.values():
+        if e.hub_repo == repo_id and (revision is None or revision == e.hub_revision):
+            return e
+    return None

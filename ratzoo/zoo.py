@@ -28,10 +28,10 @@ import torch
 
 from .checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint
 from .defenses import DEFENSES, build_defense
-from .hub import HUB_PREFIX, download, parse_hub_name
+from .hub import HUB_PREFIX, download, load_from_hub, parse_hub_name
 from .registry import REGISTRY as _REGISTRY
 from .registry import REGISTRY_FILE, read_registry  # noqa: F401 (re-exported: ratzoo.zoo is the registry's API)
-from .registry import ZooEntry
+from .registry import ZooEntry, hub_entry
 
 ENV_CHECKPOINTS = "RATZOO_CHECKPOINTS"
 
@@ -74,9 +74,10 @@ def labels() -> dict[str, str]:
 
 
 def pinned_sha256(folder: Path, entry: ZooEntry | None) -> str | None:
-    """The registry sha256 that ``folder`` must match: the entry's for the repository's own
-    checkpoints and for Hub downloads; None for a path or a ``$RATZOO_CHECKPOINTS`` zoo (those
-    are checked against their own ``config.json`` by :func:`load_checkpoint`)."""
+    """The registry sha256 that a local ``folder`` must match: the entry's for the repository's
+    own checkpoints; None for a path or a ``$RATZOO_CHECKPOINTS`` zoo (those are checked against
+    their own ``config.json`` by :func:`load_checkpoint`). Hub downloads are pinned by
+    :func:`ratzoo.hub.load_from_hub`."""
     if entry is None or entry.sha256 is None:
         return None
     if os.environ.get(ENV_CHECKPOINTS) and entry.bundled and folder == checkpoints_dir() / entry.bundled:
@@ -91,28 +92,18 @@ def _bundled_folder(entry: ZooEntry) -> Path | None:
     return folder if (folder / WEIGHTS).is_file() else None
 
 
-def _hub_entry(repo_id: str, revision: str | None) -> ZooEntry | None:
-    """The registry entry that names this Hub repo (and revision), whose sha256 then applies."""
-    for e in _REGISTRY.values():
-        if e.hub_repo == repo_id and (revision is None or revision == e.hub_revision):
-            return e
-    return None
-
-
-def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, str | None]:
-    """(folder, registry entry or None, the ``hf-hub:`` source when it came from the Hub)."""
+def _resolve(name_or_path: str | os.PathLike) -> tuple[Path | tuple[str, str | None], ZooEntry | None]:
+    """(a local folder, or the Hub ``(repo_id, revision)`` to fetch; the registry entry or None)."""
     if isinstance(name_or_path, str) and name_or_path.startswith(HUB_PREFIX):
         repo_id, revision = parse_hub_name(name_or_path)
-        entry = _hub_entry(repo_id, revision)
-        revision = revision or (entry.hub_revision if entry else None)
-        return download(repo_id, revision), entry, name_or_path
+        return (repo_id, revision), hub_entry(repo_id, revision)
     path = Path(name_or_path)
     # A bare registry name always means the zoo entry (pass "./rat" for a local folder "rat").
     is_name = isinstance(name_or_path, str) and os.sep not in name_or_path and name_or_path in _REGISTRY
     if not is_name and (isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or path.is_dir()):
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such checkpoint folder")
-        return path, None, None
+        return path, None
     name = str(name_or_path)
     if name not in _REGISTRY:
         raise KeyError(
@@ -122,10 +113,9 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, st
     entry = _REGISTRY[name]
     folder = _bundled_folder(entry)
     if folder is not None:
-        return folder, entry, None
+        return folder, entry
     if entry.hub_repo:
-        source = HUB_PREFIX + entry.hub_repo + (f"@{entry.hub_revision}" if entry.hub_revision else "")
-        return download(entry.hub_repo, entry.hub_revision), entry, source
+        return (entry.hub_repo, entry.hub_revision), entry
     raise CheckpointError(
         f"model {name!r} has no trained checkpoint yet: expected {checkpoints_dir() / (entry.bundled or name)}"
         f"/{WEIGHTS} (train it with `python -m train --preset {name}`) and it has no Hub repo"
@@ -135,8 +125,8 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, st
 def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None]:
     """The checkpoint folder for a zoo name, an ``hf-hub:`` name or a path, and its registry
     entry (if any). Hub checkpoints are downloaded into huggingface_hub's cache first."""
-    folder, entry, _ = _resolve(name_or_path)
-    return folder, entry
+    where, entry = _resolve(name_or_path)
+    return (where if isinstance(where, Path) else download(*where)), entry
 
 
 def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -157,7 +147,9 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
             be fetched; the message names the file or repo and what to do.
 
     A defense entry (``base`` and ``defense`` in the registry, e.g. ``"sap_at"``) is its base
-    model, loaded the same way, inside the :mod:`ratzoo.defenses` module the entry names.
+    model, loaded the same way, inside the :mod:`ratzoo.defenses` module the entry names. A Hub
+    checkpoint is loaded by :func:`ratzoo.hub.load_from_hub`, as
+    ``RandomizedClassifier.from_pretrained`` loads one.
 
     >>> model = ratzoo.load("rat")
     >>> model = ratzoo.load("hf-hub:you/ratzoo-rat@main")
@@ -166,19 +158,10 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if wrapper is not None and wrapper.defense is not None:
         params = {k: v for k, v in wrapper.defense.items() if k != "name"}
         return build_defense(wrapper.defense["name"], load(wrapper.base, device=device), **params).to(device).eval()
-    folder, entry, source = _resolve(name_or_path)
-    try:
-        return load_checkpoint(folder, device=device, expected_sha256=pinned_sha256(folder, entry))
-    except CheckpointError as e:
-        if source is None:
-            raise
-        repo_id, revision = parse_hub_name(source)
-        again = f"hf download {repo_id}{f' --revision {revision}' if revision else ''} --force-download"
-        raise CheckpointError(
-            f"{source}: the downloaded checkpoint cannot be used: {e}. Nothing was loaded. Download it again "
-            f"(`{again}`, or delete {folder}) and, if the error stays, "
-            "the repo itself holds a broken file: ask its owner to push the checkpoint again"
-        ) from e
+    where, entry = _resolve(name_or_path)
+    if isinstance(where, Path):
+        return load_checkpoint(where, device=device, expected_sha256=pinned_sha256(where, entry))
+    return load_from_hub(*where, device=device)
 
 
 def load_model_spec(spec: str, device: str | torch.device = "cpu") -> torch.nn.Module:
