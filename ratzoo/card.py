@@ -1,21 +1,24 @@
 """Hugging Face model cards whose metadata carries the measured results (model-index).
 
-Built with huggingface_hub's ``ModelCard`` / ``ModelCardData`` / ``EvalResult``; the library
-name, license, tags and paper/code links are the ones declared once on
-:class:`ratzoo.models.RandomizedClassifier` for :class:`~huggingface_hub.PyTorchModelHubMixin`.
-:meth:`RandomizedClassifier.generate_model_card` (what the mixin's ``save_pretrained`` and
-``push_to_hub`` write) calls :func:`model_card`; :func:`ratzoo.checkpoint.update_results` does
-too, without a model.
+Built with huggingface_hub's ``ModelCard`` / ``ModelCardData`` / ``EvalResult``. :func:`model_card`
+is a function of its arguments alone: the library name, license, tags and paper/code links come
+in as the :class:`~huggingface_hub.PyTorchModelHubMixin` metadata declared once on
+:class:`ratzoo.models.RandomizedClassifier`, and whether the checkpoint is a zoo entry comes from
+the caller (:meth:`RandomizedClassifier.generate_model_card`, what the mixin's ``save_pretrained``
+and ``push_to_hub`` write, and :func:`ratzoo.checkpoint.update_results`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .judge import DEFAULT_DECISION_SAMPLES
+
+if TYPE_CHECKING:
+    from huggingface_hub.hub_mixin import MixinInfo
 
 PAPER = "Araujo et al., Robust Neural Networks using Randomized Adversarial Training"
 
@@ -57,13 +60,17 @@ def results_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def model_card(config: dict[str, Any], repo_id: str | None = None) -> ModelCard:
-    """The model card (README.md) of a checkpoint, from its ``config.json`` dict; ``repo_id``
-    when it goes to the Hub (its load line then names the repo)."""
-    from .models import RandomizedClassifier
-    from .zoo import entries
+def model_card(config: dict[str, Any], info: MixinInfo, *, repo_id: str | None = None,
+               in_zoo: bool = False) -> ModelCard:
+    """The model card (README.md) of a checkpoint.
 
-    info = RandomizedClassifier._hub_mixin_info  # library name, license, tags, links: declared once
+    Args:
+        config: the checkpoint's ``config.json`` dict.
+        info: the model class's mixin metadata (``_hub_mixin_info``: library name, license,
+            tags, code and paper links).
+        repo_id: the Hub repo it goes to, if any (its load line then names the repo).
+        in_zoo: whether ``config["name"]`` is a zoo name (its load line then loads by name).
+    """
     name = config.get("name", "model")
     model = config["model"]
     training = config.get("training", {})
@@ -95,7 +102,7 @@ def model_card(config: dict[str, Any], repo_id: str | None = None) -> ModelCard:
         # the load line that works where the card is read: the Hub repo, a zoo name, or this folder
         f"model = ratzoo.load(\"hf-hub:{repo_id}\")" if repo_id else
         f"model = ratzoo.load({name!r})  # or ratzoo.load(\"hf-hub:OWNER/NAME\") for a published copy"
-        if name in entries() else
+        if in_zoo else
         "model = ratzoo.load(\"path/to/this/folder\")  # or ratzoo.load(\"hf-hub:OWNER/NAME\") once pushed",
         f"p = ratzoo.predict_proba(model, images, samples={DEFAULT_DECISION_SAMPLES})  # EOT prediction",
         "```",

@@ -12,7 +12,7 @@ measured results) and model card. What stays ratzoo's own here, because the mixi
 - half-precision storage (``dtype=torch.bfloat16``) restored to float32 on load;
 - :func:`update_results`: new measured results into ``config.json`` and the card, weights untouched.
 
-Weights are never unpickled.
+The file names and the weights' exact bytes are :mod:`ratzoo.fileformat`'s. Weights are never unpickled.
 """
 
 from __future__ import annotations
@@ -28,60 +28,19 @@ from typing import Any
 
 import torch
 
-from ._io import atomic_write as _atomic_write, atomic_write_text as _atomic_write_text, umask_mode as _umask_mode
+from ._io import atomic_write_text, umask_mode
+from .fileformat import CARD, CONFIG, FORMAT_VERSION, WEIGHTS, sha256_file, weights_bytes
 from .models import ModelConfig, RandomizedClassifier
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-CARD = "README.md"
-FORMAT_VERSION = 1
-# safetensors header metadata of every weights file ratzoo writes (part of the sha256)
-WEIGHTS_METADATA = {"format": "pt", "ratzoo_format": str(FORMAT_VERSION)}
+from .registry import REGISTRY
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, malformed or does not match its model."""
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_bytes(model: torch.nn.Module) -> bytes:
-    """The exact bytes of ``model.safetensors`` for ``model``: its state dict, contiguous, on
-    the CPU, in the tensors' own dtype, with :data:`WEIGHTS_METADATA` in that order.
-
-    Deterministic, so that a re-saved (or pushed) model has the same sha256 as its file.
-    safetensors alone is not: it writes the header's ``__metadata__`` from a Rust hash map,
-    whose order changes between calls (measured with safetensors 0.8.0: 2 different sha256 in
-    20 calls of the same model); the header is rewritten here with the keys in a fixed order
-    (same length, so the tensors' offsets do not move).
-    """
-    from safetensors.torch import save
-
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    return canonical_header(save(state, metadata=WEIGHTS_METADATA))
-
-
-def canonical_header(blob: bytes) -> bytes:
-    """``blob`` (safetensors bytes) with the header's ``__metadata__`` keys in
-    :data:`WEIGHTS_METADATA`'s order (same length: the tensors' offsets do not move)."""
-    n = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8 : 8 + n])
-    if set(header.get("__metadata__") or {}) != set(WEIGHTS_METADATA):
-        return blob
-    header["__metadata__"] = {k: header["__metadata__"][k] for k in WEIGHTS_METADATA}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    return blob[:8] + text.ljust(n) + blob[8 + n :] if len(text) <= n else blob
-
-
-def write_weights(model: torch.nn.Module, path: Path) -> None:
-    """Write :func:`weights_bytes` to ``path`` atomically."""
-    _atomic_write(path, weights_bytes(model))
+def _in_zoo(config: dict[str, Any]) -> bool:
+    """Whether the checkpoint's name is a zoo name (its card then loads it by name)."""
+    return config.get("name") in REGISTRY
 
 
 def save_checkpoint(
@@ -135,11 +94,12 @@ def save_checkpoint(
     # moved into place: a reader never sees new weights with an old config.
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".save-"))
     try:
-        stored.save_pretrained(staging, config=config, model_card_kwargs={"checkpoint": config})
+        stored.save_pretrained(staging, config=config,
+                               model_card_kwargs={"checkpoint": config, "in_zoo": _in_zoo(config)})
         if sha256_file(staging / WEIGHTS) != config["weights_sha256"]:
             raise CheckpointError(f"{folder}: the weights written differ from the bytes hashed; nothing replaced")
         for f in (WEIGHTS, CONFIG, CARD):
-            os.chmod(staging / f, _umask_mode())
+            os.chmod(staging / f, umask_mode())
             os.replace(staging / f, folder / f)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -154,8 +114,9 @@ def update_results(folder: str | os.PathLike, results: dict[str, Any]) -> dict[s
     folder = Path(folder)
     config = read_config(folder)
     config["results"] = results
-    _atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
-    _atomic_write_text(folder / CARD, model_card(config).content)
+    atomic_write_text(folder / CONFIG, json.dumps(config, indent=2) + "\n")
+    card = model_card(config, RandomizedClassifier._hub_mixin_info, in_zoo=_in_zoo(config))
+    atomic_write_text(folder / CARD, card.content)
     return config
 
 
@@ -232,9 +193,5 @@ def load_checkpoint(
         raise CheckpointError(f"{wpath}: shape mismatch for {len(bad)} tensors, e.g. {bad[:3]}")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
-    # channels_last: PreActResNet-18 w16 at 1 CPU thread, beside another job, measured 1.0-1.7x
-    # (mostly 1.2-1.5x) the forward + input-gradient passes per second of the default layout at
-    # 64-256 images per pass over three runs (benchmarks/bench_layout.py), and it is the fast
-    # layout on GPUs. Inputs need no conversion (a conv follows its weight's layout); logits
-    # agree with the default layout to 1e-6.
+    # channels_last: the faster layout for these convolutions on CPU and GPU (benchmarks/bench_layout.py)
     return model.to(device, memory_format=torch.channels_last).eval()

@@ -1,12 +1,13 @@
-"""The Hugging Face Hub: ``hf-hub:`` names, one ``snapshot_download`` per load, and publishing.
+"""The Hugging Face Hub: ``hf-hub:`` names, the one download path, and publishing.
 
 Saving, pushing and loading are huggingface_hub's own :class:`~huggingface_hub.PyTorchModelHubMixin`
 on :class:`ratzoo.models.RandomizedClassifier`. What is ratzoo's here, and why:
 
+- :func:`load_from_hub` is the one way a Hub checkpoint is loaded, by ``ratzoo.load("hf-hub:...")``
+  and by ``RandomizedClassifier.from_pretrained("OWNER/NAME")`` alike: one :func:`download`, the
+  strict :func:`~ratzoo.checkpoint.load_checkpoint` with its sha256 pins, the same errors.
 - :func:`download` wraps ``snapshot_download`` (one call, huggingface_hub's cache, ``HF_HUB_OFFLINE``
-  honoured) only to turn its exceptions into errors that name the repo and say what to do; the
-  mixin's ``from_pretrained`` logs and swallows a failed ``config.json`` download, then fails later
-  on the weights with the library's generic message.
+  honoured) only to turn its exceptions into errors that name the repo and say what to do.
 - :func:`push_to_hub` publishes an existing checkpoint *folder* through the mixin's
   ``push_to_hub`` (``create_repo(exist_ok=True)`` + one ``upload_folder`` commit), after checking
   that what the mixin will write is byte-identical to the folder's weights, and turns failures
@@ -18,11 +19,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-from .checkpoint import CARD, CONFIG, WEIGHTS, CheckpointError
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, read_config
+from .fileformat import CONFIG, FILES, WEIGHTS, canonical_header, weights_bytes
+from .models import RandomizedClassifier
+from .registry import hub_entry
 
 HUB_PREFIX = "hf-hub:"  # timm's convention: "hf-hub:OWNER/NAME[@REVISION]"
-HUB_FILES = [WEIGHTS, CONFIG, CARD]  # what a ratzoo checkpoint repo holds, and all a load fetches
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
@@ -49,9 +55,30 @@ def parse_hub_name(name: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
-def download(repo_id: str, revision: str | None = None) -> Path:
-    """The checkpoint folder of ``repo_id`` at ``revision`` in huggingface_hub's cache, fetched
-    with one ``snapshot_download`` (no network call when ``HF_HUB_OFFLINE=1``).
+def _hub_name(repo_id: str, revision: str | None) -> str:
+    return f"{HUB_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
+
+
+def _registry_pin(repo_id: str, revision: str | None) -> tuple[str | None, str | None]:
+    """(the revision to fetch, the registry's sha256 or None): a zoo registry entry that names
+    the repo gives its revision, when none is asked for, and its sha256."""
+    entry = hub_entry(repo_id, revision)
+    return (revision, None) if entry is None else (revision or entry.hub_revision, entry.sha256)
+
+
+def download(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """The checkpoint folder of ``repo_id`` at ``revision`` (None: the zoo registry's revision
+    for a repo it names, else ``main``) in huggingface_hub's cache, fetched with one
+    ``snapshot_download`` (no network call when ``HF_HUB_OFFLINE=1``). The keyword arguments
+    are ``snapshot_download``'s.
 
     Raises:
         CheckpointError: the repo, the revision or a file is missing, the Hub cannot be reached
@@ -67,9 +94,11 @@ def download(repo_id: str, revision: str | None = None) -> Path:
 
     from . import __version__
 
-    where = f"{HUB_PREFIX}{repo_id}" + (f"@{revision}" if revision else "")
+    revision, _ = _registry_pin(repo_id, revision)
+    where = _hub_name(repo_id, revision)
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_FILES,
+        folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                        local_files_only=local_files_only, token=token, allow_patterns=FILES,
                                         library_name="ratzoo", library_version=__version__))
     except RevisionNotFoundError as e:
         raise CheckpointError(f"{where}: the repo has no revision {revision!r} on {constants.ENDPOINT}; "
@@ -78,15 +107,18 @@ def download(repo_id: str, revision: str | None = None) -> Path:
         raise CheckpointError(f"{where}: no such model repo on {constants.ENDPOINT}; check the name, or "
                               "log in (`hf auth login` or HF_TOKEN) if it is private") from e
     except LocalEntryNotFoundError as e:
-        if constants.HF_HUB_OFFLINE and revision and isinstance(try_to_load_from_cache(repo_id, CONFIG), str):
+        offline, online = (("HF_HUB_OFFLINE=1 is set", "unset HF_HUB_OFFLINE") if constants.HF_HUB_OFFLINE else
+                           ("local_files_only=True", "local_files_only=False") if local_files_only else (None, None))
+        cached = isinstance(try_to_load_from_cache(repo_id, CONFIG, cache_dir=cache_dir), str)
+        if offline and revision and cached:
             raise CheckpointError(
-                f"{where}: HF_HUB_OFFLINE=1 is set and revision {revision!r} is not in huggingface_hub's cache, "
-                f"though the repo is ({HUB_PREFIX}{repo_id} loads offline); load that revision once with the "
-                "network on (unset HF_HUB_OFFLINE)") from e
-        if constants.HF_HUB_OFFLINE:
+                f"{where}: {offline} and revision {revision!r} is not in huggingface_hub's cache, "
+                f"though the repo is ({_hub_name(repo_id, None)} loads offline); load that revision once with the "
+                f"network on ({online})") from e
+        if offline:
             raise CheckpointError(
-                f"{where}: HF_HUB_OFFLINE=1 is set and this repo is not in huggingface_hub's cache "
-                f"({constants.HF_HUB_CACHE}); load it once with the network on (unset HF_HUB_OFFLINE), "
+                f"{where}: {offline} and this repo is not in huggingface_hub's cache "
+                f"({cache_dir or constants.HF_HUB_CACHE}); load it once with the network on ({online}), "
                 "after which offline loads are served from the cache") from e
         raise CheckpointError(
             f"{where}: could not reach {constants.ENDPOINT} and no complete copy is cached "
@@ -100,6 +132,54 @@ def download(repo_id: str, revision: str | None = None) -> Path:
             f"{where}: the repo has no {' or '.join(missing)} (at commit {folder.name}), so it is not a ratzoo "
             "checkpoint; publish one with `ratzoo.push_to_hub(folder, repo_id)` or `python -m train --push-to-hub`")
     return folder
+
+
+def load_from_hub(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    expected_sha256: str | None = None,
+    **download_kwargs: Any,
+) -> RandomizedClassifier:
+    """Load the checkpoint of a Hub repo: :func:`download`, then :func:`load_checkpoint`.
+
+    A repo that a zoo registry entry names gets that entry's revision (when ``revision`` is
+    None) and its sha256 pin (unless ``expected_sha256`` is given); the sha256 recorded in
+    ``config.json`` is always checked. ``download_kwargs`` go to :func:`download`
+    (``cache_dir``, ``force_download``, ``local_files_only``, ``token``).
+
+    Raises:
+        CheckpointError: as :func:`download`; or the downloaded files cannot be used (the
+            message names the repo and says how to download them again).
+    """
+    revision, pin = _registry_pin(repo_id, revision)
+    expected_sha256 = expected_sha256 or pin
+    folder = download(repo_id, revision, **download_kwargs)
+    try:
+        return load_checkpoint(folder, device=device, expected_sha256=expected_sha256)
+    except CheckpointError as e:
+        again = f"hf download {repo_id}{f' --revision {revision}' if revision else ''} --force-download"
+        raise CheckpointError(
+            f"{_hub_name(repo_id, revision)}: the downloaded checkpoint cannot be used: {e}. Nothing was loaded. "
+            f"Download it again (`{again}`, or delete {folder}) and, if the error stays, "
+            "the repo itself holds a broken file: ask its owner to push the checkpoint again"
+        ) from e
+
+
+def load_pretrained(
+    model_id: str,
+    *,
+    device: str | torch.device = "cpu",
+    expected_sha256: str | None = None,
+    **hub_kwargs: Any,
+) -> RandomizedClassifier:
+    """What ``RandomizedClassifier.from_pretrained(model_id)`` loads: a folder as
+    ``ratzoo.load(path)`` does, anything else as a Hub repo id through :func:`load_from_hub`
+    (``hub_kwargs``: ``revision`` and :func:`download`'s keyword arguments)."""
+    if os.path.isdir(model_id):
+        return load_checkpoint(model_id, device=device, expected_sha256=expected_sha256)
+    return load_from_hub(model_id, device=device, expected_sha256=expected_sha256, **hub_kwargs)
 
 
 def push_to_hub(
@@ -125,10 +205,6 @@ def push_to_hub(
     >>> ratzoo.push_to_hub("checkpoints/rat", "you/ratzoo-rat")
     """
     import warnings
-
-    import torch
-
-    from .checkpoint import canonical_header, load_checkpoint, read_config, weights_bytes
 
     _check_repo_id(repo_id)
     folder = Path(folder)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 
+from .fileformat import write_weights
 from .noise import NOISE_KINDS, GaussianNoise
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -239,18 +239,37 @@ class RandomizedClassifier(
     # ----------------------------------------------------------- PyTorchModelHubMixin hooks
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        """Write ``model.safetensors`` (the mixin writes config.json and the card around it).
+        """Write the weights file (the mixin writes config.json and the card around it).
 
-        Ours, not the mixin's ``safetensors.torch.save_model``: that one writes no header
-        metadata and the tensors in whatever dtype they have, so a re-saved checkpoint is not
-        byte-identical to its file (measured on the bundled ``rat``: different sha256, metadata
-        None vs ``{"format": "pt", "ratzoo_format": "1"}``) and the registry's sha256 pin
-        would reject what was pushed. Ours writes :func:`ratzoo.checkpoint.weights_bytes`:
-        deterministic, contiguous, in the tensors' own dtype (bf16 storage), atomically.
+        Ours, not the mixin's ``safetensors.torch.save_model``, which writes other header
+        metadata: :func:`ratzoo.fileformat.weights_bytes` gives a re-saved or pushed model the
+        exact bytes, hence the sha256 the registry pins, of its file.
         """
-        from .checkpoint import WEIGHTS, write_weights
+        write_weights(self, save_directory)
 
-        write_weights(self, Path(save_directory) / WEIGHTS)
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        **model_kwargs: Any,
+    ) -> RandomizedClassifier:
+        """A checkpoint folder or Hub repo id, loaded as :func:`ratzoo.load` loads a path or an
+        ``hf-hub:`` name (one download, the same sha256 checks and errors).
+
+        The mixin's arguments, plus ``map_location`` and ``expected_sha256``. Overridden only to
+        go straight to :meth:`_from_pretrained`: the mixin's version first downloads
+        ``config.json`` on its own, to build constructor arguments that ``config.json``'s
+        ``model`` section already gives, and lets that download's offline errors through raw.
+        """
+        return cls._from_pretrained(
+            model_id=str(pretrained_model_name_or_path), revision=revision, cache_dir=cache_dir,
+            force_download=force_download, local_files_only=local_files_only, token=token, **model_kwargs)
 
     @classmethod
     def _from_pretrained(
@@ -266,32 +285,25 @@ class RandomizedClassifier(
         expected_sha256: str | None = None,
         **model_kwargs: Any,
     ) -> RandomizedClassifier:
-        """Load through :func:`ratzoo.load_checkpoint`, not the mixin's loader.
+        """Load with :func:`ratzoo.hub.load_pretrained`: strict, sha256-checked, float32 (the
+        mixin's loader uses ``strict=False`` and checks no sha256)."""
+        # The mixin makes loading a classmethod of the model, so this hook must reach the loader
+        # above models: the one upward import, made at call time because hub imports models.
+        from .hub import load_pretrained
 
-        The mixin's ``_from_pretrained`` loads with ``strict=False`` by default (a checkpoint
-        missing tensors loads silently, with random weights), checks no sha256 and returns
-        the default memory layout; ours is strict, checks the sha256 recorded in config.json
-        (and ``expected_sha256``), says which file is wrong, and restores bf16-stored weights
-        to float32. A Hub id is fetched with one ``snapshot_download``.
-        """
-        from huggingface_hub import snapshot_download
-
-        from .checkpoint import load_checkpoint
-        from .hub import HUB_FILES
-
-        folder = model_id if os.path.isdir(model_id) else snapshot_download(
-            model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-            local_files_only=local_files_only, token=token, allow_patterns=HUB_FILES, library_name="ratzoo")
-        return load_checkpoint(folder, device=map_location, expected_sha256=expected_sha256)
+        return load_pretrained(model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                               local_files_only=local_files_only, token=token, device=map_location,
+                               expected_sha256=expected_sha256)
 
     def generate_model_card(self, *args: Any, checkpoint: dict[str, Any] | None = None, repo_id: str | None = None,
-                            **kwargs: Any) -> ModelCard:
+                            in_zoo: bool = False, **kwargs: Any) -> ModelCard:
         """The model card: ratzoo's template with the measured results as model-index
         (:func:`ratzoo.card.model_card`); ``checkpoint`` is the checkpoint's config.json dict,
-        ``repo_id`` the Hub repo it is pushed to."""
+        ``repo_id`` the Hub repo it is pushed to, ``in_zoo`` whether its name is a zoo name."""
         from .card import model_card
 
-        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()}, repo_id=repo_id)
+        return model_card(checkpoint or {"name": "model", "model": self.config.to_dict()}, self._hub_mixin_info,
+                          repo_id=repo_id, in_zoo=in_zoo)
 
 
 def build_model(config: ModelConfig | None = None, **overrides: Any) -> RandomizedClassifier:

@@ -1,4 +1,5 @@
-"""The model zoo: the registry (``ratzoo/zoo.json``, the one list of zoo models) and :func:`load`.
+"""The model zoo: the registry (``ratzoo/zoo.json``, the one list of zoo models, read by
+:mod:`ratzoo.registry`) and :func:`load`.
 
 A name resolves in one documented order, as in timm: an explicit folder > the checkpoint
 bundled with the repository (``checkpoints/<name>/``) > the Hugging Face Hub, through
@@ -18,7 +19,6 @@ not against the registry.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -28,74 +28,12 @@ import torch
 
 from .checkpoint import CONFIG, WEIGHTS, CheckpointError, load_checkpoint
 from .defenses import DEFENSES, build_defense
-from .hub import HUB_PREFIX, download, parse_hub_name
-from .models import RandomizedClassifier
+from .hub import HUB_PREFIX, download, load_from_hub, parse_hub_name
+from .registry import REGISTRY as _REGISTRY
+from .registry import REGISTRY_FILE, read_registry  # noqa: F401 (re-exported: ratzoo.zoo is the registry's API)
+from .registry import ZooEntry, hub_entry
 
 ENV_CHECKPOINTS = "RATZOO_CHECKPOINTS"
-REGISTRY_FILE = Path(__file__).resolve().with_name("zoo.json")
-
-
-@dataclasses.dataclass(frozen=True)
-class ZooEntry:
-    """Metadata of one zoo model (one object of ``zoo.json``'s ``models`` list).
-
-    Attributes:
-        name: the short name passed to :func:`load` (also its ``hubconf.py`` entry point and
-            its ``python -m train --preset``).
-        method: training method ("standard", "at", "rn", "rat", "lerat").
-        description: one line for humans.
-        label: how reports, the README and the demo name it ("RAT", "R.N.").
-        reference: who introduced the method ("Madry et al."), when it is not the paper's own.
-        bundled: folder name under ``checkpoints/`` when it ships with the repository.
-        hub_repo: Hugging Face Hub repo id holding the same checkpoint, if any.
-        hub_revision: the Hub revision (commit or tag) to download (None: ``main``).
-        sha256: sha256 of ``model.safetensors``, verified on load (None: not yet trained).
-        base: for a defense that wraps another zoo model at inference (no weights of its own),
-            that model's name.
-        defense: that defense: ``{"name": <a ratzoo.defenses name>, **its parameters}``.
-    """
-
-    name: str
-    method: str
-    description: str
-    label: str = ""
-    reference: str | None = None
-    bundled: str | None = None
-    hub_repo: str | None = None
-    hub_revision: str | None = None
-    sha256: str | None = None
-    base: str | None = None
-    defense: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            object.__setattr__(self, "label", self.name)
-        if (self.base is None) != (self.defense is None):
-            raise ValueError(f"zoo entry {self.name!r}: a wrapper needs both base and defense")
-
-    @property
-    def trained(self) -> bool:
-        """Whether the entry has weights of its own (a wrapper borrows its base's)."""
-        return self.defense is None
-
-
-def read_registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
-    """The registry file's entries, in order; a malformed file says what is wrong."""
-    try:
-        models = json.loads(path.read_text())["models"]
-        out = {m["name"]: ZooEntry(**m) for m in models}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RuntimeError(f"{path}: not a valid zoo registry ({type(e).__name__}: {e}); "
-                           f"each model needs the fields of ratzoo.zoo.ZooEntry") from e
-    if len(out) != len(models):
-        raise RuntimeError(f"{path}: a model name appears twice")
-    for e in out.values():
-        if e.base is not None and (e.base not in out or not out[e.base].trained):
-            raise RuntimeError(f"{path}: {e.name!r} wraps {e.base!r}, which is not a trained zoo entry")
-    return out
-
-
-_REGISTRY: dict[str, ZooEntry] = read_registry()
 
 # The paper's Table 2 (Araujo et al., arXiv:1903.10219), robust accuracy per method (Linf, L2) in
 # PAPER_TABLE2_SETTING: reference numbers the README and the demo compare the zoo with.
@@ -144,9 +82,10 @@ def labels() -> dict[str, str]:
 
 
 def pinned_sha256(folder: Path, entry: ZooEntry | None) -> str | None:
-    """The registry sha256 that ``folder`` must match: the entry's for the repository's own
-    checkpoints and for Hub downloads; None for a path or a ``$RATZOO_CHECKPOINTS`` zoo (those
-    are checked against their own ``config.json`` by :func:`load_checkpoint`)."""
+    """The registry sha256 that a local ``folder`` must match: the entry's for the repository's
+    own checkpoints; None for a path or a ``$RATZOO_CHECKPOINTS`` zoo (those are checked against
+    their own ``config.json`` by :func:`load_checkpoint`). Hub downloads are pinned by
+    :func:`ratzoo.hub.load_from_hub`."""
     if entry is None or entry.sha256 is None:
         return None
     if os.environ.get(ENV_CHECKPOINTS) and entry.bundled and folder == checkpoints_dir() / entry.bundled:
@@ -161,28 +100,18 @@ def _bundled_folder(entry: ZooEntry) -> Path | None:
     return folder if (folder / WEIGHTS).is_file() else None
 
 
-def _hub_entry(repo_id: str, revision: str | None) -> ZooEntry | None:
-    """The registry entry that names this Hub repo (and revision), whose sha256 then applies."""
-    for e in _REGISTRY.values():
-        if e.hub_repo == repo_id and (revision is None or revision == e.hub_revision):
-            return e
-    return None
-
-
-def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, str | None]:
-    """(folder, registry entry or None, the ``hf-hub:`` source when it came from the Hub)."""
+def _resolve(name_or_path: str | os.PathLike) -> tuple[Path | tuple[str, str | None], ZooEntry | None]:
+    """(a local folder, or the Hub ``(repo_id, revision)`` to fetch; the registry entry or None)."""
     if isinstance(name_or_path, str) and name_or_path.startswith(HUB_PREFIX):
         repo_id, revision = parse_hub_name(name_or_path)
-        entry = _hub_entry(repo_id, revision)
-        revision = revision or (entry.hub_revision if entry else None)
-        return download(repo_id, revision), entry, name_or_path
+        return (repo_id, revision), hub_entry(repo_id, revision)
     path = Path(name_or_path)
     # A bare registry name always means the zoo entry (pass "./rat" for a local folder "rat").
     is_name = isinstance(name_or_path, str) and os.sep not in name_or_path and name_or_path in _REGISTRY
     if not is_name and (isinstance(name_or_path, os.PathLike) or os.sep in str(name_or_path) or path.is_dir()):
         if not path.is_dir():
             raise CheckpointError(f"{path}: no such checkpoint folder")
-        return path, None, None
+        return path, None
     name = str(name_or_path)
     if name not in _REGISTRY:
         raise KeyError(
@@ -192,10 +121,9 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, st
     entry = _REGISTRY[name]
     folder = _bundled_folder(entry)
     if folder is not None:
-        return folder, entry, None
+        return folder, entry
     if entry.hub_repo:
-        source = HUB_PREFIX + entry.hub_repo + (f"@{entry.hub_revision}" if entry.hub_revision else "")
-        return download(entry.hub_repo, entry.hub_revision), entry, source
+        return (entry.hub_repo, entry.hub_revision), entry
     raise CheckpointError(
         f"model {name!r} has no trained checkpoint yet: expected {checkpoints_dir() / (entry.bundled or name)}"
         f"/{WEIGHTS} (train it with `python -m train --preset {name}`) and it has no Hub repo"
@@ -205,8 +133,8 @@ def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None, st
 def resolve(name_or_path: str | os.PathLike) -> tuple[Path, ZooEntry | None]:
     """The checkpoint folder for a zoo name, an ``hf-hub:`` name or a path, and its registry
     entry (if any). Hub checkpoints are downloaded into huggingface_hub's cache first."""
-    folder, entry, _ = _resolve(name_or_path)
-    return folder, entry
+    where, entry = _resolve(name_or_path)
+    return (where if isinstance(where, Path) else download(*where)), entry
 
 
 def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -227,7 +155,9 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
             be fetched; the message names the file or repo and what to do.
 
     A defense entry (``base`` and ``defense`` in the registry, e.g. ``"sap_at"``) is its base
-    model, loaded the same way, inside the :mod:`ratzoo.defenses` module the entry names.
+    model, loaded the same way, inside the :mod:`ratzoo.defenses` module the entry names. A Hub
+    checkpoint is loaded by :func:`ratzoo.hub.load_from_hub`, as
+    ``RandomizedClassifier.from_pretrained`` loads one.
 
     >>> model = ratzoo.load("rat")
     >>> model = ratzoo.load("hf-hub:you/ratzoo-rat@main")
@@ -236,19 +166,10 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") ->
     if wrapper is not None and wrapper.defense is not None:
         params = {k: v for k, v in wrapper.defense.items() if k != "name"}
         return build_defense(wrapper.defense["name"], load(wrapper.base, device=device), **params).to(device).eval()
-    folder, entry, source = _resolve(name_or_path)
-    try:
-        return load_checkpoint(folder, device=device, expected_sha256=pinned_sha256(folder, entry))
-    except CheckpointError as e:
-        if source is None:
-            raise
-        repo_id, revision = parse_hub_name(source)
-        again = f"hf download {repo_id}{f' --revision {revision}' if revision else ''} --force-download"
-        raise CheckpointError(
-            f"{source}: the downloaded checkpoint cannot be used: {e}. Nothing was loaded. Download it again "
-            f"(`{again}`, or delete {folder}) and, if the error stays, "
-            "the repo itself holds a broken file: ask its owner to push the checkpoint again"
-        ) from e
+    where, entry = _resolve(name_or_path)
+    if isinstance(where, Path):
+        return load_checkpoint(where, device=device, expected_sha256=pinned_sha256(where, entry))
+    return load_from_hub(*where, device=device)
 
 
 def load_model_spec(spec: str, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -1,7 +1,8 @@
 """The Hub round trip with the real huggingface_hub client against a local Hub
 (``tests/hub_server.py`` on 127.0.0.1; nothing here reaches the internet): push with the
 trainer, load by ``hf-hub:`` name in a fresh process, offline from the cache, a corrupted
-download, revisions and the errors; clean failures without a Hub; hubconf.py."""
+download, revisions and the errors; ``from_pretrained`` downloading and failing as ``load`` does;
+clean failures without a Hub; hubconf.py."""
 
 from __future__ import annotations
 
@@ -241,6 +242,106 @@ def test_registry_hub_entry_is_pinned(make_checkpoint, monkeypatch: pytest.Monke
     monkeypatch.setitem(zoo._REGISTRY, "pinned", zoo.ZooEntry("pinned", "rat", "test", hub_repo="someone/pinned",
                                                              hub_revision=commit, sha256=sha256_file(src / WEIGHTS)))
     assert ratzoo.load("pinned").config.width == ratzoo.load(f"hf-hub:someone/pinned@{commit}").config.width == 2
+
+
+# --------------------------------------------------------------------------- from_pretrained = load("hf-hub:")
+
+# For each repo id: how `ratzoo.load("hf-hub:ID")` and `RandomizedClassifier.from_pretrained(ID)`
+# end, as one JSON line ("loaded", or the exception's type and message).
+BOTH_WAYS_SCRIPT = """
+import json, sys
+import ratzoo
+from ratzoo.models import RandomizedClassifier
+def outcome(load):
+    try:
+        load()
+        return "loaded"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+for repo in sys.argv[1:]:
+    print(json.dumps({"repo": repo, "load": outcome(lambda: ratzoo.load("hf-hub:" + repo)),
+                      "from_pretrained": outcome(lambda: RandomizedClassifier.from_pretrained(repo))}))
+"""
+
+
+def both_ways(repo_id: str) -> tuple[str, str]:
+    """(load's error, from_pretrained's error) for ``repo_id``, in this (offline) process."""
+    from ratzoo.models import RandomizedClassifier
+
+    errors = []
+    for load in (lambda: ratzoo.load(f"hf-hub:{repo_id}"), lambda: RandomizedClassifier.from_pretrained(repo_id)):
+        with pytest.raises(CheckpointError) as info:
+            load()
+        errors.append(str(info.value))
+    return errors[0], errors[1]
+
+
+def cache_snapshot(src: Path, repo_id: str, commit: str) -> Path:
+    """Put the checkpoint folder ``src`` into huggingface_hub's (offline) cache as ``repo_id`` at ``commit``."""
+    import shutil
+
+    owner, name = repo_id.split("/")
+    hub_cache = Path(os.environ["HF_HOME"]) / "hub" / f"models--{owner}--{name}"
+    shutil.copytree(src, hub_cache / "snapshots" / commit)
+    (hub_cache / "refs").mkdir(exist_ok=True)
+    (hub_cache / "refs" / "main").write_text(commit)
+    return hub_cache / "snapshots" / commit
+
+
+def test_from_pretrained_fails_as_load_does_offline(make_checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline (conftest): a repo not in the cache, a cached file whose sha256 is not the one in
+    its config.json, and one that the registry pins to another sha256: the same error both ways."""
+    load_err, pretrained_err = both_ways("someone/never-downloaded")
+    assert load_err == pretrained_err and "HF_HUB_OFFLINE=1 is set and this repo is not in" in load_err
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    weights = cache_snapshot(make_checkpoint("flipped"), "someone/flipped", commit) / WEIGHTS
+    raw = weights.read_bytes()
+    weights.write_bytes(raw[:-1] + bytes([raw[-1] ^ 0xFF]))
+    load_err, pretrained_err = both_ways("someone/flipped")
+    assert load_err == pretrained_err
+    assert load_err.startswith("hf-hub:someone/flipped: the downloaded checkpoint cannot be used")
+    assert "recorded in config.json" in load_err and "hf download someone/flipped --force-download" in load_err
+
+    cache_snapshot(make_checkpoint("pinned"), "someone/repinned", commit)
+    monkeypatch.setitem(zoo._REGISTRY, "pinned", zoo.ZooEntry("pinned", "rat", "test", hub_repo="someone/repinned",
+                                                             hub_revision=commit, sha256="ab" * 32))
+    load_err, pretrained_err = both_ways("someone/repinned")
+    assert load_err == pretrained_err
+    assert load_err.startswith(f"hf-hub:someone/repinned@{commit}: ") and "recorded in the registry" in load_err
+
+
+def test_from_pretrained_downloads_and_fails_as_load_does(make_checkpoint, tmp_path: Path, subprocess_env,
+                                                          local_hub: LocalHub) -> None:
+    """Against the local Hub: `from_pretrained` fetches a repo with one snapshot_download and
+    nothing else (no config.json fetched on its own first), and a missing repo or a corrupted
+    download fails with the same error as `ratzoo.load("hf-hub:...")`."""
+    proc = run(["-c", PUSH_SCRIPT, "someone/tiny", str(make_checkpoint("tiny", results=RESULTS))],
+               hub_env(subprocess_env, local_hub, tmp_path / "hf_home"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+
+    requests = {}
+    for way, call in (("load", "ratzoo.load('hf-hub:someone/tiny')"),
+                      ("from_pretrained", "RandomizedClassifier.from_pretrained('someone/tiny')")):
+        local_hub.requests.clear()
+        proc = run(["-c", f"import ratzoo; from ratzoo.models import RandomizedClassifier; print({call}.config.width)"],
+                   hub_env(subprocess_env, local_hub, tmp_path / f"home_{way}"))
+        assert proc.returncode == 0 and proc.stdout.split() == ["2"], proc.stderr[-3000:]
+        requests[way] = sorted(local_hub.requests)
+    assert requests["from_pretrained"] == requests["load"], "the same requests, in one snapshot_download"
+    assert [p for _, p in requests["load"]].count("/api/models/someone/tiny/revision/main") == 1
+
+    local_hub.corrupt = {WEIGHTS}
+    proc = run(["-c", BOTH_WAYS_SCRIPT, "someone/missing", "someone/tiny"],
+               hub_env(subprocess_env, local_hub, tmp_path / "fresh_home"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = {r["repo"]: r for r in map(json.loads, proc.stdout.strip().splitlines())}
+    missing, corrupt = got["someone/missing"], got["someone/tiny"]
+    assert missing["load"] == missing["from_pretrained"], missing
+    assert missing["load"].startswith("CheckpointError: hf-hub:someone/missing: no such model repo")
+    assert corrupt["load"] == corrupt["from_pretrained"], corrupt
+    assert corrupt["load"].startswith("CheckpointError: hf-hub:someone/tiny: the downloaded checkpoint cannot be used")
+    assert "recorded in config.json" in corrupt["load"]
 
 
 # --------------------------------------------------------------------------- without a Hub
