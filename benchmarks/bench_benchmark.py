@@ -21,7 +21,11 @@ full one, against AutoAttack-rand, and the CPU layout it runs best in.
     One benchmark (rat, Linf) run by the CLI as 1 process x 2 threads and as 2 processes x
     1 thread sharing the parts; prints the wall seconds of each (the CLI's CPU default follows).
 ``python benchmarks/bench_benchmark.py zoo``
-    The committed records' total seconds against those at ``OLD_REV``.
+    Each committed record against the one at ``OLD_REV``: robust accuracy, images robust only
+    under today's / only under the old, seconds and image-draws, and the totals.
+``python benchmarks/bench_benchmark.py pair A.json B.json``
+    Two records of one entry paired image by image (a rerun with another seed is the control:
+    how many images change their verdict when nothing but the seed does).
 """
 
 from __future__ import annotations
@@ -161,15 +165,46 @@ def layout(n: int, part_size: int) -> None:
     print(f"faster: {best} ({max(res.values()) / min(res.values()):.2f}x)")
 
 
+def draws(rec: dict) -> int:
+    return sum(a["image_draws"] for a in rec["per_attack"].values()) if isinstance(rec.get("per_attack"), dict) else 0
+
+
 def zoo() -> None:
-    new = sum(json.loads((RECORDS / f"{e}.json").read_text())["elapsed_s"] for e in ENTRIES)
-    old = sum(old_record(e)["elapsed_s"] for e in ENTRIES)
-    print(f"the 10 leaderboard entries: {new / 3600:.2f} core-hours (records at {OLD_REV}: {old / 3600:.2f})")
+    """Per entry, the committed record against the one at OLD_REV: robust accuracy, the paired
+    counts (robust only under today's / only under the old), seconds and image-draws."""
+    from ratzoo import compare
+
+    tot = {"new_s": 0.0, "old_s": 0.0, "new_d": 0, "old_d": 0}
+    print(f"{'entry':<14} {'cascade_after':>13} {'robust old -> new':>18} {'only new/old':>12} "
+          f"{'seconds old -> new':>20} {'image-draws old -> new':>24}")
+    for e in ENTRIES:
+        new, old = json.loads((RECORDS / f"{e}.json").read_text()), old_record(e)
+        c = compare(new, old)
+        tot["new_s"] += new["elapsed_s"]; tot["old_s"] += old["elapsed_s"]
+        tot["new_d"] += draws(new); tot["old_d"] += draws(old)
+        print(f"{e:<14} {str(new['params'].get('cascade_after')):>13} {100 * c.accuracy_b:8.1f} -> {100 * c.accuracy_a:5.1f}"
+              f" {c.only_a:>6}/{c.only_b:<5} {old['elapsed_s']:9.0f} -> {new['elapsed_s']:7.0f}"
+              f" {draws(old) / 1e6:10.2f}M -> {draws(new) / 1e6:6.2f}M")
+    print(f"the 10 leaderboard entries: {tot['new_s'] / 3600:.2f} core-hours, {tot['new_d'] / 1e6:.1f}M image-draws "
+          f"(records at {OLD_REV}: {tot['old_s'] / 3600:.2f}, {tot['old_d'] / 1e6:.1f}M)")
+
+
+def pair(a: str, b: str) -> None:
+    """Two records of one entry (e.g. a rerun with another seed, the control of the paired counts)."""
+    from ratzoo import compare
+
+    ra, rb = (json.loads(Path(x).read_text()) for x in (a, b))
+    c = compare(ra, rb)
+    print(f"{a}: robust {100 * c.accuracy_a:.1f} %, {ra['elapsed_s']:.0f} s, seed {ra['seed']}\n"
+          f"{b}: robust {100 * c.accuracy_b:.1f} %, {rb['elapsed_s']:.0f} s, seed {rb['seed']}\n"
+          f"paired on {c.n} images: robust only under the first {c.only_a}, only under the second {c.only_b} "
+          f"(exact McNemar p = {c.p_value:.2g})")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=["strength", "peer", "layout", "zoo"])
+    p.add_argument("what", choices=["strength", "peer", "layout", "zoo", "pair"])
+    p.add_argument("records", nargs="*", help="pair: two record files")
     p.add_argument("--entries", default=",".join(ENTRIES))
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--group", type=int, default=20)
@@ -185,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         peer(a.n or 100, a.group, a.decision, a.steps, a.peer_steps)
     elif a.what == "layout":
         layout(a.n or 40, a.part_size)
+    elif a.what == "pair":
+        if len(a.records) != 2:
+            p.error("pair takes two record files")
+        pair(*a.records)
     else:
         zoo()
     return 0
