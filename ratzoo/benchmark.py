@@ -46,7 +46,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -673,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .data import to_tensor
     from .progress import StepBar
+    from .sanity import benchmark_checks
 
     cfg = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
     try:
@@ -818,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock.unlink(missing_ok=True)
     if cfg.sanity:
         m = min(n, PART_SIZE)
-        rec.extra["sanity"] = sanity_checks(
+        rec.extra["sanity"] = benchmark_checks(
             model, x[:m], y[:m], rec, base_part=parts.get(0) if cfg.part_size == m else None,
             **{k: v for k, v in common.items() if k not in ("model_name", "offset", "part_size")})
         for c in rec.extra["sanity"]:
@@ -839,37 +839,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{name}: clean {rec.clean_accuracy:.4f}, robust {rec.robust_accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
           f"one draw {rec.single_draw_accuracy:.4f}, n={rec.n}, {rec.elapsed_s:.0f} s", file=sys.stderr)
     return 0
-
-
-def sanity_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rec: Record,
-                  base_part: dict[str, Any] | None = None, **kw: Any) -> list[dict[str, Any]]:
-    """Carlini et al. (2019)'s checks on (up to 100 of) the record's images: with a budget that
-    covers the whole image cube accuracy falls to ~0; doubling iterations or draws moves robust
-    accuracy by less than the base's 95 % interval half-width. ``base_part``: the record's own
-    measurement of exactly these images (its first part), reused instead of measured again."""
-    out = []
-    big = 1.0 if kw["threat_model"] == "Linf" else math.sqrt(x[0].numel())
-    r = benchmark(model, x, y, **{**kw, "eps": big, "n_target_classes": 1})
-    out.append({"check": "large_budget", "passed": r.robust_accuracy <= 0.05, "eps": big,
-                "robust_accuracy": r.robust_accuracy,
-                "message": f"with eps={big:g} (the whole cube) robust accuracy is {r.robust_accuracy:.3f}"
-                           + ("" if r.robust_accuracy <= 0.05 else ": the attacks cannot win even when anything is "
-                              "allowed, a sign of gradient masking; do not trust the number")})
-    base = benchmark(model, x, y, **kw, part_size=len(x), parts={0: base_part} if base_part is not None else None)
-    half = (base.robust_accuracy_ci95[1] - base.robust_accuracy_ci95[0]) / 2
-    for what in ("steps", "eot_samples"):
-        if what == "eot_samples" and not base.randomized:
-            continue
-        doubled = {what: 2 * kw[what]}
-        if what == "eot_samples":  # both phases' draws, or the check would leave APGD-T's as they were
-            doubled["target_eot_samples"] = 2 * kw.get("target_eot_samples", DEFAULT_TARGET_EOT)
-        r = benchmark(model, x, y, **{**kw, **doubled})
-        delta = r.robust_accuracy - base.robust_accuracy
-        ok = abs(delta) <= half
-        out.append({"check": f"double_{what}", "passed": ok, "delta": delta, "ci_half_width": half,
-                    "message": f"doubling {what} moved robust accuracy by {delta:+.3f} "
-                               f"({'within' if ok else 'BEYOND'} the 95% half-width {half:.3f})"})
-    return out
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import ratzoo
 from ratzoo.judge import derive_seed
 from ratzoo.noise import GaussianNoise
 from ratzoo.record import Record, compare, mcnemar_exact
+from ratzoo.sanity import benchmark_checks
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
@@ -193,14 +194,14 @@ def test_sanity_checks_flag_a_number_the_attacks_cannot_move(noisy) -> None:
     rec = ratzoo.benchmark(model, x[:16], y[:16], part_size=16, **kw)
     saved: dict[int, dict] = {}
     ratzoo.benchmark(model, x[:16], y[:16], part_size=16, on_part=lambda j, p: saved.__setitem__(j, p), **kw)
-    checks = {c["check"]: c for c in BENCH.sanity_checks(model, x[:16], y[:16], rec, base_part=saved[0], **kw)}
+    checks = {c["check"]: c for c in benchmark_checks(model, x[:16], y[:16], rec, base_part=saved[0], **kw)}
     assert set(checks) == {"large_budget", "double_steps", "double_eot_samples"}
     assert checks["large_budget"]["passed"] and checks["large_budget"]["robust_accuracy"] <= 0.05
     assert all("delta" in checks[c] and "ci_half_width" in checks[c] for c in ("double_steps", "double_eot_samples"))
     blind = _Constant(int(y[0])).eval()
     brec = ratzoo.benchmark(blind, x[:16], y[:16], part_size=16, **kw)
     assert brec.robust_accuracy == brec.clean_accuracy > 0.05  # nothing moves it
-    bchecks = {c["check"]: c for c in BENCH.sanity_checks(blind, x[:16], y[:16], brec, **kw)}
+    bchecks = {c["check"]: c for c in benchmark_checks(blind, x[:16], y[:16], brec, **kw)}
     assert not bchecks["large_budget"]["passed"] and "gradient masking" in bchecks["large_budget"]["message"]
     assert "double_eot_samples" not in bchecks  # a deterministic model has no draws to double
 
