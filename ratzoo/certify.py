@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -59,9 +58,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cli
-from ._io import write_json
 from .eot import CPU_CHUNK, DEFAULT_CHUNK, check_images, default_chunk, forward_draws
 from .noise import noise_control, noise_enabled, noise_modules
+from .record import CertifyRecord
 
 # `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
 # imported it as ratzoo.certify (the package exports certify()), and runpy warns about the
@@ -725,47 +724,45 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
     out = Path(cfg.out.replace("{model}", Path(name).name))
     done: dict[int, dict[str, Any]] = {}
     if cfg.resume and out.is_file():
-        old = json.loads(out.read_text())
-        if old.get("params") == params and old.get("weights_sha256") == weights_sha:
-            done = {rec["index"]: rec for rec in old.get("images", [])}
+        old = CertifyRecord.load(out)
+        if old.params == params and old.weights_sha256 == weights_sha:
+            done = {rec["index"]: rec for rec in old.images}
             print(f"{name}: resuming, {len(done)} images already certified in {out}", file=sys.stderr)
         else:
             print(f"{name}: {out} has other parameters or weights; starting over", file=sys.stderr)
     prior_elapsed = sum(rec.get("seconds", 0.0) for rec in done.values())
 
-    def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> dict[str, Any]:
+    def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> CertifyRecord:
         table, cis, metrics = _summary(records, radii, cfg.n, cfg.alpha)
         certified = [r for r in records if r["label_pred"] >= 0]
-        return {
-            "kind": "certify",
-            "model": name,
-            "n": len(records),
-            "seed": cfg.seed,
-            "checkpoint": str(folder),
-            "weights_sha256": weights_sha,
-            "model_config": cli.model_config(model),
-            "method": "randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
-            "noise": {"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
-            "lipschitz": lip.to_dict() if lip is not None else None,
-            "params": params,
-            "radii": radii,
-            "dataset": describe_source(cfg.data_dir), "dataset_id": "uoft-cs/cifar10",
-            "data": {"split": cfg.split, "skip": cfg.skip,
-                     "data_dir": cfg.data_dir or os.environ.get("RATZOO_CIFAR10")},
-            "complete": complete,
-            "certified_accuracy": table,
-            "certified_accuracy_ci95": cis,
-            "ci_method": "clopper-pearson",
-            "abstain_rate": (len(records) - len(certified)) / len(records) if records else 0.0,
-            "metrics": metrics,
-            "elapsed_s": elapsed,
-            "seconds_per_image": elapsed / len(records) if records else None,
-            "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            "threads": torch.get_num_threads(),
-            "versions": cli.versions(),
-            "command": command,
-            "images": records,
-        }
+        return CertifyRecord(
+            model=name,
+            n=len(records),
+            seed=cfg.seed,
+            checkpoint=str(folder),
+            weights_sha256=weights_sha,
+            model_config=cli.model_config(model),
+            method="randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
+            noise={"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
+            lipschitz=lip.to_dict() if lip is not None else None,
+            params=params,
+            radii=radii,
+            dataset=describe_source(cfg.data_dir), dataset_id="uoft-cs/cifar10",
+            data={"split": cfg.split, "skip": cfg.skip, "data_dir": cfg.data_dir or os.environ.get("RATZOO_CIFAR10")},
+            complete=complete,
+            certified_accuracy=table,
+            certified_accuracy_ci95=cis,
+            ci_method="clopper-pearson",
+            abstain_rate=(len(records) - len(certified)) / len(records) if records else 0.0,
+            metrics=metrics,
+            elapsed_s=elapsed,
+            seconds_per_image=elapsed / len(records) if records else None,
+            device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+            threads=torch.get_num_threads(),
+            versions=cli.versions(),
+            command=command,
+            images=records,
+        )
 
     wanted = set(indices)
     records = [done[i] for i in sorted(done) if i in wanted]
@@ -786,11 +783,11 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
         ok = sum(r["correct"] for r in records)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(correct=f"{ok}/{len(records)}", radius=f"{c.radius:.3f}")
-        write_json(out, record(records, False, prior_elapsed + time.perf_counter() - start), indent=1)
+        record(records, False, prior_elapsed + time.perf_counter() - start).save(out)
     records.sort(key=lambda r: r["index"])
     final = record(records, True, prior_elapsed + time.perf_counter() - start)
-    write_json(out, final, indent=1)
-    acc = ", ".join(f"{r}: {100 * v:.1f}%" for r, v in final["certified_accuracy"].items())
+    final.save(out)
+    acc = ", ".join(f"{r}: {100 * v:.1f}%" for r, v in final.certified_accuracy.items())
     print(f"{name}: certified accuracy at L2 radius {acc} ({len(records)} images) -> {out}", file=sys.stderr)
 
 

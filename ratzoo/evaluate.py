@@ -46,7 +46,7 @@ from torch import nn
 
 from . import cli
 from ._io import write_json
-from .attacks import ALIASES, ATTACKS, attack_arguments, make_attack, parse_budget
+from .attacks import ALIASES, ATTACKS, make_attack, parse_budget
 from .attacks.apgd import NORMS, canonical_norm
 from .attacks.base import EOT_SAMPLES, check_budget
 from .geometry import IMAGE_DIM
@@ -307,125 +307,6 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return rec
 
 
-# --------------------------------------------------------------------------- sanity checks
-# Carlini et al. 2019, "On evaluating adversarial robustness" (arXiv:1902.06705), Sec. 5.
-
-
-def _half_width(rec: dict[str, Any]) -> float:
-    lo, hi = rec["robust_accuracy_ci95"]
-    return (hi - lo) / 2
-
-
-def check_monotone(points: Sequence[dict[str, Any]], key: str = "eps") -> dict[str, Any]:
-    """Robust accuracy must not increase with the budget (within noise).
-
-    Points are sorted by ``params[key]``; a violation is an increase larger than the
-    95% CI half-width of the smaller-budget point.
-    """
-    pts = sorted(points, key=lambda r: r["params"].get(key) or 0.0)
-    bad = []
-    for a, b in zip(pts, pts[1:]):
-        rise = b["robust_accuracy"] - a["robust_accuracy"]
-        if rise > _half_width(a):
-            bad.append({f"{key}_small": a["params"].get(key), f"{key}_large": b["params"].get(key),
-                        "accuracy_small": a["robust_accuracy"], "accuracy_large": b["robust_accuracy"]})
-    msg = ("robust accuracy is non-increasing in " + key + " (within the 95% CI)") if not bad else (
-        f"robust accuracy INCREASES with {key} beyond the 95% CI at {len(bad)} point(s): a larger budget "
-        "contains every smaller one, so the attack is not finding the worst case (weak or "
-        "noisy attack, gradient masking, or a too small step size); strengthen it")
-    return {"check": f"monotone_in_{key}", "passed": not bad, "violations": bad, "message": msg}
-
-
-def large_budget_eps(attack: str, images: torch.Tensor, norm: str | None = None) -> float:
-    """A budget that contains the whole image cube: 1.0 (Linf) or sqrt(C*H*W) (L2)."""
-    name = ALIASES.get(attack, attack)
-    l2 = (norm or ATTACKS[name].norm) == "L2"
-    return float(math.sqrt(images[0].numel())) if l2 else 1.0
-
-
-def check_large_budget(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attack: str = "pgd-linf", *,
-    seed: int = 0, max_accuracy: float = 0.05, **kwargs: Any,
-) -> dict[str, Any]:
-    """With a budget covering the whole image cube, accuracy must fall to ~0.
-
-    Runs ``attack`` with eps = 1.0 (Linf) or sqrt(d) (L2) (C&W: unbounded, as is) and
-    flags gradient masking when robust accuracy stays above ``max_accuracy``.
-    """
-    name = ALIASES.get(attack, attack)
-    kw = dict(kwargs)
-    kw.pop("eps", None)
-    if name != "cw-l2":
-        kw["eps"] = large_budget_eps(name, images, kw.get("norm"))
-        if name in ("pgd-linf", "pgd-l2", "fgsm", "fgm"):
-            kw.pop("step_size", None)  # default: a fixed fraction of eps
-    rec = evaluate(model, images, labels, attack=name, seed=seed, **kw)
-    ok = rec["robust_accuracy"] <= max_accuracy
-    msg = (f"with eps={kw.get('eps', 'unbounded')} robust accuracy is {rec['robust_accuracy']:.3f} "
-           f"<= {max_accuracy}") if ok else (
-        f"with eps={kw.get('eps', 'unbounded')} (the whole image cube) robust accuracy is still "
-        f"{rec['robust_accuracy']:.3f} > {max_accuracy}: the attack cannot even win when anything is "
-        "allowed, a classic sign of gradient masking or a broken attack; do not trust its numbers")
-    return {"check": "large_budget", "passed": ok, "eps": kw.get("eps"), "robust_accuracy": rec["robust_accuracy"],
-            "robust_accuracy_ci95": rec["robust_accuracy_ci95"], "message": msg}
-
-
-def check_convergence(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, base: dict[str, Any], *,
-    double: Sequence[str] = ("steps", "eot_samples"), **kwargs: Any,
-) -> dict[str, Any]:
-    """Re-run the attack of record ``base`` with ``steps`` and/or ``eot_samples`` doubled.
-
-    Not converged: doubling lowers robust accuracy by more than the base CI half-width
-    (the reported number is an overestimate). Suspicious: doubling *raises* it by more
-    than that (a stronger attack should not do worse).
-    """
-    half = _half_width(base)
-    p = base["params"]
-    decision_samples = kwargs.pop("decision_samples", None) or (
-        base["decision_samples"] if base.get("randomized") else DEFAULT_DECISION_SAMPLES)
-    results = []
-    for what in double:
-        kw = dict(kwargs)
-        if what == "steps":
-            if "steps" not in p:
-                continue
-            kw["steps"] = 2 * p["steps"]
-            kw.setdefault("eot_samples", base.get("eot_samples") or 1)
-        elif what == "eot_samples":
-            if not base.get("randomized"):
-                continue  # a deterministic model has one draw whatever eot_samples says
-            kw["eot_samples"] = 2 * (base.get("eot_samples") or 1)
-            kw.setdefault("steps", p.get("steps"))
-        else:
-            raise ValueError(f"can double 'steps' or 'eot_samples', not {what!r}")
-        accepted = attack_arguments(base["attack"])
-        for k in ("eps", "step_size", "restarts", "search_steps", "initial_const", "kappa", "norm", "lr",
-                  "random_start", "rho", "momentum", "eot_output"):
-            if k in p and k in accepted and k not in kw and p[k] is not None:
-                kw[k] = p[k]
-        rec = evaluate(model, images, labels, attack=base["attack"], seed=base["seed"],
-                       decision_samples=decision_samples, **kw)
-        delta = rec["robust_accuracy"] - base["robust_accuracy"]
-        status = "converged" if abs(delta) <= half else ("not_converged" if delta < 0 else "suspicious_increase")
-        results.append({"doubled": what, "value": kw.get(what), "robust_accuracy": rec["robust_accuracy"],
-                        "delta": delta, "status": status})
-    bad = [r for r in results if r["status"] != "converged"]
-    if not bad:
-        msg = f"doubling {', '.join(r['doubled'] for r in results) or 'nothing'} changed robust accuracy by at most the 95% CI half-width ({half:.3f})"
-    else:
-        parts = []
-        for r in bad:
-            if r["status"] == "not_converged":
-                parts.append(f"doubling {r['doubled']} to {r['value']} LOWERED robust accuracy by {-r['delta']:.3f} "
-                             f"(> {half:.3f}): the attack has not converged, use more {r['doubled']}")
-            else:
-                parts.append(f"doubling {r['doubled']} to {r['value']} RAISED robust accuracy by {r['delta']:.3f} "
-                             f"(> {half:.3f}): a stronger attack should not do worse; suspect noisy gradients or a bug")
-        msg = "; ".join(parts)
-    return {"check": "convergence", "passed": not bad, "runs": results, "ci_half_width": half, "message": msg}
-
-
 # --------------------------------------------------------------------------- CLI
 
 
@@ -570,6 +451,7 @@ def _validate(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
     from .data import describe_source, to_tensor
+    from .sanity import check_convergence, check_large_budget, check_monotone
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""The one schema of a measurement (:class:`Record`) and the paired test between two (:func:`compare`).
+"""The one schema of a measurement (:class:`Record`), its sibling for certificates
+(:class:`CertifyRecord`) and the paired test between two measurements (:func:`compare`).
 
 A record is what :func:`ratzoo.evaluate` (one attack) and :func:`ratzoo.benchmark` (an
 ensemble) write and what ``train.report`` and the demo read. Its JSON form is flat (every
@@ -21,7 +22,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ._io import write_json
 from .stats import Z95, wilson_interval
@@ -184,6 +185,105 @@ class Record:
                          "(measured before ratzoo recorded them): re-measure it to compare it image by image")
 
 
+@dataclasses.dataclass
+class CertifyRecord:
+    """What ``python -m ratzoo.certify`` writes for one model: randomized-smoothing certificates
+    (:func:`ratzoo.certify`) of ``n`` images and the certified accuracy at each L2 radius.
+
+    A sibling of :class:`Record`, not one: a certificate has no attack and no robust accuracy
+    under one, but a certified accuracy per radius. Its JSON form is flat, ``"kind": "certify"``
+    first and then every field in this order; :meth:`from_json` refuses a key the schema does not
+    know and reads a missing one as its default.
+
+    Attributes:
+        model: the model's name. n: images certified (so far, while ``complete`` is false).
+        seed: image ``i`` used the noise seed ``seed * 2^20 + i``.
+        checkpoint, weights_sha256, model_config: what was certified.
+        method: the procedure, in words. noise: ``layer``, ``sigma_min``, ``per_channel``.
+        lipschitz: the first layer's L2 Lipschitz bound (:class:`ratzoo.certify.LipschitzBound`'s
+            ``to_dict``; ``None`` for input noise).
+        params: ``n0``, ``n`` (draws), ``alpha``, ``batch_size``, ``seed``, ``skip``, ``split``.
+        radii: the L2 radii (pixels in [0, 1]) of ``certified_accuracy``.
+        dataset, dataset_id, data: where the images came from.
+        complete: whether every image asked for is certified.
+        certified_accuracy, certified_accuracy_ci95: per radius (``f"{r:g}"``), with its interval
+            (``ci_method``). abstain_rate: the fraction of images the smoothed classifier abstained on.
+        metrics: the same as checkpoint-results metrics (type ``certified_accuracy``).
+        elapsed_s, seconds_per_image, device, threads, versions, command: how it ran.
+        images: per image ``index``, ``label``, ``label_pred`` (-1: abstain), ``correct``,
+            ``radius``, ``feature_radius``, ``p_lower``, ``selected``, ``counts``, ``seconds``.
+    """
+
+    KIND: ClassVar[str] = "certify"
+
+    model: str
+    n: int
+    seed: int | None = None
+    checkpoint: str | None = None
+    weights_sha256: str | None = None
+    model_config: dict[str, Any] | None = None
+    method: str | None = None
+    noise: dict[str, Any] | None = None
+    lipschitz: dict[str, Any] | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    radii: list[float] = dataclasses.field(default_factory=list)
+    dataset: str | None = None
+    dataset_id: str | None = None
+    data: dict[str, Any] | None = None
+    complete: bool = False
+    certified_accuracy: dict[str, float] = dataclasses.field(default_factory=dict)
+    certified_accuracy_ci95: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    ci_method: str | None = None
+    abstain_rate: float | None = None
+    metrics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    elapsed_s: float | None = None
+    seconds_per_image: float | None = None
+    device: str | None = None
+    threads: int | None = None
+    versions: dict[str, str] | None = None
+    command: str | None = None
+    images: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (what ``python -m ratzoo.certify`` writes)."""
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CertifyRecord:
+        """A certificate record from its JSON form.
+
+        Raises:
+            ValueError: not a certify record (no ``"kind": "certify"``, no ``model`` or ``n``),
+                or a key the schema does not know (the message names it).
+        """
+        if not isinstance(data, dict) or data.get("kind") != cls.KIND:
+            raise ValueError(f"not a ratzoo certify record: it needs \"kind\": \"{cls.KIND}\"")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k != "kind" and k not in names]
+        missing = [k for k in ("model", "n") if k not in data]
+        if unknown or missing:
+            raise ValueError("not a ratzoo certify record: " + "; ".join(
+                f"{what} key(s) {', '.join(keys)}" for what, keys in (("unknown", unknown), ("missing", missing))
+                if keys))
+        return cls(**{k: v for k, v in data.items() if k != "kind"})
+
+    @classmethod
+    def load(cls, path: str | Path) -> CertifyRecord:
+        """Read a certify record from a JSON file (a clear error names the file when it is not one)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot read a certify record from {path}: {e}") from None
+        try:
+            return cls.from_json(data)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write the record as JSON (atomically, as the certify CLI has always written it)."""
+        write_json(path, self.to_json(), indent=1)
+
+
 def _json_safe(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
@@ -286,4 +386,4 @@ def compare(a: Record | dict[str, Any], b: Record | dict[str, Any]) -> Compariso
                       (both + only_b) / n, diff, (lo, hi), mcnemar_exact(only_a, only_b))
 
 
-__all__ = ["Comparison", "Record", "compare", "mcnemar_exact", "wilson_interval"]
+__all__ = ["CertifyRecord", "Comparison", "Record", "compare", "mcnemar_exact", "wilson_interval"]

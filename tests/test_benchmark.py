@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import ratzoo
 from ratzoo.judge import derive_seed
 from ratzoo.noise import GaussianNoise
 from ratzoo.record import Record, compare, mcnemar_exact
+from ratzoo.sanity import benchmark_checks
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
@@ -70,7 +72,7 @@ def test_deterministic_model_gets_one_pass_per_step() -> None:
 
     assert rec.params["precision"] == ("bf16" if bf16_is_fast(torch.device("cpu")) else "fp32")
     fp32 = ratzoo.benchmark(base, x, y, "L2", eps=0.1, precision="fp32", **QUICK)
-    assert fp32.params["precision"] == "fp32" and BENCH.leaderboard_entry(fp32)["precision"] == "fp32"
+    assert fp32.params["precision"] == "fp32" and BENCH.leaderboard_entry(fp32).precision == "fp32"
     assert rec.decision_samples == 1 and rec.passes["max_pass"] <= len(x)
 
 
@@ -192,14 +194,14 @@ def test_sanity_checks_flag_a_number_the_attacks_cannot_move(noisy) -> None:
     rec = ratzoo.benchmark(model, x[:16], y[:16], part_size=16, **kw)
     saved: dict[int, dict] = {}
     ratzoo.benchmark(model, x[:16], y[:16], part_size=16, on_part=lambda j, p: saved.__setitem__(j, p), **kw)
-    checks = {c["check"]: c for c in BENCH.sanity_checks(model, x[:16], y[:16], rec, base_part=saved[0], **kw)}
+    checks = {c["check"]: c for c in benchmark_checks(model, x[:16], y[:16], rec, base_part=saved[0], **kw)}
     assert set(checks) == {"large_budget", "double_steps", "double_eot_samples"}
     assert checks["large_budget"]["passed"] and checks["large_budget"]["robust_accuracy"] <= 0.05
     assert all("delta" in checks[c] and "ci_half_width" in checks[c] for c in ("double_steps", "double_eot_samples"))
     blind = _Constant(int(y[0])).eval()
     brec = ratzoo.benchmark(blind, x[:16], y[:16], part_size=16, **kw)
     assert brec.robust_accuracy == brec.clean_accuracy > 0.05  # nothing moves it
-    bchecks = {c["check"]: c for c in BENCH.sanity_checks(blind, x[:16], y[:16], brec, **kw)}
+    bchecks = {c["check"]: c for c in benchmark_checks(blind, x[:16], y[:16], brec, **kw)}
     assert not bchecks["large_budget"]["passed"] and "gradient masking" in bchecks["large_budget"]["message"]
     assert "double_eot_samples" not in bchecks  # a deterministic model has no draws to double
 
@@ -486,12 +488,31 @@ def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
     entries = leaderboard.entries()
     assert readme == leaderboard.fill(readme, entries), "run python -m train.leaderboard"
-    assert "took 1.5 core-hours" in leaderboard.cost([{"seconds": 3600.0}, {"seconds": 1800.0}, {"seconds": None}])
+    timed = [dataclasses.replace(entries[0], seconds=s) for s in (3600.0, 1800.0, None)]
+    assert "took 1.5 core-hours" in leaderboard.cost(timed)
     for e in entries:  # every entry is a committed benchmark record's
-        rec = Record.load(REPO_ROOT / e["record"])
-        assert rec.attack == "benchmark" and rec.n == e["n"] and e["threat_model"] == rec.threat_model
-        assert e["robust_acc"] == pytest.approx(100 * rec.robust_accuracy, abs=0.005)
-        assert f"| {e['name']}{'' if leaderboard.ensemble_of(e) == BENCH.ensemble_params() else ' †'} |" in readme
+        rec = Record.load(REPO_ROOT / e.record)
+        assert rec.attack == "benchmark" and rec.n == e.n and e.threat_model == rec.threat_model
+        assert e.robust_acc == pytest.approx(100 * rec.robust_accuracy, abs=0.005)
+        assert f"| {e.name}{'' if leaderboard.ensemble_of(e) == BENCH.ensemble_params() else ' †'} |" in readme
+
+
+def test_every_committed_leaderboard_entry_round_trips_and_a_wrong_key_is_refused(tmp_path) -> None:
+    """The typed entry holds the file byte for byte; an entry with a key too many or too few is
+    refused by name."""
+    path = REPO_ROOT / "checkpoints" / "results" / "leaderboard.json"
+    raw = json.loads(path.read_text())
+    entries = BENCH.load_leaderboard(path)
+    assert len(entries) == len(raw) > 0 and [e.to_json() for e in entries] == raw
+    copy = tmp_path / "board.json"
+    shutil.copy(path, copy)
+    BENCH.update_leaderboard(copy, entries[-1])  # replaces an entry by itself
+    assert copy.read_bytes() == path.read_bytes()
+    with pytest.raises(ValueError, match="unknown key.s. autoattack_acc"):
+        BENCH.LeaderboardEntry.from_json({**raw[0], "autoattack_acc": 50.0})
+    copy.write_text(json.dumps([{k: v for k, v in raw[0].items() if k != "robust_acc_ci95"}]))
+    with pytest.raises(ValueError, match=r"board\.json: .*missing key.s. robust_acc_ci95"):
+        BENCH.load_leaderboard(copy)
 
 
 def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measurement() -> None:
@@ -514,10 +535,10 @@ def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measure
         for n in d["zoo"]:  # a zoo entry implements what it claims to
             e = zoo.entries().get(n)
             assert e is None or e.defense is None or e.defense["name"] == d["defense"], n
-    base = next(e for e in entries if e["name"] == "at")  # a defense entry, made up from at's record
-    fake = {**base, "name": "sap_at"}
+    base = next(e for e in entries if e.name == "at")  # a defense entry, made up from at's record
+    fake = dataclasses.replace(base, name="sap_at")
     row = leaderboard.paired(fake, [base, fake], zoo.entries())
-    c = compare(Record.load(REPO_ROOT / base["record"]), Record.load(REPO_ROOT / base["record"]))
+    c = compare(Record.load(REPO_ROOT / base.record), Record.load(REPO_ROOT / base.record))
     assert row.startswith(f"`at` {100 * c.accuracy_b:.1f} % on the same {c.n} images: 0 robust only with")
     assert leaderboard.paired(base, [base], zoo.entries()) == "(a trained model: no base)"
 
@@ -526,10 +547,9 @@ def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:
     """Entries of the ensemble before the cascade are marked and their attacks said apart."""
     from train import leaderboard
 
-    old = {"name": "old", "threat_model": "Linf", "eps": 8 / 255, "randomness": "per-sample", "clean_acc": 80.0,
-           "robust_acc": 40.0, "robust_acc_ci95": [37.0, 43.0], "single_draw_acc": 45.0, "n": 1000,
-           "eot_samples": 20, "decision_samples": 100, "seconds": 1.0, "steps": 100, "n_target_classes": 9}
-    new = {**old, "name": "new", "ensemble_params": BENCH.ensemble_params()}
+    entry = BENCH.load_leaderboard(REPO_ROOT / "checkpoints" / "results" / "leaderboard.json")[0]
+    old = dataclasses.replace(entry, name="old", eot_samples=20, steps=100, n_target_classes=9, ensemble_params=None)
+    new = dataclasses.replace(old, name="new", ensemble_params=BENCH.ensemble_params())
     block = leaderboard.block([old, new])
     assert "| old † |" in block and "| new |" in block
     assert BENCH.describe_ensemble(BENCH.ensemble_params()) in block

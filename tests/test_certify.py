@@ -28,6 +28,9 @@ from ratzoo.certify import (
     predict,
     spectral_norm,
 )
+from ratzoo.record import CertifyRecord
+
+from conftest import REPO_ROOT
 
 PHI = statistics.NormalDist()
 
@@ -346,9 +349,30 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     assert rec["lipschitz"]["value"] >= rec["lipschitz"]["power_iteration"] > 0
     assert rec["noise"]["per_channel"] and rec["versions"]["torch"] == torch.__version__
     # same seed -> same per-image result; --resume keeps what is there
+    assert list(rec) == list(CertifyRecord(model="m", n=0).to_json())  # the typed record, every key in order
     first = rec["images"]
     subprocess.run(cmd + ["--resume"], env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
     assert json.loads(out.read_text())["images"] == first
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "checkpoints" / "results").glob("certify_*.json")),
+                         ids=lambda p: p.stem)
+def test_every_committed_certificate_loads_and_is_written_back_byte_for_byte(path: Path, tmp_path: Path) -> None:
+    rec = CertifyRecord.load(path)
+    assert rec.n == len(rec.images) > 0 and rec.complete and set(rec.certified_accuracy) == {f"{r:g}" for r in rec.radii}
+    rec.save(tmp_path / path.name)
+    assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
+def test_a_certificate_with_a_key_the_schema_does_not_know_is_refused() -> None:
+    data = CertifyRecord(model="m", n=0).to_json()
+    assert CertifyRecord.from_json(data) == CertifyRecord(model="m", n=0)
+    with pytest.raises(ValueError, match="unknown key.s. radius_max"):
+        CertifyRecord.from_json({**data, "radius_max": 1.0})
+    with pytest.raises(ValueError, match="missing key.s. model"):
+        CertifyRecord.from_json({k: v for k, v in data.items() if k != "model"})
+    with pytest.raises(ValueError, match="not a ratzoo certify record"):
+        CertifyRecord.from_json({**data, "kind": "benchmark"})
 
 
 @pytest.mark.parametrize("text", ["nan", "0,nan", "-0.1", "0,inf", "x", ""])

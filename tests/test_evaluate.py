@@ -12,7 +12,9 @@ import torch
 from torch import nn
 
 import ratzoo
-from ratzoo.evaluate import check_large_budget, check_monotone, evaluate, main, wilson_interval
+from ratzoo import sanity
+from ratzoo.evaluate import evaluate, main, wilson_interval
+from ratzoo.sanity import check_large_budget, check_monotone
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
@@ -175,14 +177,14 @@ def test_convergence_check_logic(monkeypatch) -> None:
         acc = 0.5 - (0.2 if kw["steps"] == 20 else 0.0) + (0.15 if kw["eot_samples"] == 10 else 0.0)
         return {"robust_accuracy": acc}
 
-    monkeypatch.setattr(ev, "evaluate", fake)
-    out = ev.check_convergence(None, None, None, base)
+    monkeypatch.setattr(sanity, "evaluate", fake)
+    out = sanity.check_convergence(None, None, None, base)
     status = {r["doubled"]: r["status"] for r in out["runs"]}
     assert status == {"steps": "not_converged", "eot_samples": "suspicious_increase"}
     assert not out["passed"] and "has not converged" in out["message"]
 
-    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: {"robust_accuracy": 0.47})
-    assert ev.check_convergence(None, None, None, base)["passed"]
+    monkeypatch.setattr(sanity, "evaluate", lambda *a, **k: {"robust_accuracy": 0.47})
+    assert sanity.check_convergence(None, None, None, base)["passed"]
 
 
 # --------------------------------------------------------------------------- CLI

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ratzoo.record import CertifyRecord
 from train import blocks, cards, findings, metrics, report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,12 +161,12 @@ def test_cards_match_results_json():
 # --------------------------------------------------------------------------- paper comparison and certificates
 
 
-def _cert_record(acc: dict[str, float], n: int = 4) -> dict:
-    return {"kind": "certify", "n": n, "complete": True, "params": {"n": 1000, "n0": 100, "alpha": 0.001},
-            "noise": {"layer": 1, "sigma_min": 0.5}, "lipschitz": {"value": 20.0}, "certified_accuracy": acc,
-            "certified_accuracy_ci95": {r: [0.0, 1.0] for r in acc}, "seconds_per_image": 2.5,
-            "images": [{"correct": True, "radius": 0.03}, {"correct": True, "radius": 0.01},
-                       {"correct": False, "radius": 0.2}, {"correct": True, "radius": 0.0}]}
+def _cert_record(acc: dict[str, float], n: int = 4) -> CertifyRecord:
+    return CertifyRecord(model="m", n=n, complete=True, params={"n": 1000, "n0": 100, "alpha": 0.001},
+                         noise={"layer": 1, "sigma_min": 0.5}, lipschitz={"value": 20.0}, certified_accuracy=acc,
+                         certified_accuracy_ci95={r: [0.0, 1.0] for r in acc}, seconds_per_image=2.5,
+                         images=[{"correct": True, "radius": 0.03}, {"correct": True, "radius": 0.01},
+                                 {"correct": False, "radius": 0.2}, {"correct": True, "radius": 0.0}])
 
 
 def test_paper_and_certify_tables_round_trip(tmp_path):

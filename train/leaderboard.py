@@ -9,12 +9,13 @@ Entries are added by ``python -m ratzoo.benchmark ... --leaderboard checkpoints/
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
 from pathlib import Path
 
 from ratzoo import DEFAULT_DECISION_SAMPLES, Record, compare, zoo
-from ratzoo.benchmark import DEFAULT_EOT, describe_ensemble, ensemble_params, eps_text, leaderboard_markdown
+from ratzoo.benchmark import (DEFAULT_EOT, LeaderboardEntry, describe_ensemble, ensemble_params, eps_text,
+                              leaderboard_markdown, load_leaderboard)
 from train.blocks import replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs" / "leaderboard.md"
 START, END = "<!-- leaderboard -->", "<!-- /leaderboard -->"
 
-def rule(entries: list[dict]) -> str:
+def rule(entries: list[LeaderboardEntry]) -> str:
     """The decision rule and today's attacks, then those of any older ensemble an entry ran
     (such entries are marked with a dagger in the table)."""
     today = describe_ensemble(ensemble_params())
@@ -36,29 +37,29 @@ def rule(entries: list[dict]) -> str:
             "test images, the first n.")
 
 
-def ensemble_of(entry: dict) -> dict:
+def ensemble_of(entry: LeaderboardEntry) -> dict:
     """The entry's ``ensemble_params``; entries written before they were stored ran the full APGD-T."""
-    return entry.get("ensemble_params") or {"steps": entry["steps"], "eot_samples": DEFAULT_EOT,
-                                            "n_target_classes": entry["n_target_classes"]}
+    return entry.ensemble_params or {"steps": entry.steps, "eot_samples": DEFAULT_EOT,
+                                     "n_target_classes": entry.n_target_classes}
 
 
-def block(entries: list[dict]) -> str:
+def block(entries: list[LeaderboardEntry]) -> str:
     """The Markdown between the markers."""
     if not entries:
         return rule(entries) + "\n\nNo model has been benchmarked yet: `bash train/benchmark_zoo.sh`."
     today = ensemble_params()
-    marked = [{**e, "name": e["name"] + (" †" if ensemble_of(e) != today else "")} for e in entries]
+    marked = [dataclasses.replace(e, name=e.name + (" †" if ensemble_of(e) != today else "")) for e in entries]
     return rule(entries) + "\n\n" + leaderboard_markdown(marked) + "\n\n" + cost(entries)
 
 
-def cost(entries: list[dict]) -> str:
+def cost(entries: list[LeaderboardEntry]) -> str:
     """What measuring the entries took, summed from their records' seconds (one thread each)."""
-    hours = sum(e.get("seconds") or 0.0 for e in entries) / 3600
+    hours = sum(e.seconds or 0.0 for e in entries) / 3600
     return (f"Measuring these {len(entries)} entries took {hours:.1f} core-hours (the sum of their records' "
             "seconds; `train/benchmark_zoo.sh` runs one thread per process).")
 
 
-def fill(readme: str, entries: list[dict]) -> str:
+def fill(readme: str, entries: list[LeaderboardEntry]) -> str:
     """``readme`` with its leaderboard block regenerated (:func:`train.blocks.replace_block`).
 
     Raises:
@@ -67,11 +68,11 @@ def fill(readme: str, entries: list[dict]) -> str:
     return replace_block(readme, START, END, block(entries), README)
 
 
-def entries(path: Path = LEADERBOARD) -> list[dict]:
-    return json.loads(path.read_text()) if path.exists() else []
+def entries(path: Path = LEADERBOARD) -> list[LeaderboardEntry]:
+    return load_leaderboard(path)
 
 
-def claimed_vs_measured(entries: list[dict]) -> str:
+def claimed_vs_measured(entries: list[LeaderboardEntry]) -> str:
     """Per defense of the literature (``ratzoo.zoo.literature``; R.N.'s numbers from the RAT
     paper's Table 2): what was published on it, then the zoo's measurement of each entry
     implementing it, with the paired test against the entry's base model."""
@@ -87,7 +88,7 @@ def claimed_vs_measured(entries: list[dict]) -> str:
         out += [f"- **{c['who']}** ({c['setting']}): {c['claim']}. *Differs from ours:* {c['differs']}. "
                 f"[source]({c['source']})" for c in d["claims"]]
         names = [n for n in d["zoo"] if n in registry]
-        measured = [e for e in entries if e["name"] in names]
+        measured = [e for e in entries if e.name in names]
         if not names:
             out.append(f"\nNot in the zoo yet (planned: {', '.join(f'`{n}`' for n in d['zoo'])}).\n")
             continue
@@ -98,26 +99,26 @@ def claimed_vs_measured(entries: list[dict]) -> str:
         out += ["", "| zoo entry | threat model | n | robust % [95 % CI] | one draw % | paired against its base model |",
                 "|---|---|---|---|---|---|"]
         for e in measured:
-            ci = e["robust_acc_ci95"]
-            out.append(f"| `{e['name']}` | {e['threat_model']} {eps_text(e['threat_model'], e['eps'])} | {e['n']} | "
-                       f"{e['robust_acc']:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | {e['single_draw_acc']:.1f} | "
+            ci = e.robust_acc_ci95
+            out.append(f"| `{e.name}` | {e.threat_model} {eps_text(e.threat_model, e.eps)} | {e.n} | "
+                       f"{e.robust_acc:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | {e.single_draw_acc:.1f} | "
                        f"{paired(e, entries, registry)} |")
         out.append("")
     return "\n".join(out)
 
 
-def paired(entry: dict, entries: list[dict], registry: dict) -> str:
+def paired(entry: LeaderboardEntry, entries: list[LeaderboardEntry], registry: dict) -> str:
     """The exact McNemar test of ``entry`` against its base model's entry under the same threat."""
-    base = registry[entry["name"]].base
-    other = next((e for e in entries if e["name"] == base and e["threat_model"] == entry["threat_model"]), None)
+    base = registry[entry.name].base
+    other = next((e for e in entries if e.name == base and e.threat_model == entry.threat_model), None)
     if base is None or other is None:
         return "no base model measured" if base else "(a trained model: no base)"
-    c = compare(Record.load(ROOT / entry["record"]), Record.load(ROOT / other["record"]))
+    c = compare(Record.load(ROOT / entry.record), Record.load(ROOT / other.record))
     return (f"`{base}` {100 * c.accuracy_b:.1f} % on the same {c.n} images: {c.only_a} robust only with the "
             f"defense, {c.only_b} only without; exact McNemar p = {c.p_value:.2g}")
 
 
-def docs_page(entries: list[dict]) -> str:
+def docs_page(entries: list[LeaderboardEntry]) -> str:
     """``docs/leaderboard.md``: the leaderboard, then each literature defense's claims beside our numbers."""
     return ("# Leaderboard\n\n<!-- generated by `python -m train.leaderboard` from "
             "checkpoints/results/leaderboard.json, its records and ratzoo/zoo.json's claims: do not edit -->\n\n"

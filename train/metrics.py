@@ -19,7 +19,7 @@ import torch
 from ratzoo import zoo
 from ratzoo.benchmark import THREAT_MODELS, eps_text
 from ratzoo.evaluate import accuracy_at_thresholds
-from ratzoo.record import Record, compare
+from ratzoo.record import CertifyRecord, Record, compare
 from ratzoo.stats import wilson_interval
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -55,13 +55,13 @@ def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict
     return out
 
 
-def load_certificates(folder: Path = RESULTS) -> dict[str, dict[str, Any]]:
+def load_certificates(folder: Path = RESULTS) -> dict[str, CertifyRecord]:
     """``certify_<model>.json`` records (``python -m ratzoo.certify``), by model name."""
     out = {}
     for path in sorted(folder.glob("certify_*.json")):
         rec = json.loads(path.read_text())
-        if rec.get("kind") == "certify":
-            out[path.stem.split("_", 1)[1]] = rec
+        if rec.get("kind") == CertifyRecord.KIND:
+            out[path.stem.split("_", 1)[1]] = CertifyRecord.from_json(rec)
     return out
 
 
@@ -197,18 +197,18 @@ def _fig5_norms(rec: dict[str, Any]) -> list[float | None] | None:
     return [v for v, f in zip(norms, fooled) if f]
 
 
-def certified_summary(rec: dict[str, Any]) -> dict[str, Any]:
+def certified_summary(rec: CertifyRecord) -> dict[str, Any]:
     """What results.json keeps of a certification record (not the per-image list)."""
-    lip = rec.get("lipschitz") or {}
-    params = rec.get("params", {})
-    return {"n": rec["n"], "complete": rec.get("complete"), "draws": params.get("n"), "n0": params.get("n0"),
-            "alpha": params.get("alpha"), "sigma_min": rec["noise"]["sigma_min"], "noise_layer": rec["noise"]["layer"],
-            "lipschitz": lip.get("value"), "accuracy_at": rec["certified_accuracy"],
-            "ci95": rec.get("certified_accuracy_ci95"), "ci_method": rec.get("ci_method"),
-            "abstain_rate": rec.get("abstain_rate"), "seconds_per_image": rec.get("seconds_per_image"),
-            "threads": rec.get("threads"), "command": rec.get("command"),
-            "median_radius_correct": _median_or_none([r["radius"] for r in rec.get("images", []) if r.get("correct")]),
-            "radius_ceiling": radius_ceiling(rec["noise"]["sigma_min"], lip.get("value"), params.get("n"),
+    lip = rec.lipschitz or {}
+    params = rec.params
+    return {"n": rec.n, "complete": rec.complete, "draws": params.get("n"), "n0": params.get("n0"),
+            "alpha": params.get("alpha"), "sigma_min": rec.noise["sigma_min"], "noise_layer": rec.noise["layer"],
+            "lipschitz": lip.get("value"), "accuracy_at": rec.certified_accuracy,
+            "ci95": rec.certified_accuracy_ci95, "ci_method": rec.ci_method,
+            "abstain_rate": rec.abstain_rate, "seconds_per_image": rec.seconds_per_image,
+            "threads": rec.threads, "command": rec.command,
+            "median_radius_correct": _median_or_none([r["radius"] for r in rec.images if r.get("correct")]),
+            "radius_ceiling": radius_ceiling(rec.noise["sigma_min"], lip.get("value"), params.get("n"),
                                              params.get("alpha"))}
 
 
@@ -239,7 +239,7 @@ def elapsed_minutes(recs: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def build_results(records: dict[str, dict[str, dict[str, Any]]],
-                  certificates: dict[str, dict[str, Any]] | None = None,
+                  certificates: dict[str, CertifyRecord] | None = None,
                   benchmarks: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     certificates = certificates or {}
     models = {}
@@ -247,7 +247,9 @@ def build_results(records: dict[str, dict[str, dict[str, Any]]],
         if name not in records and name not in certificates:
             continue
         recs = records.get(name, {})
-        any_rec = next(iter(recs.values()), certificates.get(name, {}))
+        any_rec = next(iter(recs.values()), None)
+        if any_rec is None:  # certified before any attack was measured
+            any_rec = certificates[name].to_json()
         models[name] = {"table": table_metrics(recs) + benchmark_metrics(name, benchmarks or {}), **sweeps(recs),
                         "randomized": any_rec.get("randomized", True if name in certificates else None), "model_config": any_rec.get("model_config"),
                         "elapsed_minutes": elapsed_minutes(recs)}
