@@ -279,3 +279,21 @@ def test_a_callable_that_needs_arguments_is_refused_in_words(tmp_path, monkeypat
     with pytest.raises(TypeError):  # the user's bug, left as Python raised it
         load_model_spec("argdefense:broken")
     assert isinstance(load_model_spec("argdefense:ok"), torch.nn.Linear)
+
+
+def test_own_per_call_noise_beside_per_sample_noise_needs_separate_calls(trained) -> None:
+    from ratzoo.noise import NoiseSource
+
+    class SharedOwn(NoiseSource):
+        per_sample = False
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 0.1 * self._randn(x[:1]) if self.enabled else x
+
+    base, x, _ = trained
+    model = nn.Sequential(base[0], GaussianNoise(3, 0.1), SharedOwn(), *base[1:]).eval()
+    assert randomness_of(model, x).kind == PER_CALL
+    model[1].enabled = False
+    assert randomness_of(model, x).kind == PER_CALL
+    model[1].enabled, model[2].enabled = True, False
+    assert randomness_of(model, x).kind == PER_SAMPLE
