@@ -81,12 +81,17 @@ def model_card(config: dict[str, Any], info: MixinInfo, *, repo_id: str | None =
         model_name=f"ratzoo-{name}",
         eval_results=_eval_results(f"ratzoo-{name}", results) or None,
     )
-    noise = (
-        "none (deterministic)"
-        if model["noise_kind"] == "none"
-        else f"{model['noise_kind']} Gaussian, sigma={model['noise_sigma']}, "
-        f"{'on the input pixels' if model['noise_layer'] == 0 else 'after the first layer'}"
-    )
+    if model["noise_kind"] == "none":
+        noise = "none (deterministic)"
+    elif model["noise_kind"] == "rse":
+        noise = (f"RSE (Liu et al. 2018): Gaussian, sigma={model['noise_sigma']} on the input pixels and "
+                 f"{model['noise_inner']} before every other convolution")
+    elif model["noise_kind"] == "pni":
+        noise = (f"PNI-W (Rakin et al. 2019): every convolution's and the head's weights W + alpha * N(0, std(W)^2), "
+                 f"alpha learned per layer from {model['noise_sigma']}, one draw per call")
+    else:
+        noise = (f"{model['noise_kind']} Gaussian, sigma={model['noise_sigma']}, "
+                 f"{'on the input pixels' if model['noise_layer'] == 0 else 'after the first layer'}")
     body = [
         f"# ratzoo-{name}",
         "",

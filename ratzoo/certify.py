@@ -29,6 +29,11 @@ N(0, s_min^2 I)``, has ``Phi^-1(p_c)`` ``1/s_min``-Lipschitz (Salman et al., Neu
 ``p_c`` is exactly the vote probability we estimate, ``pA_lower > 1/2`` certifies the
 radius ``s_min * Phi^-1(pA_lower)``.
 
+RSE (``noise_kind == "rse"``) is certified by its input noise, the same argument: its inner
+noise, drawn independently of the input noise, is part of the base classifier ``f'``. PNI's
+noise is on the weights, not an additive Gaussian on the input or the features: no
+certificate here covers it, and :func:`certify` refuses it.
+
 Radii are in the units of the images ratzoo models take: pixels in [0, 1], L2 norm over
 the whole ``(3, H, W)`` image (the same units as the L2 attacks' ``eps``).
 
@@ -424,13 +429,23 @@ def _smoothing_setup(model: nn.Module) -> tuple[float, int]:
         raise TypeError(
             f"certify needs a ratzoo model (RandomizedClassifier, e.g. from ratzoo.load), got {type(model).__name__}"
         )
+    if getattr(config, "noise_kind", None) == "pni":
+        raise ValueError(
+            "this is a PNI model: its noise is on the weights (one draw per call, shared by the batch), not a Gaussian "
+            "added to the input or to the first layer's features, so randomized smoothing's certificate does not apply; "
+            "measure it with an attack instead (ratzoo.benchmark)"
+        )
     mods = noise_modules(model)
     if not mods or not noise_enabled(model):
         raise ValueError(
             "this model is deterministic (no noise, or its noise switched off with noise_control): "
-            "randomized smoothing certifies noisy models only (noise_kind 'fixed' or 'learned')"
+            "randomized smoothing certifies noisy models only (noise_kind 'fixed', 'learned' or 'rse')"
         )
-    if len(mods) != 1:
+    smoothing = model.noise
+    if getattr(config, "noise_kind", None) == "rse":
+        if smoothing is None or not smoothing.enabled:
+            raise ValueError("RSE is certified by its input noise, which is switched off; switch it on (noise_control)")
+    elif len(mods) != 1:
         raise ValueError(f"expected one noise module, found {len(mods)}")
     if any(m.training for m in model.modules()):
         raise ValueError(
@@ -438,7 +453,7 @@ def _smoothing_setup(model: nn.Module) -> tuple[float, int]:
             "draws would not be independent and the first layer not a fixed map. Call model.eval() first "
             "(the noise stays on: ratzoo switches it with noise_control, not with eval())"
         )
-    return mods[0].min_sigma(), int(config.noise_layer)
+    return smoothing.min_sigma(), int(config.noise_layer)
 
 
 @torch.no_grad()
@@ -479,7 +494,8 @@ def certify(
     """Certified L2 radius of each image under the model's own noise (Cohen's CERTIFY).
 
     Args:
-        model: a noisy ratzoo model in ``eval()`` mode, noise on (``noise_layer`` 0 or 1).
+        model: a noisy ratzoo model in ``eval()`` mode, noise on (``noise_layer`` 0 or 1, or RSE;
+            PNI is refused).
         x: ``(N, 3, H, W)`` float images in [0, 1].
         n0: draws used to select the candidate class (default 100).
         n: draws used to lower-bound its probability (default 100,000).
@@ -497,7 +513,7 @@ def certify(
 
     Raises:
         TypeError: not a ratzoo model.
-        ValueError: deterministic model, training mode, bad sampling parameters.
+        ValueError: deterministic model, PNI model, training mode, bad sampling parameters.
 
     >>> model = ratzoo.load("rat")
     >>> certs = certify(model, images[:2], n=10_000, seed=0)

@@ -1,10 +1,11 @@
-"""Gaussian noise injection, switched by its own flag (never by ``module.training``).
+"""Noise injection, switched by its own flag (never by ``module.training``).
 
 A randomized network (the paper's Definition 2) adds ``b ~ N(0, sigma^2 I)`` to the
-activations of one layer, at training *and* inference time. The switch lives on the
-:class:`GaussianNoise` module itself (``enabled``) and is driven by
-:func:`noise_control`, so ``model.eval()`` can never silently turn a randomized model
-into a deterministic one.
+activations of one layer, at training *and* inference time (:class:`GaussianNoise`; RSE puts
+one before every convolution). PNI instead draws noisy weights (:class:`WeightNoise`). Every
+such module is a :class:`NoiseSource`: the switch lives on the module itself (``enabled``)
+and is driven by :func:`noise_control`, so ``model.eval()`` can never silently turn a
+randomized model into a deterministic one.
 """
 
 from __future__ import annotations
@@ -16,10 +17,40 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-NOISE_KINDS = ("none", "fixed", "learned")
+# a model's noise (ModelConfig.noise_kind): GaussianNoise's two kinds, RSE's and PNI's
+NOISE_KINDS = ("none", "fixed", "learned", "rse", "pni")
 
 
-class GaussianNoise(nn.Module):
+class NoiseSource(nn.Module):
+    """What every ratzoo noise module has: its switch, its generator, and how a batch shares a draw.
+
+    Attributes:
+        enabled: the noise switch (default True). Set it with :func:`noise_control`.
+        generator: if set, noise is drawn from this ``torch.Generator`` (reproducible).
+        per_sample: True when every image of a batch gets its own draw; False when one draw
+            per call is shared by the batch (:mod:`ratzoo.randomness` then makes K draws as K
+            calls).
+    """
+
+    per_sample: bool = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled: bool = True
+        self.generator: torch.Generator | None = None
+
+    def _randn(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise of ``like``'s shape, device and dtype, from ``generator``."""
+        gen = self.generator
+        if gen is not None and gen.device != like.device:
+            raise RuntimeError(
+                f"the noise generator lives on {gen.device} but the tensor it perturbs is on "
+                f"{like.device}; enter noise_control(model, seed=...) after moving the model"
+            )
+        return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
+
+
+class GaussianNoise(NoiseSource):
     """Adds zero-mean Gaussian noise with standard deviation ``sigma``.
 
     Args:
@@ -32,10 +63,8 @@ class GaussianNoise(nn.Module):
     it strictly positive whatever the optimizer does, and gradient steps act on the
     scale multiplicatively, which suits a quantity whose useful range spans decades.
     The noise is reparametrized (``x + sigma * eps``), so ``sigma`` receives a gradient.
-
-    Attributes:
-        enabled: the noise switch (default True). Set it with :func:`noise_control`.
-        generator: if set, noise is drawn from this ``torch.Generator`` (reproducible).
+    Every image of a batch gets its own draw (``per_sample``); ``enabled`` and ``generator``
+    as in :class:`NoiseSource`.
     """
 
     def __init__(self, channels: int, sigma: float, kind: str = "fixed") -> None:
@@ -50,8 +79,6 @@ class GaussianNoise(nn.Module):
             self.log_sigma = nn.Parameter(torch.full((channels,), math.log(sigma)))
         else:
             self.register_buffer("_sigma", torch.tensor(float(sigma)), persistent=False)
-        self.enabled: bool = True
-        self.generator: torch.Generator | None = None
 
     @property
     def sigma(self) -> torch.Tensor:
@@ -67,13 +94,7 @@ class GaussianNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return x
-        gen = self.generator
-        if gen is not None and gen.device != x.device:
-            raise RuntimeError(
-                f"the noise generator lives on {gen.device} but the activations are on "
-                f"{x.device}; enter noise_control(model, seed=...) after moving the model"
-            )
-        eps = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+        eps = self._randn(x)
         sigma = self.sigma.to(x.dtype)
         if sigma.dim() == 1:
             sigma = sigma.view(1, -1, *([1] * (x.dim() - 2)))
@@ -83,9 +104,40 @@ class GaussianNoise(nn.Module):
         return f"kind={self.kind}, sigma={self.sigma.detach().mean().item():.4g}, channels={self.channels}"
 
 
-def noise_modules(model: nn.Module) -> list[GaussianNoise]:
-    """All :class:`GaussianNoise` modules of ``model`` (empty for a deterministic model)."""
-    return [m for m in model.modules() if isinstance(m, GaussianNoise)]
+class WeightNoise(NoiseSource):
+    """PNI-W's noisy weights (Rakin et al., CVPR 2019, "Parametric Noise Injection"):
+    ``W + alpha * eta`` with ``eta ~ N(0, std(W)^2)``.
+
+    Args:
+        alpha: the initial noise scale (the paper's 0.25), learned: an ``nn.Parameter`` of
+            shape ``()``, trained with the weights (and, as in the paper, without weight decay).
+
+    ``std(W)`` is the standard deviation of all of the layer's weights, detached (the paper's
+    code computes it without gradient), so ``alpha`` alone sets how loud the noise is relative
+    to the weights, and receives the gradient ``sum(dL/dW' * eta)``. One draw per call, shared
+    by the whole batch (``per_sample = False``): K draws of an image are K calls.
+    """
+
+    per_sample = False
+
+    def __init__(self, alpha: float) -> None:
+        super().__init__()
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"weight noise alpha must be a positive number, got {alpha!r}")
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return weight
+        return weight + self.alpha.to(weight.dtype) * weight.detach().std() * self._randn(weight)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha.item():.4g}, one draw per call"
+
+
+def noise_modules(model: nn.Module) -> list[NoiseSource]:
+    """All of ratzoo's noise modules (:class:`NoiseSource`) in ``model`` (empty for a deterministic model)."""
+    return [m for m in model.modules() if isinstance(m, NoiseSource)]
 
 
 def noise_enabled(model: nn.Module) -> bool:
@@ -106,7 +158,7 @@ def noise_control(
     """Temporarily switch a model's noise on/off and/or make it reproducible.
 
     Args:
-        model: any module; its :class:`GaussianNoise` children are affected.
+        model: any module; its noise modules (:class:`NoiseSource`) are affected.
         enabled: ``True``/``False`` to switch the noise on/off, ``None`` to leave it.
         seed: draw the noise from a fresh generator seeded with ``seed``.
         generator: draw the noise from this generator (exclusive with ``seed``).

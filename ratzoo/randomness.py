@@ -10,18 +10,20 @@ kind               what the probe sees                                         h
 =================  ==========================================================  ====================================
 ``deterministic``  every output identical                                      one pass (K is ignored)
 ``per-sample``     copies of one image *inside one batch* get different        the batch repeated K times, one pass
-                   outputs (noise of the batch's shape: RAT, PNI, dropout)
+                   outputs (noise of the batch's shape: RAT, RSE, dropout)
 ``per-call``       copies inside one call agree, separate calls differ (one    K separate calls (never K copies of
-                   draw shared by the whole batch: random resizing, a noise    one draw, which would average one
-                   tensor of batch size 1)                                     draw K times)
+                   draw shared by the whole batch: random resizing, PNI's      one draw, which would average one
+                   noisy weights, a noise tensor of batch size 1)              draw K times)
 =================  ==========================================================  ====================================
 
 This is AutoAttack's randomness check (``checks.check_randomized``, which compares two
 forward passes) refined: AutoAttack only warns, ratzoo also tells a per-call model from a
 per-sample one, because batching copies is exactly the mistake for the former.
 
-ratzoo's own :class:`~ratzoo.noise.GaussianNoise` modules are known without probing (they
-draw per sample, from a seeded ``torch.Generator``: the exact, reproducible path). Any
+ratzoo's own noise modules (:class:`~ratzoo.noise.NoiseSource`) are known without probing:
+each says whether it draws per sample (:class:`~ratzoo.noise.GaussianNoise`) or once per call
+(:class:`~ratzoo.noise.WeightNoise`, PNI's), and draws from a seeded ``torch.Generator`` (the
+exact, reproducible path). Any
 *other* randomness is drawn from torch's global RNG; :func:`draw_scope` forks that RNG and
 seeds it, so a seeded evaluation of a foreign randomized model repeats too. Whether that
 worked (randomness from numpy or Python's ``random`` does not follow torch's seed) is
@@ -45,7 +47,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .noise import noise_control, noise_enabled
+from .noise import noise_control, noise_modules
 
 DETERMINISTIC, PER_SAMPLE, PER_CALL = "deterministic", "per-sample", "per-call"
 KINDS = (DETERMINISTIC, PER_SAMPLE, PER_CALL)
@@ -157,13 +159,14 @@ def randomness_of(model: nn.Module, x: torch.Tensor, override: str | Randomness 
     if key not in per_model:
         per_model[key] = _probe_foreign(model, x[:1].detach())
     kind, seedable = per_model[key]
-    own = noise_enabled(model)
+    own = [m for m in noise_modules(model) if m.enabled]
     if not own:
         return Randomness(kind, "probe" if kind != DETERMINISTIC else "none", seedable, kind != DETERMINISTIC)
+    # one module drawing once per call makes copies in a batch share that draw: separate calls
+    own_kind = PER_SAMPLE if all(m.per_sample for m in own) else PER_CALL
     if kind == DETERMINISTIC:
-        return Randomness(PER_SAMPLE, "ratzoo-noise")
-    # ratzoo's noise is per sample; a per-call draw on top needs separate calls
-    return Randomness(PER_CALL if kind == PER_CALL else PER_SAMPLE, "ratzoo-noise+probe", seedable, True)
+        return Randomness(own_kind, "ratzoo-noise")
+    return Randomness(PER_CALL if PER_CALL in (kind, own_kind) else PER_SAMPLE, "ratzoo-noise+probe", seedable, True)
 
 
 def is_randomized(model: nn.Module, x: torch.Tensor | None = None) -> bool:

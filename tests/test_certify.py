@@ -149,6 +149,27 @@ def test_lipschitz_and_certify_refuse_unsuitable_models() -> None:
         certify(noisy, x, n0=2, n=2)
 
 
+def test_rse_is_certified_by_its_input_noise_and_pni_is_refused() -> None:
+    """RSE smooths with its input noise (std 0.4 on the pixels; its inner noise belongs to the
+    base classifier); PNI's weight noise is no additive Gaussian, so no certificate applies."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 8)
+    rse = ratzoo.build_model(width=2, noise_kind="rse", noise_sigma=0.4, noise_inner=0.1, noise_layer=0).eval()
+    certs = certify(rse, x, n0=10, n=200, seed=0)
+    assert not all(c.abstained for c in certs)
+    for c in certs:
+        assert c.sigma == pytest.approx(0.4) and c.lipschitz == 1.0 and c.radius == c.feature_radius
+        if not c.abstained:
+            assert c.radius == pytest.approx(0.4 * PHI.inv_cdf(c.p_lower))
+    rse.noise.enabled = False  # the inner noise alone smooths nothing the certificate knows
+    with pytest.raises(ValueError, match="input noise, which is switched off"):
+        certify(rse, x, n0=2, n=2)
+    pni = ratzoo.build_model(width=2, noise_kind="pni", noise_sigma=0.25).eval()
+    for call in (lambda: certify(pni, x, n0=2, n=2), lambda: predict(pni, x, n=2)):
+        with pytest.raises(ValueError, match="PNI model: its noise is on the weights"):
+            call()
+
+
 # --------------------------------------------------------------------------- exact answers
 
 

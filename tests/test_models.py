@@ -259,3 +259,152 @@ def test_gaussian_noise_validation() -> None:
         GaussianNoise(3, 0.5, kind="none")
     with pytest.raises(ValueError, match="positive number"):
         GaussianNoise(3, 0.0)
+
+
+# --------------------------------------------------------------------------- RSE and PNI
+
+# the presets' values (train/config.py), at a tiny width
+DEFENSE_CONFIGS = {
+    "rse": dict(noise_kind="rse", noise_sigma=0.4, noise_inner=0.1, noise_layer=0),
+    "pni": dict(noise_kind="pni", noise_sigma=0.25),
+}
+KIND = {"rse": "per-sample", "pni": "per-call"}  # as ratzoo/models.py's docstring states
+
+
+def _defense(kind: str, architecture: str = "preact_resnet18") -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(architecture=architecture, width=TINY_WIDTH[architecture], **DEFENSE_CONFIGS[kind])
+
+
+def _plain_twin(model: torch.nn.Module) -> torch.nn.Module:
+    """The same network without noise, holding the same weights."""
+    cfg = ModelConfig.from_dict({**model.config.to_dict(), "noise_kind": "none", "noise_sigma": 0.0,
+                                 "noise_inner": 0.0, "noise_layer": 1})
+    plain = build_model(cfg).eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("weight_noise.alpha")}
+    plain.load_state_dict(state)  # strict: every other tensor is the plain network's
+    return plain
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_rse_puts_noise_before_every_convolution(architecture: str) -> None:
+    model = _defense("rse", architecture)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    noises = [m for m in model.modules() if isinstance(m, GaussianNoise)]
+    assert len(noises) == len(convs)
+    assert model.noise.channels == 3 and float(model.noise.sigma) == pytest.approx(0.4)  # init, on the pixels
+    assert sorted(float(m.sigma) for m in noises if m is not model.noise) == [pytest.approx(0.1)] * (len(convs) - 1)
+
+
+def test_rse_input_noise_is_on_the_pixels() -> None:
+    """With the inner noise off, RSE is its plain network on x + 0.4 * N(0, I)."""
+    model = _defense("rse").eval()
+    x = torch.rand(2, 3, 32, 32)
+    for m in ratzoo.noise.noise_modules(model):
+        m.enabled = m is model.noise
+    with torch.no_grad(), noise_control(model, generator=torch.Generator().manual_seed(7)):
+        noisy = model(x)
+        expected = _plain_twin(model)(x + 0.4 * torch.randn(x.shape, generator=torch.Generator().manual_seed(7)))
+    torch.testing.assert_close(noisy, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_pni_noises_every_convolution_and_the_head(architecture: str) -> None:
+    model = _defense("pni", architecture)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert layers and all(isinstance(m.weight_noise, ratzoo.noise.WeightNoise) for m in layers)
+    assert model.noise is None and not [m for m in model.modules() if isinstance(m, GaussianNoise)]
+    assert {m.weight_noise.alpha.item() for m in layers} == {0.25}
+
+
+def test_pni_weight_noise_std_is_alpha_times_the_weights_std() -> None:
+    noise = ratzoo.noise.WeightNoise(0.25)
+    w = torch.randn(64, 32, 3, 3) * 0.05
+    with noise_control(noise, seed=0):
+        eta = noise(w) - w
+    assert abs(eta.std().item() / (0.25 * w.std().item()) - 1) < 0.02
+    assert abs(eta.mean().item()) < 0.01 * w.std().item()
+
+
+@pytest.mark.parametrize("kind", sorted(DEFENSE_CONFIGS))
+def test_defense_randomness_is_detected_as_documented(kind: str) -> None:
+    """By type (randomness_of) and by behaviour: RSE's copies of one image in one batch differ,
+    PNI's agree (one weight draw per call) while two calls differ."""
+    from ratzoo.randomness import randomness_of
+
+    model = _defense(kind).eval()
+    x = torch.rand(1, 3, 32, 32).expand(4, 3, 32, 32)
+    assert randomness_of(model, x).kind == KIND[kind]
+    with torch.no_grad():
+        a, b = model(x), model(x)
+    copies_differ = not torch.allclose(a[0], a[1])
+    assert copies_differ == (kind == "rse")
+    assert not torch.allclose(a, b)  # in eval() too: eval() never turns the noise off
+
+
+@pytest.mark.parametrize("kind", sorted(DEFENSE_CONFIGS))
+def test_defense_noise_off_is_the_plain_network(kind: str) -> None:
+    model = _defense(kind).eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad(), noise_control(model, enabled=False):
+        off = model(x)
+        assert torch.equal(off, model(x)) and not is_randomized(model, x)
+        assert torch.equal(off, _plain_twin(model)(x))
+    assert is_randomized(model, x)  # and back on after the block
+
+
+@pytest.mark.parametrize("kind", sorted(DEFENSE_CONFIGS))
+def test_defense_seed_repeats_exactly(kind: str) -> None:
+    model = _defense(kind).eval()
+    x = torch.rand(3, 3, 32, 32)
+    outs = []
+    for seed in (5, 5, 6):
+        with torch.no_grad(), noise_control(model, seed=seed):
+            outs.append(model(x))
+    assert torch.equal(outs[0], outs[1]) and not torch.allclose(outs[0], outs[2])
+
+
+def test_pni_alphas_get_gradients() -> None:
+    model = _defense("pni")
+    with noise_control(model, seed=0):
+        model(torch.rand(4, 3, 32, 32)).logsumexp(1).mean().backward()
+    alphas = [m.alpha for m in ratzoo.noise.noise_modules(model)]
+    assert len(alphas) == 21  # 20 convolutions (stem, 16 in blocks, 3 shortcuts) and the head
+    assert all(a.grad is not None and torch.isfinite(a.grad) and a.grad != 0 for a in alphas)
+
+
+@pytest.mark.parametrize("kind", sorted(DEFENSE_CONFIGS))
+def test_defense_checkpoint_round_trip(kind: str, tmp_path) -> None:
+    model = _defense(kind).eval()
+    ratzoo.save_checkpoint(model, tmp_path / kind)
+    loaded = ratzoo.load(tmp_path / kind)
+    assert loaded.config == model.config
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad(), noise_control(model, seed=1):
+        a = model(x)
+    with torch.no_grad(), noise_control(loaded, seed=1):
+        # the same draws; loaded weights may take another convolution kernel (float rounding)
+        torch.testing.assert_close(loaded(x), a, rtol=0, atol=1e-6)
+
+
+def test_noise_inner_is_left_out_of_other_configs() -> None:
+    """Committed checkpoints' config.json has no noise_inner: re-saved, it still has none."""
+    assert "noise_inner" not in ModelConfig(noise_kind="fixed", noise_sigma=1.0).to_dict()
+    rse = ModelConfig(**DEFENSE_CONFIGS["rse"])
+    assert rse.to_dict()["noise_inner"] == 0.1 and ModelConfig.from_dict(rse.to_dict()) == rse
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (dict(noise_kind="rse", noise_sigma=0.4, noise_layer=0), "noise_inner must be > 0"),
+        (dict(noise_kind="rse", noise_sigma=0.4, noise_inner=0.1), "noise_layer must be 0"),
+        (dict(noise_kind="rse", noise_sigma=0.0, noise_inner=0.1, noise_layer=0), "noise_sigma must be > 0"),
+        (dict(noise_kind="fixed", noise_sigma=0.5, noise_inner=0.1), "noise_inner is RSE's"),
+        (dict(noise_kind="pni", noise_sigma=0.0), "noise_sigma must be > 0"),
+    ],
+)
+def test_defense_config_validation(overrides: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**overrides)

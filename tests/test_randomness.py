@@ -279,3 +279,41 @@ def test_a_callable_that_needs_arguments_is_refused_in_words(tmp_path, monkeypat
     with pytest.raises(TypeError):  # the user's bug, left as Python raised it
         load_model_spec("argdefense:broken")
     assert isinstance(load_model_spec("argdefense:ok"), torch.nn.Linear)
+
+
+@pytest.mark.parametrize("kind", ["rse", "pni"])
+def test_zoo_defenses_get_independent_draws_from_the_decision_rule_and_eot(kind) -> None:
+    """RSE draws per image: K draws are one batch of K copies. PNI draws its weights once per
+    call: K draws must be K calls, which the decision rule and the attacks then make."""
+    torch.manual_seed(0)
+    extra = dict(noise_sigma=0.4, noise_inner=0.1, noise_layer=0) if kind == "rse" else dict(noise_sigma=0.25)
+    model = Counting(ratzoo.build_model(width=2, noise_kind=kind, **extra).eval())
+    x, y = torch.rand(3, 3, 32, 32), torch.tensor([0, 1, 2])
+    r = randomness_of(model, x)
+    assert (r.kind, r.source) == ({"rse": PER_SAMPLE, "pni": PER_CALL}[kind], "ratzoo-noise")
+    model.calls.clear()
+    p = ratzoo.predict_proba(model, x, samples=6, seed=0)
+    assert model.calls == ([18] if kind == "rse" else [3] * 6)
+    assert (p.probs_std.amax(1) > 0).all(), "6 distinct draws per image"
+    assert torch.equal(p.probs, ratzoo.predict_proba(model, x, samples=6, seed=0).probs)
+    model.calls.clear()
+    PGD(model, eps=8 / 255, steps=2, eot_samples=4).run(x, y, estimate_success=False)
+    assert model.calls == ([12, 12] if kind == "rse" else [3] * 8)
+
+
+def test_own_per_call_noise_beside_per_sample_noise_needs_separate_calls(trained) -> None:
+    from ratzoo.noise import NoiseSource
+
+    class SharedOwn(NoiseSource):
+        per_sample = False
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 0.1 * self._randn(x[:1]) if self.enabled else x
+
+    base, x, _ = trained
+    model = nn.Sequential(base[0], GaussianNoise(3, 0.1), SharedOwn(), *base[1:]).eval()
+    assert randomness_of(model, x).kind == PER_CALL
+    model[1].enabled = False
+    assert randomness_of(model, x).kind == PER_CALL
+    model[1].enabled, model[2].enabled = True, False
+    assert randomness_of(model, x).kind == PER_SAMPLE

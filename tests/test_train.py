@@ -78,6 +78,10 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--device", "tpu:banana"], "unknown device 'tpu:banana'"),
         (["--push-to-hub", "just-a-name"], "--push-to-hub wants a repo id OWNER/NAME, got 'just-a-name'"),
         (["--push-to-hub", "a/b/c"], "--push-to-hub wants a repo id OWNER/NAME"),
+        (["--method", "pni"], "method 'pni' injects noise: give --noise-sigma > 0"),
+        (["--method", "rse", "--noise-sigma", "0.4", "--noise-layer", "0"], "give --noise-inner > 0"),
+        (["--method", "rse", "--noise-sigma", "0.4", "--noise-inner", "0.1"], "give --noise-layer 0"),
+        (["--method", "rn", "--noise-sigma", "1", "--noise-inner", "0.1"], "--noise-inner is RSE's"),
     ],
 )
 def test_bad_input_exits_2_before_any_work(argv, message, tiny_cifar_root: Path, tmp_path: Path,
@@ -225,6 +229,51 @@ def test_final_state_is_finished(reference_run: Path) -> None:
     st = torch.load(reference_run / "state" / "state.pt", weights_only=True)
     assert st["finished"] and st["epoch"] == 3 and st["step"] == 27
     assert st["fingerprint"]["method"] == "lerat"
+
+
+# --------------------------------------------------------------------------- the RSE and PNI presets
+
+KIND = {"rse": "per-sample", "pni": "per-call"}  # as ratzoo/models.py's docstring states
+
+
+@pytest.mark.parametrize("preset", ["rse", "pni"])
+def test_defense_preset_smoke_run(preset: str, tiny_cifar_root: Path, tmp_path: Path, subprocess_env) -> None:
+    """Two steps of the zoo's own preset (width 16) on 256 images: a loadable checkpoint of
+    the right kind, and for PNI learned alphas that moved and are logged."""
+    from train.config import PRESETS
+
+    out = tmp_path / "out"
+    proc = run_train(["--preset", preset, "--data-dir", str(tiny_cifar_root), "--train-subset", "256",
+                      "--val-size", "32", "--max-steps", "2", "--eval-n", "0", "--threads", "1",
+                      "--state-dir", str(tmp_path / "state"), "--out", str(out)], subprocess_env)
+    _ok(proc)
+    model = ratzoo.load(out)
+    assert model.config.noise_kind == preset and model.config.width == 16
+    assert ratzoo.randomness.randomness_of(model, torch.rand(2, 3, 32, 32)).kind == KIND[preset]
+    training = json.loads((out / CONFIG).read_text())["training"]
+    assert training["config"]["preset"] == preset and training["config"]["method"] == PRESETS[preset]["method"]
+    (log,) = [json.loads(line) for line in (tmp_path / "state" / "log.jsonl").read_text().splitlines()]
+    assert log["step"] == 2
+    if preset == "pni":
+        alphas = [m.alpha.item() for m in ratzoo.noise.noise_modules(model)]
+        assert len(alphas) == 21 and any(a != 0.25 for a in alphas)
+        assert log["alpha_mean"] == pytest.approx(sum(alphas) / 21) and "val_pgd10_acc" in log
+    else:
+        assert model.config.noise_inner == 0.1 and model.noise.channels == 3 and "val_pgd10_acc" not in log
+
+
+def test_pni_alphas_are_not_weight_decayed() -> None:
+    from train.loop import _param_groups
+
+    from ratzoo.models import build_model
+
+    model = build_model(width=2, noise_kind="pni", noise_sigma=0.25)
+    decay, no_decay = _param_groups(model, 5e-4)
+    alphas = {id(m.alpha) for m in ratzoo.noise.noise_modules(model)}
+    assert len(alphas) == 21 and no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 5e-4
+    assert alphas <= {id(p) for p in no_decay["params"]} and not alphas & {id(p) for p in decay["params"]}
+    convs = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert convs <= {id(p) for p in decay["params"]}
 
 
 # --------------------------------------------------------------------------- SIGKILL + resume

@@ -62,6 +62,19 @@ def test_every_zoo_model_has_its_preset():
             assert e.name not in PRESETS and PRESETS[e.base]
 
 
+def test_every_literature_zoo_name_is_an_entry_or_a_preset():
+    """A planned name of ``zoo.json``'s ``literature`` can be trained as it is named
+    (``python -m train --preset NAME``) until its entry comes with the checkpoint."""
+    from train.config import PRESETS, TrainConfig
+
+    from ratzoo.zoo import literature
+
+    names = {d["defense"]: d["zoo"] for d in literature()}
+    assert [n for zoo in names.values() for n in zoo if n not in entries() and n not in PRESETS] == []
+    for defense in ("rse", "pni"):  # the trained defenses: their preset trains that very model
+        assert [TrainConfig(**PRESETS[n]).noise_kind for n in names[defense]] == [defense]
+
+
 def test_register_writes_the_pin_into_the_registry_data(tmp_path):
     """`python -m train.register` sets the sha256 in zoo.json (data) and edits no source file."""
     import shutil

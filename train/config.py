@@ -12,8 +12,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-METHODS = ("standard", "at", "rn", "rat", "lerat")
+METHODS = ("standard", "at", "rn", "rat", "lerat", "rse", "pni")
 ATTACKS = ("fgsm_rs", "pgd")
+
+
+# fields added after runs were recorded: left out of the fingerprint at their defaults, so those
+# runs' states still resume and their checkpoints' recorded configs still match their presets
+_LATER_FIELDS = frozenset({"noise_inner"})
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -27,16 +32,18 @@ class TrainConfig:
     method: str = _f("standard", f"training method: one of {METHODS}")
     architecture: str = _f("preact_resnet18", "architecture name (ratzoo.models.ARCHITECTURES)")
     width: int = _f(16, "PreActResNet base width (64 = standard model) or WRN widen factor")
-    noise_sigma: float = _f(0.0, "noise std for rn/rat (initial value for lerat), in units of the unit-variance first-layer features")
-    noise_layer: int = _f(1, "1 = noise after the first layer (paper), 0 = on input pixels")
+    noise_sigma: float = _f(0.0, "noise std for rn/rat (initial value for lerat), in units of the unit-variance first-layer "
+                                 "features; rse: the std on the input pixels; pni: the initial alpha (in units of each layer's weight std)")
+    noise_layer: int = _f(1, "1 = noise after the first layer (paper), 0 = on input pixels (rse: 0)")
+    noise_inner: float = _f(0.0, "rse: the noise std before every convolution but the first")
     epochs: int = _f(15, "number of epochs")
     batch_size: int = _f(128, "global batch size (split over DDP ranks)")
     lr: float = _f(0.2, "peak learning rate of the one-cycle (triangular) schedule")
     warmup: float = _f(0.3, "fraction of the steps spent ramping the LR up from 0")
     momentum: float = _f(0.9, "SGD (Nesterov) momentum")
-    weight_decay: float = _f(5e-4, "weight decay (not applied to batch-norm, biases and the noise std)")
+    weight_decay: float = _f(5e-4, "weight decay (not applied to batch-norm, biases and the noise's std / alpha)")
     label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
-    attack: str = _f("fgsm_rs", f"training attack for at/rat/lerat: one of {ATTACKS}")
+    attack: str = _f("fgsm_rs", f"training attack for at/rat/lerat/pni: one of {ATTACKS}")
     eps: float = _f(8 / 255, "Linf budget of the training attack on [0, 1] images (accepts 8/255)")
     step_size: float = _f(10 / 255, "attack step size (FGSM-RS: 1.25 eps per Wong et al. 2020)")
     attack_steps: int = _f(1, "PGD steps (ignored by fgsm_rs)")
@@ -76,10 +83,17 @@ class TrainConfig:
                 errs.append(f"{field} must be > 0, got {v}")
         if self.noise_sigma < 0 or not math.isfinite(self.noise_sigma):
             errs.append(f"noise_sigma must be >= 0, got {self.noise_sigma}")
-        if self.method in ("rn", "rat", "lerat") and self.noise_sigma <= 0:
+        if self.noise_kind != "none" and self.noise_sigma <= 0:
             errs.append(f"method {self.method!r} injects noise: give --noise-sigma > 0")
-        if self.method in ("standard", "at") and self.noise_sigma > 0:
+        if self.noise_kind == "none" and self.noise_sigma > 0:
             errs.append(f"method {self.method!r} is deterministic: drop --noise-sigma (use rn/rat/lerat)")
+        if self.method == "rse":
+            if not self.noise_inner > 0 or not math.isfinite(self.noise_inner):
+                errs.append(f"method 'rse' adds noise before every convolution: give --noise-inner > 0, got {self.noise_inner}")
+            if self.noise_layer != 0:
+                errs.append("method 'rse' puts its first noise on the input pixels: give --noise-layer 0 (or use --preset rse)")
+        elif self.noise_inner != 0:
+            errs.append(f"--noise-inner is RSE's: drop it for method {self.method!r}")
         for field in ("epochs", "batch_size"):
             if getattr(self, field) < 1:
                 errs.append(f"{field} must be >= 1")
@@ -117,11 +131,11 @@ class TrainConfig:
 
     @property
     def adversarial(self) -> bool:
-        return self.method in ("at", "rat", "lerat")
+        return self.method in ("at", "rat", "lerat", "pni")
 
     @property
     def noise_kind(self) -> str:
-        return {"rn": "fixed", "rat": "fixed", "lerat": "learned"}.get(self.method, "none")
+        return {"rn": "fixed", "rat": "fixed", "lerat": "learned", "rse": "rse", "pni": "pni"}.get(self.method, "none")
 
     def run_name(self) -> str:
         return self.name or self.preset or self.method
@@ -130,7 +144,9 @@ class TrainConfig:
         """The fields that define the training run (a resume must match them)."""
         skip = {"resume", "device", "threads", "push_to_hub", "out", "state_dir", "eval_n", "eval_eot",
                 "data_dir", "name", "preset"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in skip and not (k in _LATER_FIELDS and v == defaults[k])}
 
 
 # CPU-sized zoo schedule: PreActResNet-18 at width 16, one-cycle LR, FGSM-RS adversarial
@@ -148,6 +164,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # randomized smoothing's base classifier (Cohen et al. 2019): Gaussian noise of std 0.25 on the
     # [0, 1] input pixels at training and inference, otherwise the recipe of rn
     "gaussian": dict(method="rn", noise_layer=0, noise_sigma=0.25, epochs=25, lr=0.2, label_smoothing=0.1),
+    # RSE (Liu et al. 2018): the authors' CIFAR-10 noise, std 0.4 on the [0, 1] input and 0.1 before
+    # every other convolution (their train_rse.sh), trained clean with the noise on; rn's recipe
+    "rse": dict(method="rse", epochs=25, lr=0.2, noise_layer=0, noise_sigma=0.4, noise_inner=0.1, label_smoothing=0.1),
+    # PNI-W (Rakin et al. 2019): layer-wise weight noise, alpha initialised to 0.25 and learned, with
+    # adversarial training; the paper's is PGD-7, ours at's FGSM-RS recipe
+    "pni": dict(method="pni", epochs=20, lr=0.2, noise_sigma=0.25),
     # The paper's section 5.4, translated to [0, 1] inputs: their inputs live in [-1, 1],
     # so PGD intensity 0.03 -> eps 0.015 and step 0.02 -> 0.01; 1 PGD iteration with a
     # random start; noise N(0, 1) -> sigma 1.0; WRN-28-10, batch 200, lr 0.1, wd 0.002.
@@ -179,7 +201,7 @@ def _bool(text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m train",
-        description="Train a standard / AT / R.N. / RAT / LeRAT CIFAR-10 model and write a ratzoo checkpoint.",
+        description="Train a standard / AT / R.N. / RAT / LeRAT / RSE / PNI CIFAR-10 model and write a ratzoo checkpoint.",
     )
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     for f in dataclasses.fields(TrainConfig):

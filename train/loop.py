@@ -18,7 +18,7 @@ from torch import nn
 
 import ratzoo
 from ratzoo.models import ModelConfig, build_model
-from ratzoo.noise import noise_control
+from ratzoo.noise import WeightNoise, noise_control, noise_modules
 
 from .config import TrainConfig, default_state_dir
 from .state import load_state, save_state
@@ -163,10 +163,14 @@ def _pgd_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Train
 # --------------------------------------------------------------------------- training
 
 
+# the noise's own parameters (LeRAT's std, PNI's alpha): decay would pull the noise towards 0
+NO_DECAY_SUFFIXES = ("log_sigma", "weight_noise.alpha")
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if p.dim() <= 1 or name.endswith("log_sigma") else decay).append(p)
+        (no_decay if p.dim() <= 1 or name.endswith(NO_DECAY_SUFFIXES) else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -217,6 +221,7 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
     mcfg = ModelConfig(
         architecture=cfg.architecture, width=cfg.width, noise_kind=cfg.noise_kind,
         noise_sigma=cfg.noise_sigma if cfg.noise_kind != "none" else 0.0, noise_layer=cfg.noise_layer,
+        noise_inner=cfg.noise_inner,
     )
     model = build_model(mcfg).to(device)
     keep_layout = channels_last_is_safe(model, device)
@@ -317,6 +322,9 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
         if model.noise is not None:
             record["sigma_mean"] = float(model.noise.sigma.detach().mean())
             record["sigma_min"] = model.noise.min_sigma()
+        alphas = [float(m.alpha.detach()) for m in noise_modules(model) if isinstance(m, WeightNoise)]
+        if alphas:
+            record["alpha_mean"], record["alpha_min"] = sum(alphas) / len(alphas), min(alphas)
         if dist.main:
             model.eval()
             with noise_control(model, seed=cfg.seed + epoch):
