@@ -131,7 +131,9 @@ def test_committed_benchmark_metrics_point_to_their_records():
     for m in bench:
         rec = json.loads((RESULTS_JSON.parent / m["record"]).read_text())
         assert (round(rec["robust_accuracy"], 6), rec["n"]) == (m["value"], m["n"]), m["record"]
-    assert len(bench) == len(metrics.load_benchmarks())
+    # every record of a model with a results row is in it (defense entries have no card of their own)
+    assert len(bench) == sum(r["model"] in results["models"] for r in metrics.load_benchmarks().values())
+    assert len(bench) >= 10
 
 
 def test_cards_match_results_json():
