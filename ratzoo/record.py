@@ -126,14 +126,7 @@ class Record:
     @classmethod
     def load(cls, path: str | Path) -> Record:
         """Read a record from a JSON file (a clear error names the file when it is not one)."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read a record from {path}: {e}") from None
-        try:
-            return cls.from_json(data)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+        return _load(cls, path, "a record")
 
     @classmethod
     def load_folder(cls, folder: str | Path) -> tuple[dict[str, Record], int]:
@@ -270,18 +263,23 @@ class CertifyRecord:
     @classmethod
     def load(cls, path: str | Path) -> CertifyRecord:
         """Read a certify record from a JSON file (a clear error names the file when it is not one)."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"cannot read a certify record from {path}: {e}") from None
-        try:
-            return cls.from_json(data)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
+        return _load(cls, path, "a certify record")
 
     def save(self, path: str | Path) -> None:
         """Write the record as JSON (atomically, as the certify CLI has always written it)."""
         write_json(path, self.to_json(), indent=1)
+
+
+def _load(cls: Any, path: str | Path, what: str) -> Any:
+    """``cls.from_json`` of the JSON file at ``path``; its errors name the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {what} from {path}: {e}") from None
+    try:
+        return cls.from_json(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def _json_safe(obj: Any) -> Any:
