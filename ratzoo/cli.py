@@ -3,7 +3,8 @@
 Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
 software versions and model description a record states, and flags derived from a config
-dataclass (:func:`option`, :func:`add_options`). Files are written by :mod:`ratzoo._io`.
+dataclass (:func:`option`, :func:`add_options`, and the ``type=`` parsers :func:`budget` and
+:func:`comma_separated`). Files are written by :mod:`ratzoo._io`.
 
 Exit codes: 0 ok, 2 a bad argument (a name or callable that names no model), 3 a model or
 data error (a broken checkpoint, an unreachable Hub, a missing dataset, the user's callable
@@ -17,12 +18,14 @@ import contextlib
 import dataclasses
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from .attacks.base import parse_budget
 
 BAD_ARGUMENT = 2
 MODEL_OR_DATA_ERROR = 3
@@ -140,13 +143,44 @@ def option(default: Any, help: str, *, meta: dict[str, Any] | None = None, **arg
 _TYPES = {"int": int, "float": float}
 
 
+def budget(flag: str) -> Callable[[str], float]:
+    """A ``type=`` for a budget flag (``8/255``, ``0.5``): :func:`~ratzoo.attacks.base.parse_budget`,
+    whose refusal argparse reports (exit 2) in its own words, naming ``flag``."""
+
+    def parse(text: str) -> float:
+        try:
+            return parse_budget(text, flag)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+def comma_separated(parse: Callable[[str], Any], flag: str) -> Callable[[str], tuple[Any, ...]]:
+    """A ``type=`` for a comma-separated flag: the tuple of ``parse`` of each item (empty items
+    skipped), refused by argparse (exit 2) when it has none or ``parse`` refuses one."""
+
+    def values(text: str) -> tuple[Any, ...]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{flag} is empty; give one or more comma-separated values")
+        try:
+            return tuple(parse(t) for t in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes comma-separated {getattr(parse, '__name__', 'value')} values, got {text!r}") from None
+
+    return values
+
+
 def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults: bool = True) -> None:
     """One flag per :func:`option` field of the dataclass ``config``, in field order.
 
     A ``bool`` field is a switch (``store_true``); any other flag parses its value by the type
-    its annotation names (``int``, ``float``, else ``str``), so a value of the wrong type is
-    refused by argparse (exit 2), and defaults to the field's default. ``show_defaults``
-    appends `` (default X)`` to each help whose field has a default other than None.
+    its annotation names (``int``, ``float``, else ``str``; ``X | None`` as ``X``, its None
+    default meaning "unset"), so a value of the wrong type is refused by argparse (exit 2), and
+    defaults to the field's default. ``show_defaults`` appends `` (default X)`` to each help
+    whose field has a default other than None (a tuple shown comma-separated, as it is typed).
     ``config(**vars(parser.parse_args()))`` then builds the config.
     """
     for f in dataclasses.fields(config):
@@ -154,11 +188,13 @@ def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults:
             continue
         arg = dict(f.metadata["arg"])
         flags = arg.pop("flags", ("--" + f.name.replace("_", "-"),))
-        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        kind = kind.removesuffix(" | None")
         if kind == "bool":
             parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
             continue
         shown = show_defaults and f.default is not None and not arg.get("required")
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
         arg.setdefault("type", _TYPES.get(kind, str))
         parser.add_argument(*flags, dest=f.name, default=f.default,
-                            help=f.metadata["help"] + (f" (default {f.default})" if shown else ""), **arg)
+                            help=f.metadata["help"] + (f" (default {default})" if shown else ""), **arg)

@@ -71,6 +71,29 @@ def test_add_options_refuses_a_value_of_the_wrong_type(argv, capsys) -> None:
     assert "error:" in capsys.readouterr().err
 
 
+@dataclasses.dataclass
+class _Typed:
+    limit: int | None = cli.option(None, "a limit")
+    eps: float | None = cli.option(None, "a budget", type=cli.budget("--eps"))
+    levels: tuple[float, ...] = cli.option((0.25, 1.0), "levels", type=cli.comma_separated(float, "--levels"))
+
+
+def test_add_options_parses_optional_ints_budgets_and_comma_separated_values(capsys) -> None:
+    p = argparse.ArgumentParser(prog="t")
+    cli.add_options(p, _Typed)
+    assert _Typed(**vars(p.parse_args([]))) == _Typed()
+    cfg = _Typed(**vars(p.parse_args(["--limit", "3", "--eps", "8/255", "--levels", "0.5,,2"])))
+    assert (cfg.limit, cfg.eps, cfg.levels) == (3, 8 / 255, (0.5, 2.0))
+    assert "levels (default 0.25,1.0)" in p.format_help() and "a limit (default" not in p.format_help()
+    for argv, said in ((["--limit", "3.5"], "argument --limit: invalid int value: '3.5'"),
+                       (["--eps", "eight"], "--eps='eight' is not a number"),
+                       (["--levels", ","], "--levels is empty"),
+                       (["--levels", "1,x"], "--levels takes comma-separated float values, got '1,x'")):
+        with pytest.raises(SystemExit) as e:
+            p.parse_args(argv)
+        assert e.value.code == 2 and said in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("error, code", [(KeyError("unknown model 'x'"), 2), (ValueError("cannot import"), 2),
                                          (CheckpointError("x: no such checkpoint folder"), 3),
                                          (RuntimeError("the user's code failed"), 3)])
