@@ -46,7 +46,7 @@ from torch import nn
 
 from . import cli
 from ._io import write_json
-from .attacks import ALIASES, ATTACKS, make_attack, parse_budget
+from .attacks import ALIASES, ATTACKS, make_attack
 from .attacks.apgd import NORMS, canonical_norm
 from .attacks.base import EOT_SAMPLES, check_budget
 from .geometry import IMAGE_DIM
@@ -57,6 +57,7 @@ from .record import Record, _json_safe
 from .randomness import Randomness
 from .stats import Z95, wilson_interval  # noqa: F401 (re-exported)
 
+DEFAULT_ATTACK = "pgd-linf"
 DEFAULT_THRESHOLDS = (0.25, 0.5, 1.0)
 
 
@@ -84,7 +85,7 @@ def evaluate(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    attack: str = "pgd-linf",
+    attack: str = DEFAULT_ATTACK,
     *,
     seed: int = 0,
     eps: float | str | None = None,
@@ -314,31 +315,104 @@ class UsageError(ValueError):
     """A bad command-line argument (exit code 2)."""
 
 
-def _parse_list(text: str, name: str, parse: Callable[[str], Any]) -> list[Any]:
-    items = [t for t in text.split(",") if t.strip()]
-    if not items:
-        raise UsageError(f"{name} is empty; give comma-separated values like 2/255,4/255,8/255")
-    return [parse(t) for t in items]
+_CW = inspect.signature(ATTACKS["cw-l2"]).parameters  # C&W's own defaults, stated in the help
+_ATTACK_ARGS = ("eps", "steps", "step_size", "restarts", "search_steps", "initial_const", "kappa", "norm")
+"""The :class:`EvaluateConfig` fields passed on to the attack when given (None: the attack's default)."""
 
 
-def _parse_eps(text: str, name: str = "--eps") -> float:
-    try:
-        return parse_budget(text, name)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+@dataclasses.dataclass
+class EvaluateConfig:
+    """``python -m ratzoo.evaluate``'s configuration: one field per flag (``--step-size`` for
+    ``step_size``); :meth:`validate` checks it before any model or data is loaded."""
 
+    model: str = cli.option(None, "a zoo name (see ratzoo.list_models()), a checkpoint folder, hf-hub:OWNER/NAME "
+                                  "or module.path:callable (your own nn.Module taking images in [0, 1])",
+                            required=True)
+    attack: str = cli.option(DEFAULT_ATTACK, f"none, {', '.join(ATTACKS)} (aliases: {', '.join(ALIASES)})")
+    eps: float | None = cli.option(None, "budget, e.g. 8/255 (Linf) or 0.5 (L2); default: the attack's",
+                                   type=cli.budget("--eps"))
+    steps: int | None = cli.option(None, "attack iterations (C&W: Adam iterations per search step)")
+    step_size: float | None = cli.option(None, "PGD step size, e.g. 2/255 (default eps/4 Linf, eps/5 L2)",
+                                         type=cli.budget("--step-size"))
+    restarts: int | None = cli.option(None, "random restarts (PGD, APGD)")
+    eot: int = cli.option(DEFAULT_EOT, "noise draws per attack step on randomized models")
+    decision_samples: int = cli.option(DEFAULT_DECISION_SAMPLES, "fresh noise draws of the decision rule")
+    search_steps: int | None = cli.option(None, f"C&W binary-search steps (default {_CW['search_steps'].default})")
+    initial_const: float | None = cli.option(None, f"C&W initial constant c (default {_CW['initial_const'].default:g})")
+    kappa: float | None = cli.option(None, f"C&W confidence (default {_CW['kappa'].default:g})")
+    norm: str | None = cli.option(None, "APGD threat model (default Linf)", type=canonical_norm, choices=NORMS)
+    thresholds: tuple[float, ...] = cli.option(DEFAULT_THRESHOLDS, "C&W: L2 thresholds for accuracy",
+                                               type=cli.comma_separated(cli.budget("--thresholds"), "--thresholds"))
+    n: int = cli.option(1000, "number of test images")
+    offset: int = cli.option(0, "index of the first test image")
+    split: str = cli.option("test", "CIFAR-10 split", choices=["test", "train"])
+    data_dir: str | None = cli.option(None, "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10 or the Hub")
+    seed: int = cli.option(0, "seed of the attack and decision draws")
+    device: str | None = cli.option(None, "cpu or cuda (default: cuda if available)")
+    threads: int = cli.option(0, "CPU threads, 0 for torch's default")
+    sweep_eps: tuple[float, ...] | None = cli.option(
+        None, "comma-separated budgets, e.g. 2/255,4/255,8/255,16/255",
+        type=cli.comma_separated(cli.budget("--sweep-eps"), "--sweep-eps"))
+    sweep_eot: tuple[int, ...] | None = cli.option(None, "comma-separated eot_samples, e.g. 1,5,10,20,50",
+                                                   type=cli.comma_separated(int, "--sweep-eot"))
+    sanity: bool = cli.option(False, "also run the large-budget check (accuracy must fall to ~0 when anything "
+                                     "is allowed)")
+    check_convergence: bool = cli.option(False, "re-run with steps and EOT doubled; say whether the attack has "
+                                                "converged")
+    out: str | None = cli.option(None, "write the JSON record here (default: print it)")
+    no_progress: bool = cli.option(False, "no progress bar")
 
-def _parse_positive_int(text: str, name: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise UsageError(f"{name} must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise UsageError(f"{name} must be a positive integer, got {text!r}")
-    return v
+    def validate(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The canonical attack name, the attack's keyword arguments and the sweep (``{}``, or its
+        ``key`` and ``values``), once every flag is checked.
+
+        Raises:
+            UsageError: a flag that makes no sense (the message names it).
+        """
+        attack = ALIASES.get(self.attack.lower(), self.attack.lower())
+        if attack != "none" and attack not in ATTACKS:
+            raise UsageError(f"unknown attack {self.attack!r}; choose one of: none, {', '.join(ATTACKS)}")
+        counts = [("--steps", self.steps), ("--restarts", self.restarts), ("--search-steps", self.search_steps),
+                  ("--n", self.n), ("--decision-samples", self.decision_samples),
+                  *(("--sweep-eot", v) for v in self.sweep_eot or ())]
+        if attack != "none":  # without an attack --eot is unused, so any value is let through
+            counts.append(("--eot", self.eot))
+        for flag, v in counts:
+            if v is not None and v < 1:
+                raise UsageError(f"{flag} must be a positive integer, got {v}")
+        if self.offset < 0:
+            raise UsageError(f"--offset must be an integer >= 0, got {self.offset}")
+        kw = {k: getattr(self, k) for k in _ATTACK_ARGS if getattr(self, k) is not None}
+        if attack == "none" and kw:
+            raise UsageError(f"--attack none takes no attack options, got {', '.join(sorted(kw))}")
+        if attack != "none":
+            kw["eot_samples"] = self.eot
+        if self.sweep_eps and self.sweep_eot:
+            raise UsageError("give --sweep-eps or --sweep-eot, not both")
+        sweep: dict[str, Any] = {}
+        if self.sweep_eps:
+            if attack in ("none", "cw-l2"):
+                raise UsageError(f"--sweep-eps needs a bounded attack, not {attack!r} (C&W: use --thresholds)")
+            sweep = {"key": "eps", "values": list(self.sweep_eps)}
+        elif self.sweep_eot:
+            if attack == "none":
+                raise UsageError("--sweep-eot needs an attack")
+            sweep = {"key": "eot_samples", "values": list(self.sweep_eot)}
+        if attack != "none":
+            try:  # the attack checks its own arguments, here before any model or data is loaded
+                first = {sweep["key"]: sweep["values"][0]} if sweep else {}
+                a = make_attack(attack, nn.Identity(), **{**kw, **first})
+                swept = sweep.get("key") == "eps"
+                for eps in sweep["values"] if swept else [a.eps]:
+                    if eps is not None:
+                        check_budget(eps, a.norm, IMAGE_DIM, "--sweep-eps" if swept else "--eps")
+            except (ValueError, TypeError) as e:
+                raise UsageError(str(e)) from None
+        return attack, kw, sweep
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI, one flag per :class:`EvaluateConfig` field."""
     p = argparse.ArgumentParser(
         prog="python -m ratzoo.evaluate",
         description="Attack a model on CIFAR-10 test images and write an honest JSON record "
@@ -346,139 +420,53 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: python -m ratzoo.evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
                "--eot 20 --n 1000 --out results.json",
     )
-    p.add_argument("--model", required=True, help="a zoo name (see ratzoo.list_models()), a checkpoint folder, "
-                   "hf-hub:OWNER/NAME or module.path:callable (your own nn.Module taking images in [0, 1])")
-    p.add_argument("--attack", default="pgd-linf",
-                   help=f"none, {', '.join(ATTACKS)} (aliases: {', '.join(ALIASES)}); default pgd-linf")
-    p.add_argument("--eps", default=None, help="budget, e.g. 8/255 (Linf) or 0.5 (L2); default: the attack's")
-    p.add_argument("--steps", default=None, help="attack iterations (C&W: Adam iterations per search step)")
-    p.add_argument("--step-size", default=None, help="PGD step size, e.g. 2/255 (default eps/4 Linf, eps/5 L2)")
-    p.add_argument("--restarts", default=None, help="random restarts (PGD, APGD)")
-    p.add_argument("--eot", default=str(DEFAULT_EOT),
-                   help=f"noise draws per attack step on randomized models (default {DEFAULT_EOT})")
-    p.add_argument("--decision-samples", default=str(DEFAULT_DECISION_SAMPLES),
-                   help=f"fresh noise draws of the decision rule (default {DEFAULT_DECISION_SAMPLES})")
-    cw = inspect.signature(ATTACKS["cw-l2"]).parameters  # C&W's own defaults, stated in the help
-    p.add_argument("--search-steps", default=None,
-                   help=f"C&W binary-search steps (default {cw['search_steps'].default})")
-    p.add_argument("--initial-const", default=None, help=f"C&W initial constant c (default {cw['initial_const'].default:g})")
-    p.add_argument("--kappa", default=None, help=f"C&W confidence (default {cw['kappa'].default:g})")
-    p.add_argument("--norm", default=None, type=canonical_norm, choices=NORMS, help="APGD threat model (default Linf)")
-    p.add_argument("--thresholds", default="0.25,0.5,1.0", help="C&W: L2 thresholds for accuracy (default 0.25,0.5,1.0)")
-    p.add_argument("--n", default="1000", help="number of test images (default 1000)")
-    p.add_argument("--offset", default="0", help="index of the first test image (default 0)")
-    p.add_argument("--split", default="test", choices=["test", "train"], help="CIFAR-10 split (default test)")
-    p.add_argument("--data-dir", default=None, help="local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10 or the Hub")
-    p.add_argument("--seed", default="0", help="seed of the attack and decision draws (default 0)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: torch's default)")
-    p.add_argument("--sweep-eps", default=None, help="comma-separated budgets, e.g. 2/255,4/255,8/255,16/255")
-    p.add_argument("--sweep-eot", default=None, help="comma-separated eot_samples, e.g. 1,5,10,20,50")
-    p.add_argument("--sanity", action="store_true",
-                   help="also run the large-budget check (accuracy must fall to ~0 when anything is allowed)")
-    p.add_argument("--check-convergence", action="store_true",
-                   help="re-run with steps and EOT doubled; say whether the attack has converged")
-    p.add_argument("--out", default=None, help="write the JSON record here (default: print it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_options(p, EvaluateConfig)
     return p
-
-
-def _attack_kwargs(args: argparse.Namespace, attack: str) -> dict[str, Any]:
-    kw: dict[str, Any] = {}
-    if args.eps is not None:
-        kw["eps"] = _parse_eps(args.eps)
-    if args.steps is not None:
-        kw["steps"] = _parse_positive_int(args.steps, "--steps")
-    if args.step_size is not None:
-        kw["step_size"] = _parse_eps(args.step_size, "--step-size")
-    if args.restarts is not None:
-        kw["restarts"] = _parse_positive_int(args.restarts, "--restarts")
-    if args.search_steps is not None:
-        kw["search_steps"] = _parse_positive_int(args.search_steps, "--search-steps")
-    for opt, key in ((args.initial_const, "initial_const"), (args.kappa, "kappa")):
-        if opt is not None:
-            try:
-                kw[key] = float(opt)
-            except ValueError:
-                raise UsageError(f"--{key.replace('_', '-')} must be a number, got {opt!r}") from None
-    if args.norm is not None:
-        kw["norm"] = args.norm
-    if attack != "none":
-        kw["eot_samples"] = _parse_positive_int(args.eot, "--eot")
-    return kw
-
-
-def _validate(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    attack = ALIASES.get(args.attack.lower(), args.attack.lower())
-    if attack != "none" and attack not in ATTACKS:
-        raise UsageError(f"unknown attack {args.attack!r}; choose one of: none, {', '.join(ATTACKS)}")
-    kw = _attack_kwargs(args, attack)
-    if attack == "none" and kw:
-        raise UsageError(f"--attack none takes no attack options, got {', '.join(sorted(kw))}")
-    if args.sweep_eps and args.sweep_eot:
-        raise UsageError("give --sweep-eps or --sweep-eot, not both")
-    sweep: dict[str, Any] = {}
-    if args.sweep_eps:
-        if attack in ("none", "cw-l2"):
-            raise UsageError(f"--sweep-eps needs a bounded attack, not {attack!r} (C&W: use --thresholds)")
-        sweep = {"key": "eps", "values": _parse_list(args.sweep_eps, "--sweep-eps", lambda t: _parse_eps(t, "--sweep-eps"))}
-    elif args.sweep_eot:
-        if attack == "none":
-            raise UsageError("--sweep-eot needs an attack")
-        sweep = {"key": "eot_samples",
-                 "values": _parse_list(args.sweep_eot, "--sweep-eot", lambda t: _parse_positive_int(t.strip(), "--sweep-eot"))}
-    if attack != "none":
-        try:  # validates every attack argument before any model or data is loaded
-            a = make_attack(attack, nn.Identity(), **{**kw, **({sweep["key"]: sweep["values"][0]} if sweep else {})})
-            swept = sweep.get("key") == "eps"
-            for eps in sweep["values"] if swept else [a.eps]:
-                if eps is not None:
-                    check_budget(eps, a.norm, IMAGE_DIM, "--sweep-eps" if swept else "--eps")
-        except (ValueError, TypeError) as e:
-            raise UsageError(str(e)) from None
-    for opt, name in ((args.n, "--n"), (args.decision_samples, "--decision-samples")):
-        _parse_positive_int(opt, name)
-    try:
-        if int(args.offset) < 0:
-            raise ValueError
-        int(args.seed)
-    except ValueError:
-        raise UsageError(f"--offset must be an integer >= 0 and --seed an integer, got {args.offset!r}, {args.seed!r}") from None
-    _parse_list(args.thresholds, "--thresholds", lambda t: _parse_eps(t, "--thresholds"))
-    return attack, kw, sweep
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
+    try:
+        cfg = EvaluateConfig(**vars(build_parser().parse_args(argv)))
+    except SystemExit as e:  # argparse has printed why (or the help): return its code as every refusal here
+        return int(e.code or 0)
+    try:
+        attack, kw, sweep = cfg.validate()
+    except UsageError as e:
+        print(f"error: {e}\n(see python -m ratzoo.evaluate --help)", file=sys.stderr)
+        return cli.BAD_ARGUMENT
+    command = "python -m ratzoo.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        out = _run(cfg, attack, kw, sweep, command)
+    except cli.CommandError as e:
+        return e.report()
+    _write(cfg, out, sweep)
+    return 0
+
+
+def _run(cfg: EvaluateConfig, attack: str, kw: dict[str, Any], sweep: dict[str, Any], command: str) -> dict[str, Any]:
+    """Load the model and the images, attack (each sweep point in turn), run the sanity checks asked for.
+
+    Raises:
+        CommandError: the model or data cannot be loaded (exit 3), or ``--offset`` is past the split's end.
+    """
     from .data import describe_source, to_tensor
     from .sanity import check_convergence, check_large_budget, check_monotone
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        attack, kw, sweep = _validate(args)
-    except UsageError as e:
-        print(f"error: {e}\n(see python -m ratzoo.evaluate --help)", file=sys.stderr)
-        return 2
-    n, offset, seed = int(args.n), int(args.offset), int(args.seed)
-    decision_samples = int(args.decision_samples)
-    thresholds = _parse_list(args.thresholds, "--thresholds", float)
-    device = cli.device(args.device)
-    cli.set_threads(args.threads)
-    try:
-        model = cli.load_model(args.model, device)
-        xs, ys = cli.load_data(args.split, args.data_dir)
-    except cli.CommandError as e:
-        return e.report()
+    device = cli.device(cfg.device)
+    cli.set_threads(cfg.threads)
+    model = cli.load_model(cfg.model, device)
+    xs, ys = cli.load_data(cfg.split, cfg.data_dir)
+    n, offset, seed = cfg.n, cfg.offset, cfg.seed
     if offset >= len(xs):
-        print(f"error: --offset {offset} is past the end of the {args.split} split ({len(xs)} images)", file=sys.stderr)
-        return 2
+        raise cli.CommandError(f"--offset {offset} is past the end of the {cfg.split} split ({len(xs)} images)",
+                               cli.BAD_ARGUMENT)
     x = to_tensor(np.array(xs[offset : offset + n])).to(device)
     y = torch.from_numpy(np.array(ys[offset : offset + n])).to(device)
     if x.shape[0] < n:
         print(f"warning: only {x.shape[0]} images available from offset {offset}", file=sys.stderr)
-    common = dict(seed=seed, decision_samples=decision_samples, thresholds=thresholds,
-                  progress=not args.no_progress, model_name=str(args.model))
+    common = dict(seed=seed, decision_samples=cfg.decision_samples, thresholds=cfg.thresholds,
+                  progress=not cfg.no_progress, model_name=str(cfg.model))
     t0 = time.perf_counter()
     out: dict[str, Any]
     if sweep:
@@ -489,36 +477,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  robust accuracy {points[-1]['robust_accuracy']:.4f}", file=sys.stderr)
         # a larger budget, or more EOT draws, is a stronger attack: accuracy must not rise
         checks = [check_monotone(points, sweep["key"])]
-        out = {"sweep": sweep["key"], "values": sweep["values"], "model": str(args.model), "attack": attack,
+        out = {"sweep": sweep["key"], "values": sweep["values"], "model": str(cfg.model), "attack": attack,
                "n": int(x.shape[0]), "seed": seed, "points": points, "sanity": checks}
     else:
         out = evaluate(model, x, y, attack=attack, **kw, **common)
         out["sanity"] = []
-    out.update(dataset=describe_source(args.data_dir),
-               data={"split": args.split, "offset": offset, "data_dir": args.data_dir or os.environ.get("RATZOO_CIFAR10")},
-               command="python -m ratzoo.evaluate " + " ".join(sys.argv[1:] if argv is None else argv))
-    if attack != "none" and args.sanity:
+    data_dir = cfg.data_dir or os.environ.get("RATZOO_CIFAR10")
+    out.update(dataset=describe_source(cfg.data_dir), data={"split": cfg.split, "offset": offset, "data_dir": data_dir},
+               command=command)
+    if attack != "none" and cfg.sanity:
         print("sanity: large budget", file=sys.stderr)
         out["sanity"].append(check_large_budget(model, x, y, attack, **{k: v for k, v in kw.items() if k != "eps"},
-                                                seed=seed, decision_samples=decision_samples))
-    if attack != "none" and args.check_convergence:
+                                                seed=seed, decision_samples=cfg.decision_samples))
+    if attack != "none" and cfg.check_convergence:
         base = out if not sweep else out["points"][-1]
         print("sanity: convergence (doubling steps and EOT)", file=sys.stderr)
-        out["sanity"].append(check_convergence(model, x, y, base, decision_samples=decision_samples,
+        out["sanity"].append(check_convergence(model, x, y, base, decision_samples=cfg.decision_samples,
                                                **{k: v for k, v in kw.items() if k not in ("steps", "eot_samples")}))
     for c in out["sanity"]:
         print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
     out["elapsed_total_s"] = round(time.perf_counter() - t0, 3)
-    if args.out:
-        write_json(args.out, _json_safe(out), indent=2)
-        print(f"wrote {args.out}", file=sys.stderr)
+    return out
+
+
+def _write(cfg: EvaluateConfig, out: dict[str, Any], sweep: dict[str, Any]) -> None:
+    """Write the record to ``--out`` (else stdout) and say the result in one line on stderr."""
+    if cfg.out:
+        write_json(cfg.out, _json_safe(out), indent=2)
+        print(f"wrote {cfg.out}", file=sys.stderr)
     else:
         print(json.dumps(_json_safe(out), indent=2, allow_nan=False))
     if not sweep:
         print(f"clean accuracy {out['clean_accuracy']:.4f}, robust accuracy {out['robust_accuracy']:.4f} "
               f"(95% CI {out['robust_accuracy_ci95'][0]:.4f}-{out['robust_accuracy_ci95'][1]:.4f}), "
               f"n={out['n']}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

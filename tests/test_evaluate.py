@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import subprocess
 from pathlib import Path
@@ -12,8 +13,9 @@ import torch
 from torch import nn
 
 import ratzoo
-from ratzoo import sanity
+from ratzoo import cli, sanity
 from ratzoo.evaluate import evaluate, main, wilson_interval
+from ratzoo.judge import DEFAULT_DECISION_SAMPLES, DEFAULT_EOT
 from ratzoo.sanity import check_large_budget, check_monotone
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
@@ -252,6 +254,41 @@ def test_cli_bad_arguments(args, message, noisy_checkpoint, capsys) -> None:
     assert main(["--model", str(noisy_checkpoint), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "m", "--n", "ten"], "argument --n: invalid int value: 'ten'"),
+    (["--model", "m", "--n", "0"], "--n must be a positive integer, got 0"),
+    (["--model", "m", "--eot", "0"], "--eot must be a positive integer, got 0"),
+    (["--model", "m", "--restarts", "1.5"], "argument --restarts: invalid int value: '1.5'"),
+    (["--model", "m", "--offset", "-1"], "--offset must be an integer >= 0, got -1"),
+    (["--model", "m", "--sweep-eot", "1,0"], "--sweep-eot must be a positive integer, got 0"),
+    (["--model", "m", "--thresholds", ","], "--thresholds is empty"),
+    (["--eot", "2"], "the following arguments are required: --model"),
+])
+def test_cli_refuses_a_bad_flag_by_name_before_loading_anything(args, message, monkeypatch, capsys) -> None:
+    loaded = []
+    monkeypatch.setattr(cli, "load_model", lambda *a: loaded.append(a))
+    monkeypatch.setattr(cli, "load_data", lambda *a: loaded.append(a))
+    assert main(args) == 2  # returned, as every refusal, also where argparse refuses the value
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert loaded == []
+
+
+def test_cli_defaults_are_the_library_constants_and_values_are_typed() -> None:
+    parse = ev.build_parser().parse_args
+    cfg = ev.EvaluateConfig(**vars(parse(["--model", "m"])))
+    assert cfg == ev.EvaluateConfig(model="m")
+    assert (cfg.eot, cfg.decision_samples) == (DEFAULT_EOT, DEFAULT_DECISION_SAMPLES)
+    signature = inspect.signature(evaluate).parameters  # the function's defaults are the CLI's
+    assert (cfg.attack, cfg.thresholds) == (signature["attack"].default, signature["thresholds"].default)
+    assert cfg.validate() == ("pgd-linf", {"eot_samples": DEFAULT_EOT}, {})
+    cfg = ev.EvaluateConfig(**vars(parse(["--model", "m", "--attack", "pgd", "--eps", "8/255", "--steps", "5",
+                                          "--sweep-eot", "1, 2", "--thresholds", "1/4,1"])))
+    assert (cfg.eps, cfg.steps, cfg.sweep_eot, cfg.thresholds) == (8 / 255, 5, (1, 2), (0.25, 1.0))
+    assert cfg.validate() == ("pgd-linf", {"eps": 8 / 255, "steps": 5, "eot_samples": DEFAULT_EOT},
+                              {"key": "eot_samples", "values": [1, 2]})
 
 
 def test_cli_unknown_model(capsys) -> None:
