@@ -1,14 +1,15 @@
 """The benchmark's cost and strength: the cascade ensemble against the committed records of the
 full one, against AutoAttack-rand, and the CPU layout it runs best in.
 
-``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200] [--steps 10]``
-    Runs ``python -m ratzoo.benchmark`` (today's ensemble, ``--resume --wait``, one thread) on
-    test images ``0 .. n-1`` of every leaderboard entry, with the parts in
+``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200] [--flags '--target-eot 2']``
+    Runs ``python -m ratzoo.benchmark`` (today's ensemble, or a candidate given by ``--flags``;
+    ``--resume --wait``, one thread) on test images ``0 .. n-1`` of every leaderboard entry, with the parts in
     ``$RATZOO_BENCHMARK_PARTS`` (point it at the zoo's, ``train/benchmark_zoo.sh``, and the two
     share their first parts), and pairs each image's verdict with the record committed at
     ``OLD_REV`` (APGD-T over 9 targets in one call, EOT-20): robust accuracy of both, images
-    robust only under the new / only under the old, whether APGD-CE's survivors agree bit for
-    bit, and the seconds. Start it once per core: the processes share the parts.
+    robust only under the new / only under the old, the same against the record committed now,
+    whether APGD-CE's survivors agree bit for bit, and the image-draws. Start it once per core:
+    the processes share the parts.
 ``python benchmarks/bench_benchmark.py peer [--n 100] [--group 20] [--steps 10]``
     torchattacks 3.5.1 ``AutoAttack(version='rand')`` (APGD-CE + APGD-DLR, EOT-20, at
     torchattacks' APGD default of 10 iterations, not AutoAttack's 100; a
@@ -59,34 +60,47 @@ def cli(args: list[str], env: dict | None = None) -> None:
                    env={**os.environ, **(env or {})})
 
 
-def strength(entries: list[str], n: int, steps: int | None = None) -> None:
+def committed_record(entry: str) -> dict | None:
+    path = RECORDS / f"{entry}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def paired_counts(new: list[bool], old: list[bool]) -> tuple[int, int]:
+    return sum(a and not b for a, b in zip(new, old)), sum(b and not a for a, b in zip(new, old))
+
+
+def strength(entries: list[str], n: int, flags: list[str]) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     rows = []
+    tag = "".join(f.strip("-").replace("-", "") for f in flags)
     for entry in entries:
         model, threat = entry.rsplit("_", 1)
-        out = CACHE / f"{entry}_n{n}{f'_steps{steps}' if steps else ''}.{os.getpid()}.json"
+        out = CACHE / f"{entry}_n{n}{f'_{tag}' if tag else ''}.{os.getpid()}.json"
         if not out.exists():
             cli(["--model", model, "--threat-model", threat, "--n", str(n), "--resume", "--wait", "--threads", "1",
-                 "--procs", "1", *(["--steps", str(steps)] if steps else []), "--out", str(out)])
-        new, old = json.loads(out.read_text()), old_record(entry)
+                 "--procs", "1", *flags, "--out", str(out)])
+        new, old, now = json.loads(out.read_text()), old_record(entry), committed_record(entry)
         rn, ro = new["robust_per_image"], old["robust_per_image"][:n]
         ce_n, ce_o = new["robust_after_apgd_ce_per_image"], old["robust_after_apgd_ce_per_image"][:n]
-        old_s = sum(p["elapsed_s"] for p in old["per_attack"].values()) * n / old["n"]
+        only_new, only_old = paired_counts(rn, ro)
+        vs_now = paired_counts(rn, now["robust_per_image"][:n]) if now else (None, None)
         rows.append({"entry": entry, "n": n, "old_robust": 100 * sum(ro) / n, "new_robust": 100 * sum(rn) / n,
-                     "only_new": sum(a and not b for a, b in zip(rn, ro)),
-                     "only_old": sum(b and not a for a, b in zip(rn, ro)),
-                     "ce_differ": sum(a != b for a, b in zip(ce_n, ce_o)),
-                     "new_s": new["elapsed_s"], "old_s_scaled": round(old_s, 1)})
+                     "only_new": only_new, "only_old": only_old, "only_new_vs_now": vs_now[0],
+                     "only_now": vs_now[1], "ce_differ": sum(a != b for a, b in zip(ce_n, ce_o)),
+                     "new_draws": draws(new), "old_draws": round(draws(old) * n / old["n"]),
+                     "now_draws": round(draws(now) * n / now["n"]) if now else None})
         r = rows[-1]
-        print(f"{entry:<14} robust old {r['old_robust']:5.1f} new {r['new_robust']:5.1f}  only-new {r['only_new']}  "
-              f"only-old {r['only_old']}  APGD-CE survivors differing {r['ce_differ']}  "
-              f"seconds new {r['new_s']:.0f} (old, this share of its record: {r['old_s_scaled']:.0f})", flush=True)
+        print(f"{entry:<14} robust {OLD_REV} {r['old_robust']:5.1f} new {r['new_robust']:5.1f}  only-new "
+              f"{r['only_new']} only-old {r['only_old']} | vs the committed record: only-new {r['only_new_vs_now']} "
+              f"only-committed {r['only_now']} | APGD-CE survivors differing from {OLD_REV} {r['ce_differ']} | "
+              f"image-draws new {r['new_draws'] / 1e6:.3f} M, {OLD_REV} {r['old_draws'] / 1e6:.3f} M, committed "
+              f"{(r['now_draws'] or 0) / 1e6:.3f} M (this share of its record)", flush=True)
     if len(rows) > 1:
         print(f"total: only-new {sum(r['only_new'] for r in rows)}, only-old {sum(r['only_old'] for r in rows)}, "
-              f"seconds new {sum(r['new_s'] for r in rows):.0f} vs old {sum(r['old_s_scaled'] for r in rows):.0f}; "
-              f"worst entry: {max(rows, key=lambda r: r['only_new'])['entry']} "
-              f"(max only-new {max(r['only_new'] for r in rows)}, max new-old "
-              f"{max(r['new_robust'] - r['old_robust'] for r in rows):+.1f} points)")
+              f"image-draws new {sum(r['new_draws'] for r in rows) / 1e6:.2f} M vs {OLD_REV} "
+              f"{sum(r['old_draws'] for r in rows) / 1e6:.2f} M; worst entry: "
+              f"{max(rows, key=lambda r: r['only_new'])['entry']} (max only-new {max(r['only_new'] for r in rows)}, "
+              f"max new-old {max(r['new_robust'] - r['old_robust'] for r in rows):+.1f} points)")
 
 
 def peer(n: int, group: int, decision: int, steps: int | None, peer_steps: int | None = None) -> None:
@@ -212,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decision", type=int, default=100)
     p.add_argument("--steps", type=int, default=None, help="strength, peer: ratzoo's iterations (torchattacks' "
                    "AutoAttack runs its APGD at its default of 10)")
+    p.add_argument("--flags", default="", help="strength: more `ratzoo.benchmark` flags, a candidate ensemble "
+                   "(e.g. '--target-eot 2')")
     p.add_argument("--peer-steps", type=int, default=None, help="peer: the peer's APGD iterations (100: AutoAttack's)")
     a = p.parse_args(argv)
     if a.what == "strength":
-        strength(a.entries.split(","), a.n or 200, a.steps)
+        strength(a.entries.split(","), a.n or 200, [*(["--steps", str(a.steps)] if a.steps else []), *a.flags.split()])
     elif a.what == "peer":
         peer(a.n or 100, a.group, a.decision, a.steps, a.peer_steps)
     elif a.what == "layout":
