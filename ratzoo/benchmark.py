@@ -8,7 +8,8 @@ attacks:
 1. APGD-CE (100 iterations, EOT over ``eot_samples`` draws per step, 20 by default), then
 2. APGD-T, targeted APGD-DLR towards one wrong class at a time, most likely first
    (``n_target_classes``, 9 as AutoAttack; 100 iterations each, ``target_eot_samples`` draws
-   per step, 5 by default), on the images still robust: every such image gets the first
+   per step for the likeliest target, 5 by default, and ``late_target_eot_samples``, 2, for the
+   others), on the images still robust: every such image gets the first
    ``cascade_after`` targets (by default all), and a further target only while the smallest
    decision margin APGD-T reached on it is at most ``cascade_margin`` (a cascade, off by
    default: ``DEFAULT_CASCADE_AFTER`` says why). Images still robust within ``refine_margin``
@@ -77,10 +78,13 @@ DEFAULT_TARGETS = 9
 """Targets of APGD-T: all nine wrong classes, as AutoAttack's standard version, because some
 images fall only to the 4th-9th most likely classes (``benchmarks/bench_targets.py``)."""
 DEFAULT_TARGET_EOT = 5
+DEFAULT_LATE_TARGET_EOT = 2
+"""The likeliest target breaks most of what APGD-T breaks on the noisy models, the others a few
+images each: they get fewer draws per step (``benchmarks/bench_benchmark.py strength``)."""
 DEFAULT_CASCADE_AFTER = DEFAULT_TARGETS
 DEFAULT_CASCADE_MARGIN = 0.2
 DEFAULT_REFINE_MARGIN = 0.1
-"""APGD-T at EOT-5 per step on every target rank, each judged on its own, and the images left
+"""APGD-T at EOT-5 (2 after the likeliest) per step on every target rank, each judged on its own, and the images left
 within 0.1 of the boundary the first target again at the full EOT. Every robust image gets every
 target: stopping after the first by the decision margin (``--cascade-after 1``) left images robust
 that later ranks break, at any margin (``benchmarks/bench_benchmark.py strength`` against the
@@ -99,8 +103,8 @@ def _key(name: str) -> str:
 
 def _bench_part(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_model: str, eps: float, seed: int,
-    steps: int, eot_samples: int, n_target_classes: int, target_eot_samples: int, cascade_after: int,
-    cascade_margin: float, refine_margin: float, decision_samples: int, rnd: Randomness, precision: str,
+    steps: int, eot_samples: int, n_target_classes: int, target_eot_samples: int, late_target_eot_samples: int,
+    cascade_after: int, cascade_margin: float, refine_margin: float, decision_samples: int, rnd: Randomness, precision: str,
     progress: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
     """The ensemble on one part: per-image outcomes and costs (no aggregate numbers).
@@ -173,8 +177,8 @@ def _bench_part(
     for r in range(1, n_target_classes + 1):
         idx = (robust & ((r <= cascade_after) | (low <= cascade_margin))).nonzero().squeeze(1)
         if len(idx):
-            attack("apgd-t", idx, STREAM_TARGET + r, r, eot_samples=target_eot_samples, n_target_classes=1,
-                   target_rank=r)
+            attack("apgd-t", idx, STREAM_TARGET + r, r, n_target_classes=1, target_rank=r,
+                   eot_samples=target_eot_samples if r == 1 else late_target_eot_samples)
     idx = (robust & (low <= refine_margin)).nonzero().squeeze(1)
     if len(idx):
         attack("apgd-t", idx, STREAM_REFINE, 1, label=REFINE, eot_samples=eot_samples, n_target_classes=1,
@@ -225,14 +229,14 @@ def _precision_of(parts: Sequence[dict[str, Any]], asked: str) -> str:
 
 def ensemble_params(*, steps: int = DEFAULT_STEPS, eot_samples: int = DEFAULT_EOT,
                     n_target_classes: int = DEFAULT_TARGETS, target_eot_samples: int = DEFAULT_TARGET_EOT,
-                    cascade_after: int = DEFAULT_CASCADE_AFTER, cascade_margin: float = DEFAULT_CASCADE_MARGIN,
+                    late_target_eot_samples: int = DEFAULT_LATE_TARGET_EOT, cascade_after: int = DEFAULT_CASCADE_AFTER, cascade_margin: float = DEFAULT_CASCADE_MARGIN,
                     refine_margin: float = DEFAULT_REFINE_MARGIN,
                     decision_samples: int = DEFAULT_DECISION_SAMPLES) -> dict[str, Any]:
     """What defines the ensemble, as a record's ``params`` holds it: two records were measured
     by the same attacks when these agree (``ensemble_params()``: today's defaults)."""
     return {"ensemble": list(ENSEMBLE), "steps": steps, "eot_samples": eot_samples,
             "n_target_classes": n_target_classes, "target_eot_samples": target_eot_samples,
-            "cascade_after": cascade_after, "cascade_margin": cascade_margin, "refine_margin": refine_margin,
+            "late_target_eot_samples": late_target_eot_samples, "cascade_after": cascade_after, "cascade_margin": cascade_margin, "refine_margin": refine_margin,
             "targets_judged": "each rank on its own", "decision_samples": decision_samples}
 
 
@@ -246,11 +250,14 @@ def describe_ensemble(params: dict[str, Any]) -> str:
     refine = (f"; an image still robust within {params['refine_margin']} of the boundary gets the first target "
               f"again at {eot} draws" if params.get("refine_margin") else "")
     ca = params["cascade_after"]
+    late = params.get("late_target_eot_samples", params["target_eot_samples"])
+    draws = (f"{params['target_eot_samples']} draws" if late == params["target_eot_samples"] else
+             f"{params['target_eot_samples']} draws for the likeliest, {late} for the others,")
     if ca >= k:
-        return head + (f"APGD-T at {params['target_eot_samples']} draws towards each of the {k} most likely wrong "
+        return head + (f"APGD-T at {draws} towards each of the {k} most likely wrong "
                        f"classes, one at a time, for every image still robust{refine}")
     first = "likeliest" if ca == 1 else f"first {ca}"
-    return head + (f"APGD-T at {params['target_eot_samples']} draws towards the most likely wrong classes one at a "
+    return head + (f"APGD-T at {draws} towards the most likely wrong classes one at a "
                    f"time: the {first} for every image still robust, each next one (up to "
                    f"{k}) only while the image's decision margin stays at most {params['cascade_margin']}{refine}")
 
@@ -273,6 +280,7 @@ def benchmark(
     eot_samples: int = DEFAULT_EOT,
     n_target_classes: int = DEFAULT_TARGETS,
     target_eot_samples: int = DEFAULT_TARGET_EOT,
+    late_target_eot_samples: int = DEFAULT_LATE_TARGET_EOT,
     cascade_after: int = DEFAULT_CASCADE_AFTER,
     cascade_margin: float = DEFAULT_CASCADE_MARGIN,
     refine_margin: float = DEFAULT_REFINE_MARGIN,
@@ -298,7 +306,8 @@ def benchmark(
         steps: APGD iterations per attack (and per target).
         eot_samples: draws per step on a randomized model (1 on a deterministic one).
         n_target_classes: APGD-T's targets.
-        target_eot_samples: draws per step of APGD-T on a randomized model.
+        target_eot_samples: draws per step of APGD-T's likeliest target on a randomized model.
+        late_target_eot_samples: draws per step of APGD-T's other targets.
         cascade_after: target ranks every image still robust gets; a later rank runs only on
             the images whose smallest decision margin so far is at most ``cascade_margin``
             (``cascade_after=n_target_classes``: every target for every image).
@@ -331,7 +340,8 @@ def benchmark(
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
             raise ValueError(f"{nm} must be in [0, 1] (a difference of probabilities), got {v!r}")
     for nm, v in (("steps", steps), ("eot_samples", eot_samples), ("n_target_classes", n_target_classes),
-                  ("target_eot_samples", target_eot_samples), ("cascade_after", cascade_after),
+                  ("target_eot_samples", target_eot_samples), ("late_target_eot_samples", late_target_eot_samples),
+                  ("cascade_after", cascade_after),
                   ("decision_samples", decision_samples), ("part_size", part_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{nm} must be a positive integer, got {v!r}")
@@ -358,7 +368,7 @@ def benchmark(
         part = _bench_part(model, images[a:b], labels[a:b], threat_model=threat_model, eps=eps_f,
                            seed=derive_seed(seed, STREAM_PART + j), steps=steps, eot_samples=eot_samples,
                            n_target_classes=n_target_classes, target_eot_samples=target_eot_samples,
-                           cascade_after=cascade_after, cascade_margin=cascade_margin, refine_margin=refine_margin,
+                           late_target_eot_samples=late_target_eot_samples, cascade_after=cascade_after, cascade_margin=cascade_margin, refine_margin=refine_margin,
                            decision_samples=decision_samples, rnd=rnd,
                            precision=precision, progress=progress)
         part["elapsed_s"] = round(time.perf_counter() - tp, 3)
@@ -366,7 +376,8 @@ def benchmark(
         if on_part is not None:
             on_part(j, part)
     params = {**ensemble_params(steps=steps, eot_samples=eot_samples, n_target_classes=n_target_classes,
-                                target_eot_samples=target_eot_samples, cascade_after=cascade_after,
+                                target_eot_samples=target_eot_samples,
+                                late_target_eot_samples=late_target_eot_samples, cascade_after=cascade_after,
                                 cascade_margin=cascade_margin, refine_margin=refine_margin,
                                 decision_samples=decision_samples),
               "threat_model": threat_model, "eps": eps_f, "resolve_margin": RESOLVE_MARGIN, "part_size": part_size,
@@ -567,7 +578,9 @@ class BenchmarkConfig:
     eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always")
     targets: int = _field(DEFAULT_TARGETS, "APGD-T targets, the most likely wrong classes (at most classes - 1)",
                           "always")
-    target_eot: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T on a randomized model", "always")
+    target_eot: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T's likeliest target on a randomized "
+                             "model", "always")
+    late_target_eot: int = _field(DEFAULT_LATE_TARGET_EOT, "EOT draws per step of APGD-T's other targets", "always")
     cascade_after: int = _field(DEFAULT_CASCADE_AFTER, "APGD-T target ranks every robust image gets", "always")
     cascade_margin: float = _field(DEFAULT_CASCADE_MARGIN, "after --cascade-after ranks, an image gets the next "
                                    "target only while its smallest decision margin is at most this", "always")
@@ -743,7 +756,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     name = cfg.name or cfg.model
     common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,
-                  n_target_classes=cfg.targets, target_eot_samples=cfg.target_eot, cascade_after=cfg.cascade_after,
+                  n_target_classes=cfg.targets, target_eot_samples=cfg.target_eot,
+                  late_target_eot_samples=cfg.late_target_eot, cascade_after=cfg.cascade_after,
                   cascade_margin=cfg.cascade_margin, refine_margin=cfg.refine_margin,
                   decision_samples=cfg.decision_samples, randomness=cfg.randomness,
                   precision=cfg.precision, model_name=name, offset=cfg.offset, part_size=cfg.part_size)

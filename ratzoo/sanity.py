@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .attacks import ALIASES, ATTACKS, attack_arguments
-from .benchmark import DEFAULT_TARGET_EOT, benchmark
+from .benchmark import DEFAULT_LATE_TARGET_EOT, DEFAULT_TARGET_EOT, benchmark
 from .evaluate import evaluate
 from .judge import DEFAULT_DECISION_SAMPLES
 from .record import Record
@@ -190,6 +190,7 @@ def benchmark_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rec: Re
         doubled = {what: 2 * kw[what]}
         if what == "eot_samples":  # both phases' draws, or the check would leave APGD-T's as they were
             doubled["target_eot_samples"] = 2 * kw.get("target_eot_samples", DEFAULT_TARGET_EOT)
+            doubled["late_target_eot_samples"] = 2 * kw.get("late_target_eot_samples", DEFAULT_LATE_TARGET_EOT)
         r = benchmark(model, x, y, **{**kw, **doubled})
         delta = r.robust_accuracy - base.robust_accuracy
         ok = shift(r.robust_accuracy, base.robust_accuracy, base.robust_accuracy_ci95) == "within"
