@@ -140,10 +140,11 @@ def test_cascade_never_leaves_robust_what_the_full_targeted_phase_breaks(name, c
     x, y = to_tensor(np.array(xs[:16])), torch.from_numpy(np.array(ys[:16])).long()
     model = ratzoo.load(name).eval()
     kw = dict(threat_model="Linf", seed=0, steps=10, eot_samples=8, decision_samples=100, part_size=16)
-    full = ratzoo.benchmark(model, x, y, target_eot_samples=8, cascade_after=9, **kw)
+    full = ratzoo.benchmark(model, x, y, target_eot_samples=8, late_target_eot_samples=8, cascade_after=9, **kw)
     cheap = ratzoo.benchmark(model, x, y, **kw)
     assert cheap.params["cascade_after"] == BENCH.DEFAULT_CASCADE_AFTER == 9
     assert cheap.params["target_eot_samples"] == BENCH.DEFAULT_TARGET_EOT < 8
+    assert cheap.params["late_target_eot_samples"] == BENCH.DEFAULT_LATE_TARGET_EOT < BENCH.DEFAULT_TARGET_EOT
     assert cheap.per_image["robust_after_apgd_ce"] == full.per_image["robust_after_apgd_ce"]  # the same first attack
     assert sum(full.per_image["robust_after_apgd_ce"]) > sum(full.robust_per_image()) > 0  # APGD-T has work to do
     only_cheap = [i for i, (c, f) in enumerate(zip(cheap.robust_per_image(), full.robust_per_image())) if c and not f]
