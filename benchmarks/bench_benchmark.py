@@ -65,11 +65,9 @@ def committed_record(entry: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def paired_counts(new: list[bool], old: list[bool]) -> tuple[int, int]:
-    return sum(a and not b for a, b in zip(new, old)), sum(b and not a for a, b in zip(new, old))
-
-
 def strength(entries: list[str], n: int, flags: list[str]) -> None:
+    from ratzoo import compare
+
     CACHE.mkdir(parents=True, exist_ok=True)
     rows = []
     tag = "".join(f.strip("-").replace("-", "") for f in flags)
@@ -82,10 +80,11 @@ def strength(entries: list[str], n: int, flags: list[str]) -> None:
         new, old, now = json.loads(out.read_text()), old_record(entry), committed_record(entry)
         rn, ro = new["robust_per_image"], old["robust_per_image"][:n]
         ce_n, ce_o = new["robust_after_apgd_ce_per_image"], old["robust_after_apgd_ce_per_image"][:n]
-        only_new, only_old = paired_counts(rn, ro)
-        vs_now = paired_counts(rn, now["robust_per_image"][:n]) if now else (None, None)
+        c = compare(new, old)  # pairs the images both measured, by dataset index
+        c_now = compare(new, now) if now else None
+        vs_now = (c_now.only_a, c_now.only_b) if c_now else (None, None)
         rows.append({"entry": entry, "n": n, "old_robust": 100 * sum(ro) / n, "new_robust": 100 * sum(rn) / n,
-                     "only_new": only_new, "only_old": only_old, "only_new_vs_now": vs_now[0],
+                     "only_new": c.only_a, "only_old": c.only_b, "only_new_vs_now": vs_now[0],
                      "only_now": vs_now[1], "ce_differ": sum(a != b for a, b in zip(ce_n, ce_o)),
                      "new_draws": draws(new), "old_draws": round(draws(old) * n / old["n"]),
                      "now_draws": round(draws(now) * n / now["n"]) if now else None})

@@ -84,8 +84,8 @@ images each: they get fewer draws per step (``benchmarks/bench_benchmark.py stre
 DEFAULT_CASCADE_AFTER = DEFAULT_TARGETS
 DEFAULT_CASCADE_MARGIN = 0.2
 DEFAULT_REFINE_MARGIN = 0.1
-"""APGD-T at EOT-5 (2 after the likeliest) per step on every target rank, each judged on its own, and the images left
-within 0.1 of the boundary the first target again at the full EOT. Every robust image gets every
+"""APGD-T at EOT-5 (EOT-2 after the likeliest) per step on every target rank, each judged on its
+own, and the images left within 0.1 of the boundary the first target again at the full EOT. Every robust image gets every
 target: stopping after the first by the decision margin (``--cascade-after 1``) left images robust
 that later ranks break, at any margin (``benchmarks/bench_benchmark.py strength`` against the
 committed records of the full APGD-T)."""
@@ -104,8 +104,8 @@ def _key(name: str) -> str:
 def _bench_part(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat_model: str, eps: float, seed: int,
     steps: int, eot_samples: int, n_target_classes: int, target_eot_samples: int, late_target_eot_samples: int,
-    cascade_after: int, cascade_margin: float, refine_margin: float, decision_samples: int, rnd: Randomness, precision: str,
-    progress: Callable[[int, int], None] | None,
+    cascade_after: int, cascade_margin: float, refine_margin: float, decision_samples: int, rnd: Randomness,
+    precision: str, progress: Callable[[int, int], None] | None,
 ) -> dict[str, Any]:
     """The ensemble on one part: per-image outcomes and costs (no aggregate numbers).
 
@@ -229,14 +229,16 @@ def _precision_of(parts: Sequence[dict[str, Any]], asked: str) -> str:
 
 def ensemble_params(*, steps: int = DEFAULT_STEPS, eot_samples: int = DEFAULT_EOT,
                     n_target_classes: int = DEFAULT_TARGETS, target_eot_samples: int = DEFAULT_TARGET_EOT,
-                    late_target_eot_samples: int = DEFAULT_LATE_TARGET_EOT, cascade_after: int = DEFAULT_CASCADE_AFTER, cascade_margin: float = DEFAULT_CASCADE_MARGIN,
+                    late_target_eot_samples: int = DEFAULT_LATE_TARGET_EOT,
+                    cascade_after: int = DEFAULT_CASCADE_AFTER, cascade_margin: float = DEFAULT_CASCADE_MARGIN,
                     refine_margin: float = DEFAULT_REFINE_MARGIN,
                     decision_samples: int = DEFAULT_DECISION_SAMPLES) -> dict[str, Any]:
     """What defines the ensemble, as a record's ``params`` holds it: two records were measured
     by the same attacks when these agree (``ensemble_params()``: today's defaults)."""
     return {"ensemble": list(ENSEMBLE), "steps": steps, "eot_samples": eot_samples,
             "n_target_classes": n_target_classes, "target_eot_samples": target_eot_samples,
-            "late_target_eot_samples": late_target_eot_samples, "cascade_after": cascade_after, "cascade_margin": cascade_margin, "refine_margin": refine_margin,
+            "late_target_eot_samples": late_target_eot_samples, "cascade_after": cascade_after,
+            "cascade_margin": cascade_margin, "refine_margin": refine_margin,
             "targets_judged": "each rank on its own", "decision_samples": decision_samples}
 
 
@@ -368,7 +370,8 @@ def benchmark(
         part = _bench_part(model, images[a:b], labels[a:b], threat_model=threat_model, eps=eps_f,
                            seed=derive_seed(seed, STREAM_PART + j), steps=steps, eot_samples=eot_samples,
                            n_target_classes=n_target_classes, target_eot_samples=target_eot_samples,
-                           late_target_eot_samples=late_target_eot_samples, cascade_after=cascade_after, cascade_margin=cascade_margin, refine_margin=refine_margin,
+                           late_target_eot_samples=late_target_eot_samples, cascade_after=cascade_after,
+                           cascade_margin=cascade_margin, refine_margin=refine_margin,
                            decision_samples=decision_samples, rnd=rnd,
                            precision=precision, progress=progress)
         part["elapsed_s"] = round(time.perf_counter() - tp, 3)
