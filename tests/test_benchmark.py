@@ -518,7 +518,8 @@ def test_every_committed_leaderboard_entry_round_trips_and_a_wrong_key_is_refuse
 
 def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measurement() -> None:
     """docs/leaderboard.md is what train.leaderboard generates; every claim names its source and how
-    its setting differs; a defense entry's row carries the paired test against its base model."""
+    its setting differs; a defense entry's row carries the paired test against its base model (a
+    wrapper) or the closest zoo model (a trained defense)."""
     from ratzoo import compare, zoo
     from train import leaderboard
 
@@ -541,7 +542,11 @@ def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measure
     row = leaderboard.paired(fake, [base, fake], zoo.entries())
     c = compare(Record.load(REPO_ROOT / base.record), Record.load(REPO_ROOT / base.record))
     assert row.startswith(f"`at` {100 * c.accuracy_b:.1f} % on the same {c.n} images: 0 robust only with")
-    assert leaderboard.paired(base, [base], zoo.entries()) == "(a trained model: no base)"
+    assert leaderboard.paired(base, [base], zoo.entries()) == "(a trained model: no closest zoo model)"
+    trained = dataclasses.replace(base, name="rse")  # a trained defense is paired against its closest model
+    assert leaderboard.paired(trained, [base, trained], zoo.entries(), "at").startswith(f"`at` {100 * c.accuracy_b:.1f} %")
+    assert leaderboard.paired(trained, [trained], zoo.entries(), "at") == "`at` not measured"
+    assert {d["defense"]: d.get("closest") for d in lit if d["defense"] in ("rse", "pni")} == {"rse": "rn", "pni": "at"}
 
 
 def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:

@@ -75,7 +75,8 @@ def entries(path: Path = LEADERBOARD) -> list[LeaderboardEntry]:
 def claimed_vs_measured(entries: list[LeaderboardEntry]) -> str:
     """Per defense of the literature (``ratzoo.zoo.literature``; R.N.'s numbers from the RAT
     paper's Table 2): what was published on it, then the zoo's measurement of each entry
-    implementing it, with the paired test against the entry's base model."""
+    implementing it, with the paired test against the entry's base model (a wrapper) or the
+    defense's ``closest`` zoo model (a trained defense)."""
     rn = {"defense": "rn", "title": "Noise injection, R.N. (Pinot et al. 2019)", "zoo": ["rn"], "claims": [{
         "who": "The RAT paper's Table 2 (Araujo et al. 2019)", "setting": zoo.PAPER_TABLE2_SETTING,
         "claim": f"{100 * zoo.PAPER_TABLE2['rn'][0]:.1f} % (Linf), {100 * zoo.PAPER_TABLE2['rn'][1]:.1f} % (L2)",
@@ -96,23 +97,25 @@ def claimed_vs_measured(entries: list[LeaderboardEntry]) -> str:
             out.append(f"\nZoo entries {', '.join(f'`{n}`' for n in names)}: not benchmarked yet "
                        f"(`MODELS=\"{' '.join(names)}\" bash train/benchmark_zoo.sh`).\n")
             continue
-        out += ["", "| zoo entry | threat model | n | robust % [95 % CI] | one draw % | paired against its base model |",
+        out += ["", "| zoo entry | threat model | n | robust % [95 % CI] | one draw % | paired against the closest zoo model |",
                 "|---|---|---|---|---|---|"]
         for e in measured:
             ci = e.robust_acc_ci95
             out.append(f"| `{e.name}` | {e.threat_model} {eps_text(e.threat_model, e.eps)} | {e.n} | "
                        f"{e.robust_acc:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | {e.single_draw_acc:.1f} | "
-                       f"{paired(e, entries, registry)} |")
+                       f"{paired(e, entries, registry, d.get('closest'))} |")
         out.append("")
     return "\n".join(out)
 
 
-def paired(entry: LeaderboardEntry, entries: list[LeaderboardEntry], registry: dict) -> str:
-    """The exact McNemar test of ``entry`` against its base model's entry under the same threat."""
-    base = registry[entry.name].base
+def paired(entry: LeaderboardEntry, entries: list[LeaderboardEntry], registry: dict,
+           closest: str | None = None) -> str:
+    """The exact McNemar test of ``entry`` against its base model's entry (a wrapper) or the
+    ``closest`` zoo model's (a trained defense) under the same threat."""
+    base = registry[entry.name].base or closest
     other = next((e for e in entries if e.name == base and e.threat_model == entry.threat_model), None)
     if base is None or other is None:
-        return "no base model measured" if base else "(a trained model: no base)"
+        return f"`{base}` not measured" if base else "(a trained model: no closest zoo model)"
     c = compare(Record.load(ROOT / entry.record), Record.load(ROOT / other.record))
     return (f"`{base}` {100 * c.accuracy_b:.1f} % on the same {c.n} images: {c.only_a} robust only with the "
             f"defense, {c.only_b} only without; exact McNemar p = {c.p_value:.2g}")
