@@ -498,7 +498,7 @@ def leaderboard_entry(rec: Record, *, architecture: str | None = None, link: str
         name=rec.model, architecture=arch, dataset="cifar10", threat_model=rec.threat_model,
         eps=rec.eps, clean_acc=round(100 * rec.clean_accuracy, 2), robust_acc=round(100 * rec.robust_accuracy, 2),
         additional_data=False, link=link,
-        randomness=(rec.randomness or {}).get("kind"), eot_samples=rec.effective_eot_samples,
+        randomness=_randomness_text(rec.randomness), eot_samples=rec.effective_eot_samples,
         decision_samples=rec.decision_samples, seed=rec.seed, n=rec.n,
         clean_acc_ci95=[round(100 * v, 2) for v in rec.clean_accuracy_ci95],
         robust_acc_ci95=[round(100 * v, 2) for v in rec.robust_accuracy_ci95],
@@ -510,6 +510,13 @@ def leaderboard_entry(rec: Record, *, architecture: str | None = None, link: str
         record=record_path,
         ratzoo=(rec.versions or {}).get("ratzoo"),
     )
+
+
+def _randomness_text(randomness: dict[str, Any] | None) -> str | None:
+    """The record's kind of randomness, flagged ``unseeded`` when its seed does not repeat it."""
+    if not randomness:
+        return None
+    return randomness["kind"] + ("" if randomness.get("seedable", True) else ", unseeded")
 
 
 def load_leaderboard(path: str | Path) -> list[LeaderboardEntry]:

@@ -158,6 +158,11 @@ def randomness_of(model: nn.Module, x: torch.Tensor, override: str | Randomness 
     per_model = _CACHE.setdefault(model, {})
     if key not in per_model:
         per_model[key] = _probe_foreign(model, x[:1].detach())
+        if not per_model[key][1]:
+            warnings.warn(f"{type(model).__name__} draws randomness that torch's seed does not reach (numpy's or "
+                          "its own RNG?): a seeded run will not repeat, and its record says seedable: false. Draw "
+                          "from torch's global RNG (torch.randn_like, torch.rand) to make it repeatable.",
+                          UserWarning, stacklevel=2)
     kind, seedable = per_model[key]
     own = [m for m in noise_modules(model) if m.enabled]
     if not own:

@@ -93,7 +93,26 @@ def test_the_probe_is_cheap_and_runs_once_per_model_and_shape(trained) -> None:
 def test_seedable_is_measured(trained) -> None:
     base, x, _ = trained
     assert randomness_of(InputNoise(base), x).seedable
-    assert not randomness_of(NumpyNoise(base), x).seedable
+    with pytest.warns(UserWarning, match="seed does not reach"):
+        assert not randomness_of(NumpyNoise(base), x).seedable
+
+
+def test_an_unseedable_model_is_flagged_in_its_record_and_leaderboard_entry(trained) -> None:
+    """A model whose seed cannot repeat it is never reported as seeded: a warning, the record's
+    ``seedable: false`` and the leaderboard's ``unseeded``; a seedable one carries no flag."""
+    from ratzoo.benchmark import leaderboard_entry, leaderboard_markdown
+
+    base, x, y = trained
+    kw = dict(threat_model="Linf", steps=2, eot_samples=2, n_target_classes=1, decision_samples=10, seed=0)
+    with pytest.warns(UserWarning, match="seed does not reach"):
+        rec = ratzoo.benchmark(NumpyNoise(base, sigma=0.05), x[:8], y[:8], **kw)
+    assert rec.randomized and rec.randomness["seedable"] is False
+    entry = leaderboard_entry(rec)
+    assert entry.randomness == "per-sample, unseeded" and "per-sample, unseeded" in leaderboard_markdown([entry])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a seedable model warns nothing
+        ok = ratzoo.benchmark(InputNoise(base, sigma=0.05), x[:8], y[:8], **kw)
+    assert ok.randomness["seedable"] is True and leaderboard_entry(ok).randomness == "per-sample"
 
 
 def test_override_and_bad_override(trained) -> None:
