@@ -61,19 +61,34 @@ def test_derived_seeds_are_independent_streams() -> None:
 # --------------------------------------------------------------------------- evaluate
 
 
-def test_the_training_jobs_calls(noisy) -> None:
-    """Exactly what train/main.py calls, and the fields it reads."""
-    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    y = torch.arange(6)
-    for kw in (dict(attack="none"), dict(attack="pgd-linf", eps=8 / 255, steps=2, eot_samples=2),
-               dict(attack="pgd-l2", eps=0.5, steps=2, eot_samples=2)):
-        rec = evaluate(noisy, x, y, seed=0, **kw)
-        assert set(REQUIRED) <= set(rec)
-        assert rec["n"] == 6 and 0 <= rec["robust_accuracy"] <= rec["clean_accuracy"] <= 1
-        lo, hi = rec["robust_accuracy_ci95"]
-        assert lo <= rec["robust_accuracy"] <= hi
-        assert rec["single_draw_accuracy"] is not None
-        json.dumps(rec, allow_nan=False)
+def test_the_training_jobs_calls(noisy, trained) -> None:
+    """What train/main.py calls, and the fields it reads: each number is what the record's
+    per-image outcomes say (the accuracies their means, the intervals their Wilson intervals),
+    the attacks break images the clean pass got right, and the noise stays on."""
+    model, x, y = trained
+    foreign = _InputNoise(model, 0.1).eval()
+    x, y = x[:40], y[:40]
+    for m in (foreign, noisy):
+        xm = x if m is foreign else torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        ym = y if m is foreign else torch.arange(6)
+        clean = evaluate(m, xm, ym, seed=0, attack="none")
+        for kw in (dict(attack="none"), dict(attack="pgd-linf", eps=8 / 255, steps=2, eot_samples=2),
+                   dict(attack="pgd-l2", eps=0.5, steps=2, eot_samples=2)):
+            rec = evaluate(m, xm, ym, seed=0, **kw)
+            assert set(REQUIRED) <= set(rec) and rec["n"] == len(ym) and rec["randomized"]
+            per_image = {"clean": rec["clean_correct_per_image"],  # no attack: robust is the clean verdict
+                         "robust": rec.get("robust_per_image", rec["clean_correct_per_image"])}
+            assert ("robust_per_image" in rec) == (kw["attack"] != "none")
+            for key in ("clean", "robust"):
+                k = sum(per_image[key])
+                assert rec[f"{key}_accuracy"] == k / len(ym)
+                assert rec[f"{key}_accuracy_ci95"] == pytest.approx(list(wilson_interval(k, len(ym))))
+            assert rec["clean_correct_per_image"] == clean["clean_correct_per_image"]  # one clean verdict per seed
+            assert all(c or not r for c, r in zip(per_image["clean"], per_image["robust"]))
+            assert 0 <= rec["single_draw_accuracy"] <= 1
+            json.dumps(rec, allow_nan=False)
+            if m is foreign and kw["attack"] != "none":
+                assert 0 < rec["robust_accuracy"] < rec["clean_accuracy"]  # the attack did break images
     assert not noisy.training and noisy.noise.enabled
 
 
@@ -89,13 +104,29 @@ def test_undefended_model_numbers(trained) -> None:
     assert evaluate(model, x, y, attack="pgd-linf", eps=0.0, steps=2)["robust_accuracy"] == clean["clean_accuracy"]
 
 
-def test_evaluate_is_reproducible_and_seeded(noisy) -> None:
-    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
-    y = torch.arange(8) % 10
-    a = evaluate(noisy, x, y, attack="fgsm", eot_samples=3, seed=4, decision_samples=20)
-    b = evaluate(noisy, x, y, attack="fgsm", eot_samples=3, seed=4, decision_samples=20)
-    for k in ("clean_accuracy", "robust_accuracy", "single_draw_accuracy", "clean_single_draw_accuracy"):
-        assert a[k] == b[k]
+class _InputNoise(nn.Module):
+    """A foreign randomized model: Gaussian noise on the input, from torch's global RNG."""
+
+    def __init__(self, base: nn.Module, sigma: float) -> None:
+        super().__init__()
+        self.base, self.sigma = base, sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x + self.sigma * torch.randn_like(x))
+
+
+def test_evaluate_is_reproducible_and_seeded(trained) -> None:
+    """The same seed repeats every per-image outcome of an attack that broke some images and not
+    others; another seed draws other noise (its perturbations differ), so the seed is used."""
+    model, x, y = trained
+    noisy = _InputNoise(model, 0.1).eval()
+    kw = dict(attack="pgd-linf", eps=8 / 255, steps=3, eot_samples=3, decision_samples=20)
+    a, b, c = (evaluate(noisy, x[:32], y[:32], seed=s, **kw) for s in (4, 4, 5))
+    assert a["passes"]["image_draws"] > 0 and 0 < a["robust_accuracy"] < a["clean_accuracy"]  # the attack had work
+    for k in ("clean_accuracy", "robust_accuracy", "single_draw_accuracy", "clean_single_draw_accuracy",
+              "clean_correct_per_image", "robust_per_image", "linf_per_image", "l2_per_image", "passes"):
+        assert a[k] == b[k], k
+    assert a["l2_per_image"] != c["l2_per_image"]  # the negative control: the seed reaches the draws
 
 
 def test_cw_thresholds_follow_the_norms(trained) -> None:
