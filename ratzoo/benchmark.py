@@ -28,7 +28,7 @@ example), the single-draw accuracy (what one call of the model gives a user), th
 **Parts.** The images are measured in parts of ``part_size`` images, each seeded by a seed
 derived from the one ``seed`` and the part's index; a record therefore does not depend on
 how many processes measured it, nor on a kill and resume in between (the CLI keeps each
-finished part on disk). ``torchrun --nproc_per_node=N -m ratzoo.benchmark ...`` gives the
+finished part on disk, :mod:`ratzoo.parts`). ``torchrun --nproc_per_node=N -m ratzoo.benchmark ...`` gives the
 parts to the ranks in turn (gloo on CPU, NCCL on GPUs) and rank 0 gathers and writes the one
 record (write ``--n-images`` there: torchrun's own parser takes ``--n`` for one of its options).
 
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
@@ -65,6 +64,7 @@ from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_budget, c
 from .geometry import IMAGE_DIM
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, DEFAULT_EOT, Decision, derive_seed, run_attack
 from .identity import model_identity
+from .parts import Parts, folder_key, part_ranges
 from .randomness import Randomness, randomness_of
 from .record import Record
 from .stats import wilson_interval
@@ -262,12 +262,6 @@ def describe_ensemble(params: dict[str, Any]) -> str:
     return head + (f"APGD-T at {draws} towards the most likely wrong classes one at a "
                    f"time: the {first} for every image still robust, each next one (up to "
                    f"{k}) only while the image's decision margin stays at most {params['cascade_margin']}{refine}")
-
-
-def part_ranges(n: int, part_size: int = PART_SIZE) -> list[tuple[int, int, int]]:
-    """``(index, start, stop)`` of each part of ``n`` images. Part ``index`` is seeded with
-    ``derive_seed(seed, STREAM_PART + index)``: fixed by the images, never by the processes."""
-    return [(j, a, min(a + part_size, n)) for j, a in enumerate(range(0, n, part_size))]
 
 
 def benchmark(
@@ -649,7 +643,7 @@ class BenchmarkConfig:
         ident = [self.budget() if f.name == "eps" else getattr(self, f.name) for f in dataclasses.fields(self)
                  if f.metadata["key"] == "always"
                  or (f.metadata["key"] == "unless_default" and getattr(self, f.name) != f.default)]
-        digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        digest = folder_key(ident)
         parts = os.environ.get("RATZOO_BENCHMARK_PARTS")
         cache = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
         key = (Path(parts) if parts else cache / "benchmark") / digest
@@ -674,19 +668,6 @@ _WORKER = "RATZOO_BENCHMARK_WORKER"
 def _cpu_count() -> int:
     """Cores this process may use (``os.process_cpu_count`` is Python >= 3.13 only)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _claim(path: Path):
-    """An exclusive, non-blocking lock on ``path`` (None when another process holds it)."""
-    import fcntl
-
-    f = open(path, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        return None
-    return f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -737,21 +718,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {folder.parent} also holds parts of this command measured on another model ({', '.join(others)}); "
               f"they are not reused: this model's weights, config, source or behaviour differ "
               f"({IDENTITY_FILE} in each folder says what was measured)", file=sys.stderr)
-    all_parts = part_ranges(n, cfg.part_size)
-
-    def finished() -> dict[int, dict[str, Any]]:
-        """The parts on disk that cover this run's images (a last part of another n is not one)."""
-        size = {j: b - a for j, a, b in all_parts}
-        out = {}
-        for f in folder.glob("part_*.json"):
-            j = int(f.stem.split("_")[1])
-            if j in size:
-                part = json.loads(f.read_text())
-                if part.get("n") == size[j]:
-                    out[j] = part
-        return out
-
-    parts = finished()
+    store = Parts(folder, n, cfg.part_size)
+    all_parts = store.ranges
+    parts = store.finished()
     done_already = len(parts) == len(all_parts)
     if done_already and rank == 0 and not worker:
         print(f"[{who}] all {len(parts)} parts of this run were measured before, on this same model ({folder}): "
@@ -760,9 +729,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {len(parts)} of the {len(all_parts)} parts of this exact run, on this same model, are finished "
               f"in {folder}; pass --resume to reuse them (or delete the folder to start over)", file=sys.stderr)
         return 2
-
-    def save(j: int, part: dict[str, Any]) -> None:
-        write_json(folder / f"part_{j:05d}.json", part, allow_nan=True)
 
     name = cfg.name or cfg.model
     common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,
@@ -787,22 +753,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                for k in range(1, procs)]
 
     def keep(j: int, part: dict[str, Any]) -> None:
-        save(j, part)
+        store.save(j, part)
         measured[j] = part
 
     for j in mine:
-        lock = _claim(folder / f"part_{j:05d}.lock")
-        if lock is None or j in finished():
-            continue  # another process measures it (or just did)
-        bar = None if cfg.no_progress or worker else StepBar(f"part {j + 1}/{len(all_parts)}")
-        try:
-            rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
-                            progress=bar.update if bar is not None else None)
-        except ValueError as e:  # arguments this model or data refuse (checked before any attack runs)
-            print(f"\nerror: {e}", file=sys.stderr)
-            return 2
-        finally:
-            lock.close()
+        with store.claim(j) as free:
+            if not free or store.load(j) is not None:
+                continue  # another process measures it (or just did)
+            bar = None if cfg.no_progress or worker else StepBar(f"part {j + 1}/{len(all_parts)}")
+            try:
+                rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
+                                progress=bar.update if bar is not None else None)
+            except ValueError as e:  # arguments this model or data refuse (checked before any attack runs)
+                print(f"\nerror: {e}", file=sys.stderr)
+                return 2
         if bar is not None:
             bar.close()
         print(f"[{who}] part {j + 1}/{len(all_parts)}: robust {rec.robust_accuracy:.3f} of {rec.n} "
@@ -825,21 +789,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if h.wait():
             print(f"error: a helper process exited with {h.returncode}; rerun with --resume to finish", file=sys.stderr)
             return 3
-    parts.update(finished())
+    parts.update(store.finished())
     while not all(j in parts for j, _, _ in all_parts):  # parts another process is measuring
         if not cfg.wait:
             print(f"[rank {rank}] the other parts are being measured by another process; the process that "
                   f"finishes the last part writes the record (or rerun with --resume --wait)", file=sys.stderr)
             return 0
         time.sleep(5)
-        parts.update(finished())
+        parts.update(store.finished())
     rec = benchmark(model, x, y, **common, parts=parts)
     rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
     rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
                      command="python -m ratzoo.benchmark " + " ".join(argv_list), layout=layout,
                      model_identity=identity)
-    for lock in folder.glob("part_*.lock"):  # every part is measured: no process claims one any more
-        lock.unlink(missing_ok=True)
     if cfg.sanity:
         m = min(n, PART_SIZE)
         rec.extra["sanity"] = benchmark_checks(
