@@ -54,12 +54,15 @@ class Parts:
         n: images measured; part_size: images per part.
         name: a part's file name, formatted with its ``index``, ``start`` and ``stop``
             (:data:`BY_INDEX` or :data:`BY_IMAGES`); its lock file has the suffix ``.lock``.
+        indent: the part files' JSON indent (None: one line).
     """
 
-    def __init__(self, folder: str | Path, n: int, part_size: int, name: str = BY_INDEX) -> None:
+    def __init__(self, folder: str | Path, n: int, part_size: int, name: str = BY_INDEX,
+                 indent: int | None = None) -> None:
         self.folder = Path(folder)
         self.ranges = part_ranges(n, part_size)
         self.name = name
+        self.indent = indent
 
     def path(self, j: int) -> Path:
         """Part ``j``'s file."""
@@ -82,7 +85,7 @@ class Parts:
 
     def save(self, j: int, part: dict[str, Any]) -> None:
         """Write part ``j`` atomically (``NaN`` allowed: a broken model's outcomes may hold it)."""
-        write_json(self.path(j), part, allow_nan=True)
+        write_json(self.path(j), part, indent=self.indent, allow_nan=True)
 
     @contextlib.contextmanager
     def claim(self, j: int) -> Iterator[bool]:

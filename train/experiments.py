@@ -41,15 +41,12 @@ without ``--shard``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +54,7 @@ import torch
 
 from ratzoo import zoo
 from ratzoo.judge import DEFAULT_EOT
+from ratzoo.parts import BY_IMAGES, Parts, folder_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "checkpoints" / "results"
@@ -143,8 +141,7 @@ def parts_dir() -> Path:
 def part_folder(model: str, key: str, kw: dict[str, Any], seed: int, sha256: str | None) -> Path:
     """One folder per measurement: the attack arguments, seed and weights are in its name,
     so changing any of them never merges stale parts."""
-    tag = hashlib.sha256(json.dumps([kw, seed, sha256], sort_keys=True).encode()).hexdigest()[:12]
-    return parts_dir() / f"{model}__{key}__{tag}"
+    return parts_dir() / f"{model}__{key}__{folder_key([kw, seed, sha256], 12)}"
 
 
 def _measure(model: Any, name: str, x: torch.Tensor, y: torch.Tensor, seed: int, kw: dict[str, Any]) -> dict[str, Any]:
@@ -162,48 +159,24 @@ def _measure_sharded(model: Any, name: str, key: str, xs: Any, ys: Any, n: int, 
     from ratzoo.evaluate import merge_records
 
     entry = zoo.entries().get(name)
-    folder = part_folder(name, key, kw, seed, entry.sha256 if entry else None)
-    paths = [folder / f"{start:06d}-{min(start + shard, n):06d}.json" for start in range(0, n, shard)]
-    for i, path in enumerate(paths):
-        start, stop = i * shard, min((i + 1) * shard, n)
-        with _claim(path) as mine:
-            if path.is_file() or not mine:
-                continue  # finished, or being measured by another process right now
-            print(f"   part [{start}, {stop}) seed {seed + start} -> {path}", file=sys.stderr, flush=True)
+    store = Parts(part_folder(name, key, kw, seed, entry.sha256 if entry else None), n, shard, name=BY_IMAGES,
+                  indent=1)
+    for j, start, stop in store.ranges:
+        with store.claim(j) as mine:
+            if not mine or store.load(j) is not None:
+                continue  # being measured by another process right now, or finished
+            print(f"   part [{start}, {stop}) seed {seed + start} -> {store.path(j)}", file=sys.stderr, flush=True)
             t0 = time.time()
             rec = _measure(model, name, to_tensor(xs[start:stop]), torch.from_numpy(ys[start:stop].copy()),
                            seed + start, kw)
             rec["offset"] = start
-            _write(path, rec)
+            store.save(j, rec)
             print(f"   part robust {100 * rec['robust_accuracy']:.1f}% ({time.time() - t0:.0f}s)",
                   file=sys.stderr, flush=True)
-    if not all(p.is_file() for p in paths):
+    parts = store.finished()
+    if len(parts) < len(store.ranges):
         return None  # the process measuring the last part merges
-    return merge_records([json.loads(p.read_text()) for p in paths])
-
-
-@contextlib.contextmanager
-def _claim(path: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path``'s part while measuring it (False: another live
-    process holds it). The lock is an flock, so a killed process never leaves a stale one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no sharing between processes, one process still works
-        yield True
-        return
-    with open(path.with_suffix(".lock"), "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            if path.is_file():  # done: the lock is no longer needed (a waiter re-checks the part)
-                path.with_suffix(".lock").unlink(missing_ok=True)
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return merge_records([parts[j] for j, _, _ in store.ranges])
 
 
 def main(argv: list[str] | None = None) -> int:
