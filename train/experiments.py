@@ -45,7 +45,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from typing import Any
 import torch
 
 from ratzoo import zoo
+from ratzoo._io import write_json
 from ratzoo.judge import DEFAULT_EOT
 from ratzoo.parts import BY_IMAGES, Parts, folder_key
 
@@ -255,12 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(path: Path, rec: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rec.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(rec, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_json(path, rec, indent=1, allow_nan=True)
 
 
 if __name__ == "__main__":
