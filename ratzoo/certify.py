@@ -39,8 +39,12 @@ the whole ``(3, H, W)`` image (the same units as the L2 attacks' ``eps``).
 
 Command line (certified accuracy of a zoo model on the first test images)::
 
-    python -m ratzoo.certify --model rat --n 100000 --n-images 500 \\
+    python -m ratzoo.certify --model rat --n 500 --draws 100000 \\
         --radii 0,0.25,0.5,0.75,1.0 --out cert.json
+
+``--n`` counts images, as in ``ratzoo.evaluate`` and ``ratzoo.benchmark``; Cohen et al.'s ``n`` and
+``n0`` (the draws per image) are ``--draws`` and ``--draws0``, and the record's ``params`` keep
+their names ``n`` and ``n0``.
 """
 
 from __future__ import annotations
@@ -594,7 +598,7 @@ def _parse_radii(text: str) -> list[float]:
     return radii
 
 
-def _summary(records: list[dict[str, Any]], radii: list[float], n: int, alpha: float) -> tuple[dict, dict, list]:
+def _summary(records: list[dict[str, Any]], radii: list[float], draws: int, alpha: float) -> tuple[dict, dict, list]:
     """Certified accuracy at each radius (correct and radius >= r), its 95% CI, and the
     same as ``metrics`` entries in the checkpoint ``results`` format."""
     total = len(records)
@@ -605,7 +609,7 @@ def _summary(records: list[dict[str, Any]], radii: list[float], n: int, alpha: f
         ci = list(clopper_pearson(k, total)) if total else [0.0, 1.0]
         table[f"{r:g}"], cis[f"{r:g}"] = value, ci
         metrics.append({
-            "name": f"certified accuracy L2 {r:g} (n={n}, alpha={alpha:g})",
+            "name": f"certified accuracy L2 {r:g} (n={draws}, alpha={alpha:g})",
             "type": "certified_accuracy", "radius": r, "value": value, "n": total, "ci95": ci,
         })
     return table, cis, metrics
@@ -613,15 +617,16 @@ def _summary(records: list[dict[str, Any]], radii: list[float], n: int, alpha: f
 
 @dataclasses.dataclass
 class CertifyConfig:
-    """``python -m ratzoo.certify``'s configuration: one field per flag (``--n-images`` for
-    ``n_images``)."""
+    """``python -m ratzoo.certify``'s configuration: one field per flag (``--batch-size`` for
+    ``batch_size``)."""
 
     model: str = cli.option(None, "zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)",
                             required=True)
-    n: int = cli.option(100_000, "estimation draws per image (default %(default)s)")
-    n0: int = cli.option(100, "selection draws per image (default %(default)s)")
+    n: int = cli.option(500, "number of test images, as in evaluate and benchmark (default %(default)s)",
+                        flags=("--n", "--n-images"))
+    draws: int = cli.option(100_000, "estimation draws per image, Cohen et al.'s n (default %(default)s)")
+    draws0: int = cli.option(100, "selection draws per image, Cohen et al.'s n0 (default %(default)s)")
     alpha: float = cli.option(0.001, "failure probability per image (default %(default)s)")
-    n_images: int = cli.option(500, "number of test images (default %(default)s)")
     skip: int = cli.option(1, "take every SKIP-th test image (default %(default)s: the first N, as the evaluator; "
                               "Cohen et al. use 20)")
     radii: str = cli.option("0,0.25,0.5,0.75,1.0", "L2 radii (pixels in [0, 1]) to report")
@@ -638,6 +643,12 @@ class CertifyConfig:
                                      "and continue")
     quiet: bool = cli.option(False, "no progress bar")
 
+    def params(self, batch_size: int) -> dict[str, Any]:
+        """The record's ``params`` (what ``--resume`` compares), under Cohen et al.'s names ``n0`` and
+        ``n`` for the draws, as records written before ``--draws`` have them."""
+        return {"n0": self.draws0, "n": self.draws, "alpha": self.alpha, "batch_size": batch_size,
+                "seed": self.seed, "skip": self.skip, "split": self.split}
+
     def models(self) -> list[str]:
         """``--model``'s names, in order."""
         return [m.strip() for m in self.model.split(",") if m.strip()]
@@ -651,7 +662,7 @@ class CertifyConfig:
         radii = _parse_radii(self.radii)
         if len(self.models()) > 1 and "{model}" not in self.out:
             raise ValueError("several models need '{model}' in --out")
-        for name, v in (("--n", self.n), ("--n0", self.n0), ("--n-images", self.n_images),
+        for name, v in (("--n", self.n), ("--draws", self.draws), ("--draws0", self.draws0),
                         ("--skip", self.skip), ("--batch-size", self.batch_size or 1)):
             if v < 1:
                 raise ValueError(f"{name} must be >= 1, got {v}")
@@ -668,7 +679,15 @@ def build_parser() -> argparse.ArgumentParser:
         "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
     )
     cli.add_options(p, CertifyConfig, show_defaults=False)
+    cli.renamed(p, "--n0", "--draws0", "the selection draws per image; --n counts images")
     return p
+
+
+def _old_draws_flag(argv: Sequence[str]) -> bool:
+    """Whether ``argv`` gives both ``--n`` and ``--n-images`` (or a prefix of it): a command written
+    when ``--n`` was the draws, which would now silently certify other images with other draws."""
+    flags = {a.split("=", 1)[0] for a in argv}
+    return "--n" in flags and any(len(f) > 3 and "--n-images".startswith(f) for f in flags)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -680,14 +699,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .zoo import resolve
 
     parser = build_parser()
-    cfg = CertifyConfig(**vars(parser.parse_args(argv)))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _old_draws_flag(args):
+        parser.error("--n and --n-images are one flag, the number of images; the draws per image are --draws")
+    cfg = CertifyConfig(**vars(parser.parse_args(args)))
     try:
         radii = cfg.check()
     except ValueError as e:
         parser.error(str(e))  # exit 2, as every bad argument
-    if cfg.n < 1000:  # `--n` is Cohen et al.'s n; in evaluate and benchmark `--n` counts images
-        print(f"note: --n {cfg.n} is the number of noise draws per image (Cohen et al.'s n), not of images "
-              f"(that is --n-images, here {cfg.n_images}); so few draws certify only small radii", file=sys.stderr)
     cli.set_threads(cfg.threads)
     device = torch.device(cli.device(cfg.device))
     try:
@@ -695,14 +714,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             with cli.model_errors():
                 resolve(name)
         images, labels = cli.load_data(cfg.split, cfg.data_dir)
+        if cfg.n > len(labels):  # refused where evaluate cuts: an old command's `--n 100000` meant draws
+            raise cli.CommandError(f"--n {cfg.n} is more than the {len(labels)} images of the {cfg.split} split: "
+                                   f"--n counts images; the draws per image are --draws", cli.BAD_ARGUMENT)
     except cli.CommandError as e:
         return e.report()
-    idx = np.arange(0, len(labels), cfg.skip)[: cfg.n_images]
-    if len(idx) < cfg.n_images:
+    idx = np.arange(0, len(labels), cfg.skip)[: cfg.n]
+    if len(idx) < cfg.n:
         print(f"warning: only {len(idx)} {cfg.split} images with --skip {cfg.skip}", file=sys.stderr)
     x_all = to_tensor(images[idx])
     y_all = torch.from_numpy(np.asarray(labels[idx]).copy())
-    command = "python -m ratzoo.certify " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m ratzoo.certify " + " ".join(args)
     for name in cfg.models():
         try:
             _certify_model(name, cfg, radii=radii, device=device, batch_size=cfg.batch_size or default_chunk(device),
@@ -735,8 +757,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
         raise cli.CommandError(f"{name}: {e}", cli.BAD_ARGUMENT) from None
     lip = feature_lipschitz(model, tuple(x_all.shape[1:])) if layer == 1 else None
     weights_sha = sha256_file(folder / "model.safetensors")
-    params = {"n0": cfg.n0, "n": cfg.n, "alpha": cfg.alpha, "batch_size": batch_size,
-              "seed": cfg.seed, "skip": cfg.skip, "split": cfg.split}
+    params = cfg.params(batch_size)
     out = Path(cfg.out.replace("{model}", Path(name).name))
     done: dict[int, dict[str, Any]] = {}
     if cfg.resume and out.is_file():
@@ -749,7 +770,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
     prior_elapsed = sum(rec.get("seconds", 0.0) for rec in done.values())
 
     def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> CertifyRecord:
-        table, cis, metrics = _summary(records, radii, cfg.n, cfg.alpha)
+        table, cis, metrics = _summary(records, radii, cfg.draws, cfg.alpha)
         certified = [r for r in records if r["label_pred"] >= 0]
         return CertifyRecord(
             model=name,
@@ -788,7 +809,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
         if i in done:
             continue
         t0 = time.perf_counter()
-        (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=cfg.n0, n=cfg.n, alpha=cfg.alpha,
+        (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=cfg.draws0, n=cfg.draws, alpha=cfg.alpha,
                        batch_size=batch_size, seed=(cfg.seed << 20) + i,
                        lipschitz=lip.value if lip is not None else None)
         y = int(y_all[pos])

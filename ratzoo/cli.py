@@ -3,8 +3,8 @@
 Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
 software versions and model description a record states, and flags derived from a config
-dataclass (:func:`option`, :func:`add_options`, and the ``type=`` parsers :func:`budget` and
-:func:`comma_separated`). Files are written by :mod:`ratzoo._io`.
+dataclass (:func:`option`, :func:`add_options`, the ``type=`` parsers :func:`budget` and
+:func:`comma_separated`, and :func:`renamed` for a flag that has a new name). Files are written by :mod:`ratzoo._io`.
 
 Exit codes: 0 ok, 2 a bad argument (a name or callable that names no model), 3 a model or
 data error (a broken checkpoint, an unreachable Hub, a missing dataset, the user's callable
@@ -198,3 +198,16 @@ def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults:
         arg.setdefault("type", _TYPES.get(kind, str))
         parser.add_argument(*flags, dest=f.name, default=f.default,
                             help=f.metadata["help"] + (f" (default {default})" if shown else ""), **arg)
+
+
+def renamed(parser: argparse.ArgumentParser, old: str, new: str, why: str) -> None:
+    """A hidden ``old`` flag that argparse refuses (exit 2) with ``old is now new (why)``, so that a
+    command written before the rename fails in words instead of as an unrecognized argument."""
+    message = f"{old} is now {new} ({why})"
+
+    class Renamed(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+            parser.error(message)
+
+    parser.add_argument(old, action=Renamed, nargs="?", dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)

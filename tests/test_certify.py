@@ -18,7 +18,9 @@ from torch import nn
 
 import ratzoo
 from ratzoo.certify import (
+    CertifyConfig,
     _parse_radii,
+    build_parser,
     binomial_lower_bound,
     binomial_test_pvalue,
     certify,
@@ -28,6 +30,7 @@ from ratzoo.certify import (
     predict,
     spectral_norm,
 )
+from ratzoo.certify import main as certify_main
 from ratzoo.record import CertifyRecord
 
 from conftest import REPO_ROOT
@@ -356,13 +359,12 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     model = ratzoo.build_model(width=2, noise_kind="learned", noise_sigma=0.5).eval()
     ck = ratzoo.save_checkpoint(model, tmp_path / "noisy")
     out = tmp_path / "cert.json"
-    cmd = [sys.executable, "-m", "ratzoo.certify", "--model", str(ck), "--n", "200", "--n0", "20",
-           "--n-images", "6", "--radii", "0,0.05,0.1", "--data-dir", str(tiny_cifar_root),
+    cmd = [sys.executable, "-m", "ratzoo.certify", "--model", str(ck), "--draws", "200", "--draws0", "20",
+           "--n", "6", "--radii", "0,0.05,0.1", "--data-dir", str(tiny_cifar_root),
            "--out", str(out), "--quiet", "--batch-size", "200"]
-    r = subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
-    assert "--n 200 is the number of noise draws per image" in r.stderr  # --n counts images elsewhere
+    subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
     rec = json.loads(out.read_text())
-    assert rec["complete"] and rec["n"] == 6 and rec["params"]["n"] == 200
+    assert rec["complete"] and rec["n"] == 6 and (rec["params"]["n"], rec["params"]["n0"]) == (200, 20)
     assert [r["index"] for r in rec["images"]] == list(range(6))
     assert set(rec["certified_accuracy"]) == {"0", "0.05", "0.1"}
     for r, v in rec["certified_accuracy"].items():
@@ -374,6 +376,47 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     first = rec["images"]
     subprocess.run(cmd + ["--resume"], env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
     assert json.loads(out.read_text())["images"] == first
+
+
+def _config(argv: list[str]) -> CertifyConfig:
+    return CertifyConfig(**vars(build_parser().parse_args(["--model", "rat", *argv])))
+
+
+@pytest.mark.parametrize("argv", [["--n", "7"], ["--n-images", "7"], ["--n-im", "7"], ["--n=7"]])
+def test_cli_n_counts_images_and_n_images_is_the_same_flag(argv: list[str]) -> None:
+    cfg = _config([*argv, "--draws", "300", "--draws0", "30"])
+    assert (cfg.n, cfg.draws, cfg.draws0) == (7, 300, 30)
+    assert cfg.params(64)["n"] == 300 and cfg.params(64)["n0"] == 30  # the record's names for the draws
+    assert (_config([]).n, _config([]).draws, _config([]).draws0) == (500, 100_000, 100)
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "checkpoints" / "results").glob("certify_*.json")),
+                         ids=lambda p: p.stem)
+def test_the_documented_command_resumes_the_committed_certificates(path: Path) -> None:
+    rec = CertifyRecord.load(path)
+    doc = (REPO_ROOT / "docs" / "certified.md").read_text()
+    argv = doc.split("python -m ratzoo.certify --model rn,rat,lerat")[1].splitlines()[0].rstrip("\\").split()
+    assert _config(argv).params(rec.params["batch_size"]) == rec.params  # so --resume keeps its images
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--n0", "20"], "--n0 is now --draws0"),
+    (["--n0"], "--n0 is now --draws0"),
+    (["--n", "2000", "--n-images", "200"], "the draws per image are --draws"),  # the committed records' command
+    (["--n-im", "200", "--n", "2000"], "the draws per image are --draws"),
+])
+def test_cli_refuses_the_draws_written_as_before_with_the_new_flag_named(argv, said, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        certify_main(["--model", "rat", *argv])
+    assert e.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_cli_refuses_more_images_than_the_split_has(tiny_cifar_root: Path, tmp_path: Path, capsys) -> None:
+    argv = ["--model", "rat", "--data-dir", str(tiny_cifar_root), "--out", str(tmp_path / "c.json"), "--quiet"]
+    assert certify_main([*argv, "--n", "100000"]) == 2  # an old command's draws, now 100000 images of 64
+    err = capsys.readouterr().err
+    assert "--n 100000 is more than the 64 images of the test split" in err and "--draws" in err, err
+    assert not (tmp_path / "c.json").exists()
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "checkpoints" / "results").glob("certify_*.json")),
