@@ -575,23 +575,27 @@ class BenchmarkConfig:
                                type=canonical_norm)
     eps: str | None = _field(None, "budget, e.g. 8/255 or 0.5 (default: 8/255 Linf, 0.5 L2)", "always")
     n: int = _field(1000, "test images; under torchrun write --n-images (torchrun reads --n as its own)",
-                    flags=("--n", "--n-images"))
+                    flags=("--n", "--n-images"), type=cli.positive_int("--n"))
     offset: int = _field(0, "index of the first test image", "always")
     seed: int = _field(0, "the one seed (each part's is derived from it)", "always")
-    steps: int = _field(DEFAULT_STEPS, "APGD iterations per attack and per target", "always")
-    eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always")
+    steps: int = _field(DEFAULT_STEPS, "APGD iterations per attack and per target", "always",
+                        type=cli.positive_int("--steps"))
+    eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always", type=cli.positive_int("--eot"))
     targets: int = _field(DEFAULT_TARGETS, "APGD-T targets, the most likely wrong classes (at most classes - 1)",
-                          "always")
+                          "always", type=cli.positive_int("--targets"))
     target_eot: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T's likeliest target on a randomized "
-                             "model", "always")
-    late_target_eot: int = _field(DEFAULT_LATE_TARGET_EOT, "EOT draws per step of APGD-T's other targets", "always")
-    cascade_after: int = _field(DEFAULT_CASCADE_AFTER, "APGD-T target ranks every robust image gets", "always")
+                             "model", "always", type=cli.positive_int("--target-eot"))
+    late_target_eot: int = _field(DEFAULT_LATE_TARGET_EOT, "EOT draws per step of APGD-T's other targets", "always",
+                                  type=cli.positive_int("--late-target-eot"))
+    cascade_after: int = _field(DEFAULT_CASCADE_AFTER, "APGD-T target ranks every robust image gets", "always",
+                                type=cli.positive_int("--cascade-after"))
     cascade_margin: float = _field(DEFAULT_CASCADE_MARGIN, "after --cascade-after ranks, an image gets the next "
                                    "target only while its smallest decision margin is at most this", "always")
     refine_margin: float = _field(DEFAULT_REFINE_MARGIN, "after the cascade, an image still robust with a margin at "
                                   "most this gets the first target again at --eot draws (0: never)", "always")
-    decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always")
-    part_size: int = _field(PART_SIZE, "images per resumable part", "always")
+    decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always",
+                                   type=cli.positive_int("--decision-samples"))
+    part_size: int = _field(PART_SIZE, "images per resumable part", "always", type=cli.positive_int("--part-size"))
     randomness: str | None = _field(None, "override the detected randomness", "always",
                                     choices=["deterministic", "per-sample", "per-call"])
     precision: str = _field("auto", "the attacks' passes (auto: bf16 where the device runs it natively); "
@@ -615,12 +619,8 @@ class BenchmarkConfig:
         """``eps`` as a number (the threat model's default when unset).
 
         Raises:
-            ValueError: a budget, count or offset that makes no sense (the message names the flag).
+            ValueError: a budget or offset that makes no sense (the message names the flag).
         """
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.type == "int" and f.name not in ("offset", "seed", "threads", "procs") and v < 1:
-                raise ValueError(f"--{f.name.replace('_', '-')} must be a positive integer, got {v}")
         for nm in ("offset", "threads", "procs"):
             if getattr(self, nm) < 0:
                 raise ValueError(f"--{nm} must be >= 0, got {getattr(self, nm)}")

@@ -623,12 +623,14 @@ class CertifyConfig:
     model: str = cli.option(None, "zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)",
                             required=True)
     n: int = cli.option(500, "number of test images, as in evaluate and benchmark (default %(default)s)",
-                        flags=("--n", "--n-images"))
-    draws: int = cli.option(100_000, "estimation draws per image, Cohen et al.'s n (default %(default)s)")
-    draws0: int = cli.option(100, "selection draws per image, Cohen et al.'s n0 (default %(default)s)")
+                        flags=("--n", "--n-images"), type=cli.positive_int("--n"))
+    draws: int = cli.option(100_000, "estimation draws per image, Cohen et al.'s n (default %(default)s)",
+                            type=cli.positive_int("--draws"))
+    draws0: int = cli.option(100, "selection draws per image, Cohen et al.'s n0 (default %(default)s)",
+                             type=cli.positive_int("--draws0"))
     alpha: float = cli.option(0.001, "failure probability per image (default %(default)s)")
     skip: int = cli.option(1, "take every SKIP-th test image (default %(default)s: the first N, as the evaluator; "
-                              "Cohen et al. use 20)")
+                              "Cohen et al. use 20)", type=cli.positive_int("--skip"))
     radii: str = cli.option("0,0.25,0.5,0.75,1.0", "L2 radii (pixels in [0, 1]) to report")
     out: str = cli.option("certify_{model}.json",
                           "output JSON; '{model}' is replaced by the model name (default %(default)s)")
@@ -662,10 +664,8 @@ class CertifyConfig:
         radii = _parse_radii(self.radii)
         if len(self.models()) > 1 and "{model}" not in self.out:
             raise ValueError("several models need '{model}' in --out")
-        for name, v in (("--n", self.n), ("--draws", self.draws), ("--draws0", self.draws0),
-                        ("--skip", self.skip), ("--batch-size", self.batch_size or 1)):
-            if v < 1:
-                raise ValueError(f"{name} must be >= 1, got {v}")
+        if self.batch_size < 0:
+            raise ValueError(f"--batch-size must be >= 0 (0: the device's default), got {self.batch_size}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"--alpha must be in (0, 1), got {self.alpha}")
         return radii

@@ -3,8 +3,9 @@
 Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
 software versions and model description a record states, and flags derived from a config
-dataclass (:func:`option`, :func:`add_options`, the ``type=`` parsers :func:`budget` and
-:func:`comma_separated`, and :func:`renamed` for a flag that has a new name). Files are written by :mod:`ratzoo._io`.
+dataclass (:func:`option`, :func:`add_options`, the ``type=`` parsers :func:`budget`,
+:func:`positive_int` and :func:`comma_separated`, and :func:`renamed` for a flag that has a new
+name). Files are written by :mod:`ratzoo._io`.
 
 Exit codes: 0 ok, 2 a bad argument (a name or callable that names no model), 3 a model or
 data error (a broken checkpoint, an unreachable Hub, a missing dataset, the user's callable
@@ -152,6 +153,22 @@ def budget(flag: str) -> Callable[[str], float]:
             return parse_budget(text, flag)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
+def positive_int(flag: str) -> Callable[[str], int]:
+    """A ``type=`` for a count flag (images, steps, draws): an integer >= 1, else refused by
+    argparse (exit 2) with ``flag``, the value and what it takes named."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {value}")
+        return value
 
     return parse
 

@@ -331,19 +331,23 @@ class EvaluateConfig:
     attack: str = cli.option(DEFAULT_ATTACK, f"none, {', '.join(ATTACKS)} (aliases: {', '.join(ALIASES)})")
     eps: float | None = cli.option(None, "budget, e.g. 8/255 (Linf) or 0.5 (L2); default: the attack's",
                                    type=cli.budget("--eps"))
-    steps: int | None = cli.option(None, "attack iterations (C&W: Adam iterations per search step)")
+    steps: int | None = cli.option(None, "attack iterations (C&W: Adam iterations per search step)",
+                                   type=cli.positive_int("--steps"))
     step_size: float | None = cli.option(None, "PGD step size, e.g. 2/255 (default eps/4 Linf, eps/5 L2)",
                                          type=cli.budget("--step-size"))
-    restarts: int | None = cli.option(None, "random restarts (PGD, APGD)")
-    eot: int = cli.option(DEFAULT_EOT, "noise draws per attack step on randomized models")
-    decision_samples: int = cli.option(DEFAULT_DECISION_SAMPLES, "fresh noise draws of the decision rule")
-    search_steps: int | None = cli.option(None, f"C&W binary-search steps (default {_CW['search_steps'].default})")
+    restarts: int | None = cli.option(None, "random restarts (PGD, APGD)", type=cli.positive_int("--restarts"))
+    eot: int = cli.option(DEFAULT_EOT, "noise draws per attack step on randomized models",
+                          type=cli.positive_int("--eot"))
+    decision_samples: int = cli.option(DEFAULT_DECISION_SAMPLES, "fresh noise draws of the decision rule",
+                                       type=cli.positive_int("--decision-samples"))
+    search_steps: int | None = cli.option(None, f"C&W binary-search steps (default {_CW['search_steps'].default})",
+                                          type=cli.positive_int("--search-steps"))
     initial_const: float | None = cli.option(None, f"C&W initial constant c (default {_CW['initial_const'].default:g})")
     kappa: float | None = cli.option(None, f"C&W confidence (default {_CW['kappa'].default:g})")
     norm: str | None = cli.option(None, "APGD threat model (default Linf)", type=canonical_norm, choices=NORMS)
     thresholds: tuple[float, ...] = cli.option(DEFAULT_THRESHOLDS, "C&W: L2 thresholds for accuracy",
                                                type=cli.comma_separated(cli.budget("--thresholds"), "--thresholds"))
-    n: int = cli.option(1000, "number of test images")
+    n: int = cli.option(1000, "number of test images", type=cli.positive_int("--n"))
     offset: int = cli.option(0, "index of the first test image")
     split: str = cli.option("test", "CIFAR-10 split", choices=["test", "train"])
     data_dir: str | None = cli.option(None, "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10 or the Hub")
@@ -354,7 +358,8 @@ class EvaluateConfig:
         None, "comma-separated budgets, e.g. 2/255,4/255,8/255,16/255",
         type=cli.comma_separated(cli.budget("--sweep-eps"), "--sweep-eps"))
     sweep_eot: tuple[int, ...] | None = cli.option(None, "comma-separated eot_samples, e.g. 1,5,10,20,50",
-                                                   type=cli.comma_separated(int, "--sweep-eot"))
+                                                   type=cli.comma_separated(cli.positive_int("--sweep-eot"),
+                                                                            "--sweep-eot"))
     sanity: bool = cli.option(False, "also run the large-budget check (accuracy must fall to ~0 when anything "
                                      "is allowed)")
     check_convergence: bool = cli.option(False, "re-run with steps and EOT doubled; say whether the attack has "
@@ -372,14 +377,6 @@ class EvaluateConfig:
         attack = ALIASES.get(self.attack.lower(), self.attack.lower())
         if attack != "none" and attack not in ATTACKS:
             raise UsageError(f"unknown attack {self.attack!r}; choose one of: none, {', '.join(ATTACKS)}")
-        counts = [("--steps", self.steps), ("--restarts", self.restarts), ("--search-steps", self.search_steps),
-                  ("--n", self.n), ("--decision-samples", self.decision_samples),
-                  *(("--sweep-eot", v) for v in self.sweep_eot or ())]
-        if attack != "none":  # without an attack --eot is unused, so any value is let through
-            counts.append(("--eot", self.eot))
-        for flag, v in counts:
-            if v is not None and v < 1:
-                raise UsageError(f"{flag} must be a positive integer, got {v}")
         if self.offset < 0:
             raise UsageError(f"--offset must be an integer >= 0, got {self.offset}")
         kw = {k: getattr(self, k) for k in _ATTACK_ARGS if getattr(self, k) is not None}

@@ -477,10 +477,16 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
         assert cfg(**{"model": "rat", **other}).parts_dir() != base, other
     parsed = BENCH.build_parser().parse_args(["--model", "rat", "--n-images", "7", "--part-size", "5", "--resume"])
     assert cfg(**vars(parsed)) == cfg(model="rat", n=7, part_size=5, resume=True)
-    with pytest.raises(ValueError, match="--part-size must be a positive integer"):
-        cfg(model="rat", part_size=0).budget()
     monkeypatch.setenv("RATZOO_BENCHMARK_PARTS", str(tmp_path / "parts"))  # the parts alone, not the data cache
     assert cfg(model="rat").parts_dir() == tmp_path / "parts" / base.name
+
+
+@pytest.mark.parametrize("flag", ["--part-size", "--n-images", "--late-target-eot", "--decision-samples"])
+def test_a_count_below_one_is_refused_by_the_parser_naming_the_flag(flag: str, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        BENCH.build_parser().parse_args(["--model", "rat", flag, "0"])
+    said = {"--n-images": "--n"}.get(flag, flag)  # --n-images is --n's alias
+    assert e.value.code == 2 and f"{said} must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_readme_leaderboard_equals_the_leaderboard_file() -> None:

@@ -76,19 +76,27 @@ class _Typed:
     limit: int | None = cli.option(None, "a limit")
     eps: float | None = cli.option(None, "a budget", type=cli.budget("--eps"))
     levels: tuple[float, ...] = cli.option((0.25, 1.0), "levels", type=cli.comma_separated(float, "--levels"))
+    count: int = cli.option(1, "a count", type=cli.positive_int("--count"))
+    counts: tuple[int, ...] = cli.option((1,), "counts", type=cli.comma_separated(cli.positive_int("--counts"),
+                                                                                  "--counts"))
 
 
 def test_add_options_parses_optional_ints_budgets_and_comma_separated_values(capsys) -> None:
     p = argparse.ArgumentParser(prog="t")
     cli.add_options(p, _Typed)
     assert _Typed(**vars(p.parse_args([]))) == _Typed()
-    cfg = _Typed(**vars(p.parse_args(["--limit", "3", "--eps", "8/255", "--levels", "0.5,,2"])))
-    assert (cfg.limit, cfg.eps, cfg.levels) == (3, 8 / 255, (0.5, 2.0))
+    cfg = _Typed(**vars(p.parse_args(["--limit", "3", "--eps", "8/255", "--levels", "0.5,,2", "--count", "4",
+                                      "--counts", "2,3"])))
+    assert (cfg.limit, cfg.eps, cfg.levels, cfg.count, cfg.counts) == (3, 8 / 255, (0.5, 2.0), 4, (2, 3))
     assert "levels (default 0.25,1.0)" in p.format_help() and "a limit (default" not in p.format_help()
     for argv, said in ((["--limit", "3.5"], "argument --limit: invalid int value: '3.5'"),
                        (["--eps", "eight"], "--eps='eight' is not a number"),
                        (["--levels", ","], "--levels is empty"),
-                       (["--levels", "1,x"], "--levels takes comma-separated float values, got '1,x'")):
+                       (["--levels", "1,x"], "--levels takes comma-separated float values, got '1,x'"),
+                       (["--count", "0"], "argument --count: --count must be a positive integer, got 0"),
+                       (["--count", "-1"], "--count must be a positive integer, got -1"),
+                       (["--count", "2.5"], "--count must be a positive integer, got '2.5'"),
+                       (["--counts", "2,0"], "--counts must be a positive integer, got 0")):
         with pytest.raises(SystemExit) as e:
             p.parse_args(argv)
         assert e.value.code == 2 and said in capsys.readouterr().err

@@ -288,10 +288,12 @@ def test_cli_bad_arguments(args, message, noisy_checkpoint, capsys) -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--model", "m", "--n", "ten"], "argument --n: invalid int value: 'ten'"),
+    (["--model", "m", "--n", "ten"], "argument --n: --n must be a positive integer, got 'ten'"),
     (["--model", "m", "--n", "0"], "--n must be a positive integer, got 0"),
     (["--model", "m", "--eot", "0"], "--eot must be a positive integer, got 0"),
-    (["--model", "m", "--restarts", "1.5"], "argument --restarts: invalid int value: '1.5'"),
+    (["--model", "m", "--restarts", "1.5"], "--restarts must be a positive integer, got '1.5'"),
+    (["--model", "m", "--attack", "none", "--eot", "0"], "--eot must be a positive integer, got 0"),
+    (["--model", "m", "--decision-samples", "-3"], "--decision-samples must be a positive integer, got -3"),
     (["--model", "m", "--offset", "-1"], "--offset must be an integer >= 0, got -1"),
     (["--model", "m", "--sweep-eot", "1,0"], "--sweep-eot must be a positive integer, got 0"),
     (["--model", "m", "--thresholds", ","], "--thresholds is empty"),

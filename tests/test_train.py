@@ -70,8 +70,6 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--method", "rat"], "give --noise-sigma > 0"),
         (["--method", "at", "--noise-sigma", "0.5"], "is deterministic: drop --noise-sigma"),
         (["--attack", "cw"], "unknown training attack 'cw'"),
-        (["--epochs", "0"], "epochs must be >= 1"),
-        (["--width", "0"], "width must be >= 1"),
         (["--noise-layer", "2"], "noise_layer must be 0 (input pixels) or 1"),
         (["--amp", "maybe"], "amp must be auto, on or off, got 'maybe'"),
         (["--max-steps=-1"], "max_steps must be >= 0"),
@@ -133,13 +131,16 @@ def test_missing_data_dir_from_env(tmp_path: Path, no_training, capsys, monkeypa
 def test_argparse_rejects_nonsense(no_training, capsys) -> None:
     from train.main import main
 
-    for argv in (["--eps", "eight"], ["--preset", "nope"], ["--epochs", "1.5"], ["--resume", "maybe"]):
+    for argv in (["--eps", "eight"], ["--preset", "nope"], ["--epochs", "1.5"], ["--resume", "maybe"],
+                 ["--epochs", "0"], ["--width", "-2"], ["--eval-eot", "0"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2, argv
     err = capsys.readouterr().err
     assert "expected a number or a fraction like 8/255, got 'eight'" in err
     assert "unknown preset 'nope'" in err
+    assert "--epochs must be a positive integer, got '1.5'" in err and "--width must be a positive integer, got -2" in err
+    assert "argument --epochs: --epochs must be a positive integer, got 0" in err and "--eval-eot" in err
 
 
 def _write_state(path: Path, **cfg_fields) -> None:

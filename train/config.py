@@ -12,6 +12,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ratzoo import cli
+
 METHODS = ("standard", "at", "rn", "rat", "lerat", "rse", "pni")
 ATTACKS = ("fgsm_rs", "pgd")
 
@@ -22,6 +24,7 @@ _LATER_FIELDS = frozenset({"noise_inner"})
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field and its flag; ``type=`` parses the flag's value instead of the annotation's type."""
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
@@ -31,13 +34,14 @@ class TrainConfig:
 
     method: str = _f("standard", f"training method: one of {METHODS}")
     architecture: str = _f("preact_resnet18", "architecture name (ratzoo.models.ARCHITECTURES)")
-    width: int = _f(16, "PreActResNet base width (64 = standard model) or WRN widen factor")
+    width: int = _f(16, "PreActResNet base width (64 = standard model) or WRN widen factor",
+                    type=cli.positive_int("--width"))
     noise_sigma: float = _f(0.0, "noise std for rn/rat (initial value for lerat), in units of the unit-variance first-layer "
                                  "features; rse: the std on the input pixels; pni: the initial alpha (in units of each layer's weight std)")
     noise_layer: int = _f(1, "1 = noise after the first layer (paper), 0 = on input pixels (rse: 0)")
     noise_inner: float = _f(0.0, "rse: the noise std before every convolution but the first")
-    epochs: int = _f(15, "number of epochs")
-    batch_size: int = _f(128, "global batch size (split over DDP ranks)")
+    epochs: int = _f(15, "number of epochs", type=cli.positive_int("--epochs"))
+    batch_size: int = _f(128, "global batch size (split over DDP ranks)", type=cli.positive_int("--batch-size"))
     lr: float = _f(0.2, "peak learning rate of the one-cycle (triangular) schedule")
     warmup: float = _f(0.3, "fraction of the steps spent ramping the LR up from 0")
     momentum: float = _f(0.9, "SGD (Nesterov) momentum")
@@ -46,7 +50,7 @@ class TrainConfig:
     attack: str = _f("fgsm_rs", f"training attack for at/rat/lerat/pni: one of {ATTACKS}")
     eps: float = _f(8 / 255, "Linf budget of the training attack on [0, 1] images (accepts 8/255)")
     step_size: float = _f(10 / 255, "attack step size (FGSM-RS: 1.25 eps per Wong et al. 2020)")
-    attack_steps: int = _f(1, "PGD steps (ignored by fgsm_rs)")
+    attack_steps: int = _f(1, "PGD steps (ignored by fgsm_rs)", type=cli.positive_int("--attack-steps"))
     val_size: int = _f(1000, "training images held out for per-epoch validation (clean + PGD guard)")
     co_guard: bool = _f(True, "stop when PGD accuracy on the held-out set collapses (catastrophic overfitting)")
     data_dir: str = _f("", "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10, else the Hub")
@@ -58,7 +62,8 @@ class TrainConfig:
     state_dir: str = _f("", "where the resumable training state lives (default ~/.cache/ratzoo/runs/<name>)")
     resume: bool = _f(False, "continue from the training state in state_dir")
     eval_n: int = _f(1000, "test images for the final evaluation (0 = skip it)")
-    eval_eot: int = _f(20, "EOT draws of the final evaluation's attacks on noisy models")
+    eval_eot: int = _f(20, "EOT draws of the final evaluation's attacks on noisy models",
+                       type=cli.positive_int("--eval-eot"))
     device: str = _f("auto", "cpu, cuda, cuda:N or auto")
     threads: int = _f(0, "CPU threads (0 = all cores)")
     channels_last: str = _f("auto", "auto (on for CUDA, off for CPU where it measured slower), on, off")
@@ -94,15 +99,8 @@ class TrainConfig:
                 errs.append("method 'rse' puts its first noise on the input pixels: give --noise-layer 0 (or use --preset rse)")
         elif self.noise_inner != 0:
             errs.append(f"--noise-inner is RSE's: drop it for method {self.method!r}")
-        for field in ("epochs", "batch_size"):
-            if getattr(self, field) < 1:
-                errs.append(f"{field} must be >= 1")
-        if self.attack_steps < 1:
-            errs.append("attack_steps must be >= 1")
         if self.data_dir and not Path(self.data_dir).expanduser().is_dir():
             errs.append(f"data folder {self.data_dir} does not exist; point --data-dir at a CIFAR-10 copy in the Hub layout")
-        if self.width < 1:
-            errs.append(f"width must be >= 1, got {self.width}")
         if self.noise_layer not in (0, 1):
             errs.append(f"noise_layer must be 0 (input pixels) or 1 (after the first layer), got {self.noise_layer}")
         for field in ("channels_last", "amp"):
@@ -111,8 +109,6 @@ class TrainConfig:
         for field in ("val_size", "train_subset", "max_steps", "eval_n"):
             if getattr(self, field) < 0:
                 errs.append(f"{field} must be >= 0, got {getattr(self, field)}")
-        if self.eval_eot < 1:
-            errs.append(f"eval_eot must be >= 1, got {self.eval_eot}")
         if self.device != "auto":
             import torch
 
@@ -209,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.type in ("bool", bool):
             p.add_argument(flag, type=_bool, nargs="?", const=True, default=None, help=f.metadata["help"])
         else:
-            typ = {"int": int, "float": parse_fraction, "str": str}[str(f.type)]
+            typ = f.metadata.get("type") or {"int": int, "float": parse_fraction, "str": str}[str(f.type)]
             p.add_argument(flag, type=typ, default=None, help=f"{f.metadata['help']} (default: {f.default!r})")
     return p
 
