@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 import ratzoo
 from ratzoo.models import ModelConfig, build_model
@@ -192,14 +193,6 @@ def _log(path: Path | None, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _bar(done: int, total: int, t0: float, extra: str) -> str:
-    frac = done / max(total, 1)
-    el = time.time() - t0
-    eta = el / frac - el if frac > 0 else float("nan")
-    filled = int(30 * frac)
-    return f"\r[{'#' * filled}{'.' * (30 - filled)}] {100 * frac:5.1f}% {extra} eta {eta:5.0f}s"
-
-
 def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
     """Run (or resume) training; returns a summary. Writes the state every epoch."""
     device = resolve_device(cfg)
@@ -273,7 +266,9 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     stopped = None
-    t_start = time.time()
+    # over all the run's steps, from the resumed one; only rank 0 draws it
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not dist.main, file=sys.stderr,
+               dynamic_ncols=True)
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total:
             break
@@ -308,11 +303,12 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
                 seen += len(y)
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.detach().argmax(1) == y).sum()
-                if dist.main and (i % 50 == 0 or i == steps_per_epoch - 1):
+                bar.update()
+                if dist.main and (i % 50 == 0 or i == steps_per_epoch - 1):  # .item() waits for the device
                     el = time.time() - t0
-                    msg = (f"ep {epoch + 1}/{cfg.epochs} loss {loss_sum.item() / seen:.3f} "
-                           f"acc {correct.item() / seen:.3f} {seen * dist.world / max(el, 1e-9):.0f} img/s")
-                    print(_bar(step, total, t_start, msg), end="", file=sys.stderr, flush=True)
+                    bar.set_postfix_str(f"ep {epoch + 1}/{cfg.epochs} loss {loss_sum.item() / seen:.3f} "
+                                        f"acc {correct.item() / seen:.3f} "
+                                        f"{seen * dist.world / max(el, 1e-9):.0f} img/s")
         epoch_time = time.time() - t0
         record: dict[str, Any] = {
             "epoch": epoch + 1, "step": step, "lr": sched.get_last_lr()[0],
@@ -341,7 +337,7 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
                                f"keeping epoch {best['epoch']}'s weights")
                     record["co_detected"] = True
             history.append(record)
-            print("\n" + json.dumps(record), file=sys.stderr, flush=True)
+            bar.write(json.dumps(record), file=sys.stderr)
             _log(log_path, record)
             if stopped:
                 model.load_state_dict(best["model"])
@@ -358,8 +354,9 @@ def train(cfg: TrainConfig, command: str) -> dict[str, Any]:
             if flag.item():
                 break
         if stopped:
-            print(f"stopping: {stopped}", file=sys.stderr)
+            bar.write(f"stopping: {stopped}", file=sys.stderr)
             break
+    bar.close()
     dump = os.environ.get("RATZOO_DEBUG_DUMP_RANK_WEIGHTS")
     if dump:  # for tests: every rank writes its final weights, to compare them across ranks
         Path(dump).mkdir(parents=True, exist_ok=True)
