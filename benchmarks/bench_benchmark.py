@@ -2,7 +2,7 @@
 full one, against AutoAttack-rand, and the CPU layout it runs best in.
 
 ``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200] [--flags '--target-eot 2']``
-    Runs ``python -m ratzoo.benchmark`` (today's ensemble, or a candidate given by ``--flags``;
+    Runs ``python -m ratzoo benchmark`` (today's ensemble, or a candidate given by ``--flags``;
     ``--resume --wait``, one thread) on test images ``0 .. n-1`` of every leaderboard entry, with the parts in
     ``$RATZOO_BENCHMARK_PARTS`` (point it at the zoo's, ``train/benchmark_zoo.sh``, and the two
     share their first parts), and pairs each image's verdict with the record committed at
@@ -14,7 +14,7 @@ full one, against AutoAttack-rand, and the CPU layout it runs best in.
     torchattacks 3.5.1 ``AutoAttack(version='rand')`` (APGD-CE + APGD-DLR, EOT-20, at
     torchattacks' APGD default of 10 iterations, not AutoAttack's 100; a
     benchmark-only dependency: ``pip install --no-deps torchattacks==3.5.1 tqdm requests``) vs
-    :func:`ratzoo.benchmark.benchmark` on rat, Linf 8/255, interleaved in groups, one thread;
+    :func:`ratzoo.benchmarking.benchmark` on rat, Linf 8/255, interleaved in groups, one thread;
     both sides' examples judged by the 100-draw decision rule; seconds include the judging.
     ``--steps`` runs ratzoo's ensemble at that many iterations (10: the peer's);
     ``--peer-steps 100`` runs the peer's two APGDs at AutoAttack's own 100 iterations.
@@ -56,7 +56,7 @@ def old_record(entry: str) -> dict:
 
 
 def cli(args: list[str], env: dict | None = None) -> None:
-    subprocess.run([sys.executable, "-m", "ratzoo.benchmark", *args, "--no-progress"], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "ratzoo", "benchmark", *args, "--no-progress"], cwd=ROOT, check=True,
                    env={**os.environ, **(env or {})})
 
 
@@ -111,7 +111,7 @@ def peer(n: int, group: int, decision: int, steps: int | None, peer_steps: int |
         sys.exit("torchattacks is needed for this benchmark only:\n"
                  "    pip install --no-deps torchattacks==3.5.1 tqdm requests")
     import ratzoo
-    from ratzoo.benchmark import benchmark
+    from ratzoo.benchmarking import benchmark
     from ratzoo.data import to_tensor
     from ratzoo.judge import STREAM_ADV, STREAM_CLEAN, decide, derive_seed
 
@@ -163,7 +163,7 @@ def layout(n: int, part_size: int) -> None:
         with tempfile.TemporaryDirectory() as d:
             env = {**os.environ, "RATZOO_BENCHMARK_PARTS": d}
             t0 = time.perf_counter()
-            ps = [subprocess.Popen([sys.executable, "-m", "ratzoo.benchmark", *common, "--threads", str(threads),
+            ps = [subprocess.Popen([sys.executable, "-m", "ratzoo", "benchmark", *common, "--threads", str(threads),
                                     "--procs", "1", "--resume", "--wait", "--no-progress", "--out",
                                     f"{d}/rec{i}.json"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
                   for i in range(procs)]

@@ -22,7 +22,7 @@ import time
 import torch
 
 from ratzoo import build_model
-from ratzoo.certify import certify, feature_lipschitz
+from ratzoo.certification import certify, feature_lipschitz
 
 FULL_N = 100_000
 

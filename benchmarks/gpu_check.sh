@@ -20,11 +20,11 @@ export RATZOO_BENCHMARK_PARTS=$scratch/parts RATZOO_CACHE=$scratch/cache
 : "${RATZOO_CIFAR10:?set RATZOO_CIFAR10 to a CIFAR-10 folder in the Hub layout (plain_text/test-*.parquet)}"
 [ "$DEVICE" = cpu ] || $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device: this check is for a GPU'
 print('device:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
-timeout 560 $PY -m ratzoo.benchmark --model rat --threat-model Linf --n "$N" --device "$DEVICE" --no-progress \
+timeout 560 $PY -m ratzoo benchmark --model rat --threat-model Linf --n "$N" --device "$DEVICE" --no-progress \
   --out "$OUT/rat_Linf_$DEVICE.json"
 $PY - "$OUT/rat_Linf_$DEVICE.json" checkpoints/results/benchmark/rat_Linf.json <<'EOF'
 import json, sys
-from ratzoo.benchmark import ensemble_params
+from ratzoo.benchmarking import ensemble_params
 gpu, cpu = (json.load(open(p)) for p in sys.argv[1:])
 same = all(gpu["params"].get(k) == cpu["params"].get(k) for k in ensemble_params())
 for name, r in (("this run", gpu), ("CPU record", cpu)):

@@ -12,8 +12,8 @@ The public API (everything else is private):
 - :class:`Record`, :func:`compare`: the one record schema (``Record.load_folder`` reads a folder of
   them); an exact paired test between two records.
 - :func:`benchmark`: one robustness number for any model (APGD-CE + APGD-T, EOT, the
-  decision rule, worst case per image; CLI ``python -m ratzoo.benchmark``, leaderboard).
-- :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo.evaluate``).
+  decision rule, worst case per image; CLI ``python -m ratzoo benchmark``, leaderboard).
+- :func:`evaluate`: robust accuracy under ratzoo's decision rule (CLI: ``python -m ratzoo evaluate``).
 - :func:`norm_regions`: where minimal L2 examples lie relative to an Linf ball (the paper's Figure 2);
   :func:`figure2`: that figure for the zoo from its C&W records (the demo's and the report's).
 - :func:`is_randomized`: whether any model is random, found by behaviour (:mod:`ratzoo.randomness`).
@@ -25,14 +25,8 @@ All functions take images in [0, 1], NCHW, float; normalization is inside the mo
 
 from __future__ import annotations
 
-import warnings
-
-# `python -m ratzoo.benchmark` (likewise evaluate, certify) runs a module whose function this
-# package also exports; runpy warns about that harmless double import on every run.
-warnings.filterwarnings("ignore", message=r"'ratzoo\.\w+' found in sys\.modules after import of package 'ratzoo'",
-                        category=RuntimeWarning)
-from .benchmark import benchmark  # the function; the CLI is `python -m ratzoo.benchmark`
-from .certify import certify
+from .benchmarking import benchmark  # the function; the CLI is `python -m ratzoo benchmark`
+from .certification import certify
 from . import attacks
 from .attacks import make_attack
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -40,7 +34,7 @@ from .data import DatasetError, load_cifar10
 from .eot import EOTPrediction, predict_proba
 from .geometry import figure2, norm_regions
 from .hub import HubError, push_to_hub
-from .evaluate import evaluate  # the function; the CLI is `python -m ratzoo.evaluate`
+from .evaluation import evaluate  # the function; the CLI is `python -m ratzoo evaluate`
 from .judge import DEFAULT_DECISION_SAMPLES, AttackOutcome, run_attack
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
 from .noise import noise_control

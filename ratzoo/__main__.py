@@ -1,7 +1,9 @@
 """``python -m ratzoo COMMAND ARGS...``: the library's command lines under one name.
 
-``python -m ratzoo benchmark ARGS`` is ``python -m ratzoo.benchmark ARGS`` (likewise evaluate,
-certify); each command's ``--help`` lists its flags.
+``python -m ratzoo benchmark ARGS`` runs ``main(ARGS)`` of :mod:`ratzoo.benchmarking` (likewise
+``evaluate``: :mod:`ratzoo.evaluation`, ``certify``: :mod:`ratzoo.certification`); each command's
+``--help`` lists its flags. The modules are not named after the commands: ``ratzoo`` exports
+functions of those names, which importing a module of the same name would replace.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = {
-    "evaluate": "robust accuracy of one attack, under the decision rule",
-    "benchmark": "APGD-CE + APGD-T, the leaderboard's number",
-    "certify": "randomized-smoothing certified L2 accuracy",
+COMMANDS = {  # name: (its module, what it does)
+    "evaluate": ("evaluation", "robust accuracy of one attack, under the decision rule"),
+    "benchmark": ("benchmarking", "APGD-CE + APGD-T, the leaderboard's number"),
+    "certify": ("certification", "randomized-smoothing certified L2 accuracy"),
 }
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
     return "usage: python -m ratzoo {" + ",".join(COMMANDS) + "} ARGS...\n\ncommands:\n" + "\n".join(
-        f"  {name:<{width}}  {what}" for name, what in COMMANDS.items())
+        f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     # the command's own argv, so that its record's `command` and any worker it starts get its arguments
-    return importlib.import_module(f"ratzoo.{argv[0]}").main(argv[1:])
+    return importlib.import_module(f"ratzoo.{COMMANDS[argv[0]][0]}").main(argv[1:])
 
 
 if __name__ == "__main__":

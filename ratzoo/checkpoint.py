@@ -60,7 +60,7 @@ def save_checkpoint(
         folder: destination folder (created if needed; each file replaced atomically).
         name: the model's short name (for the card), defaults to the folder name.
         training: how it was trained: method, hyperparameters, the exact command.
-        results: measured results, as written by :mod:`ratzoo.evaluate`
+        results: measured results, as written by :mod:`ratzoo.evaluation`
             (``{"dataset": ..., "metrics": [{"name", "value", ...}, ...]}``).
         dtype: storage dtype of floating-point weights (loading restores float32).
 

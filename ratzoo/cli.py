@@ -1,4 +1,4 @@
-"""What the command lines (``python -m ratzoo.evaluate``, ``.benchmark``, ``.certify``) share.
+"""What the command lines (``python -m ratzoo evaluate``, ``benchmark``, ``certify``) share.
 
 Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the

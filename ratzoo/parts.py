@@ -29,7 +29,7 @@ from typing import Any
 from ._io import write_json
 
 BY_INDEX = "part_{index:05d}.json"
-"""A part's file name from its index (``python -m ratzoo.benchmark``'s parts)."""
+"""A part's file name from its index (``python -m ratzoo benchmark``'s parts)."""
 BY_IMAGES = "{start:06d}-{stop:06d}.json"
 """A part's file name from its images (``python -m train.experiments --shard``'s parts)."""
 

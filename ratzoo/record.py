@@ -180,7 +180,7 @@ class Record:
 
 @dataclasses.dataclass
 class CertifyRecord:
-    """What ``python -m ratzoo.certify`` writes for one model: randomized-smoothing certificates
+    """What ``python -m ratzoo certify`` writes for one model: randomized-smoothing certificates
     (:func:`ratzoo.certify`) of ``n`` images and the certified accuracy at each L2 radius.
 
     A sibling of :class:`Record`, not one: a certificate has no attack and no robust accuracy
@@ -193,7 +193,7 @@ class CertifyRecord:
         seed: image ``i`` used the noise seed ``seed * 2^20 + i``.
         checkpoint, weights_sha256, model_config: what was certified.
         method: the procedure, in words. noise: ``layer``, ``sigma_min``, ``per_channel``.
-        lipschitz: the first layer's L2 Lipschitz bound (:class:`ratzoo.certify.LipschitzBound`'s
+        lipschitz: the first layer's L2 Lipschitz bound (:class:`ratzoo.certification.LipschitzBound`'s
             ``to_dict``; ``None`` for input noise).
         params: ``n0``, ``n`` (draws), ``alpha``, ``batch_size``, ``seed``, ``skip``, ``split``.
         radii: the L2 radii (pixels in [0, 1]) of ``certified_accuracy``.
@@ -238,7 +238,7 @@ class CertifyRecord:
     images: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (what ``python -m ratzoo.certify`` writes)."""
+        """The JSON form (what ``python -m ratzoo certify`` writes)."""
         return {"kind": self.KIND, **dataclasses.asdict(self)}
 
     @classmethod

@@ -1,6 +1,6 @@
 """Sanity checks of a robustness number (Carlini et al. 2019, "On evaluating adversarial
-robustness", arXiv:1902.06705, Sec. 5), for ``python -m ratzoo.evaluate --sanity
---check-convergence`` (and its sweeps) and ``python -m ratzoo.benchmark --sanity``.
+robustness", arXiv:1902.06705, Sec. 5), for ``python -m ratzoo evaluate --sanity
+--check-convergence`` (and its sweeps) and ``python -m ratzoo benchmark --sanity``.
 
 - **Large budget**: with a budget covering the whole image cube, robust accuracy must fall to
   at most :data:`LARGE_BUDGET_MAX_ACCURACY` (else: gradient masking or a broken attack).
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from .attacks import ALIASES, ATTACKS, attack_arguments
-from .benchmark import DEFAULT_LATE_TARGET_EOT, DEFAULT_TARGET_EOT, benchmark
-from .evaluate import evaluate
+from .benchmarking import DEFAULT_LATE_TARGET_EOT, DEFAULT_TARGET_EOT, benchmark
+from .evaluation import evaluate
 from .judge import DEFAULT_DECISION_SAMPLES
 from .record import Record
 

@@ -22,7 +22,7 @@ from ratzoo.sanity import benchmark_checks
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
-BENCH = sys.modules["ratzoo.benchmark"]  # the module (ratzoo.benchmark is the function)
+BENCH = sys.modules["ratzoo.benchmarking"]  # the module (ratzoo.benchmark is the function)
 QUICK = dict(steps=8, eot_samples=4, decision_samples=20, n_target_classes=2)
 
 
@@ -313,9 +313,9 @@ def foreign_module(tmp_path: Path) -> Path:
 
 
 def _cli(args: list[str], cwd: Path, env: dict[str, str], torchrun: int = 0) -> subprocess.CompletedProcess:
-    cmd = [PYTHON, "-m", "ratzoo.benchmark"] if not torchrun else [
+    cmd = [PYTHON, "-m", "ratzoo", "benchmark"] if not torchrun else [
         PYTHON, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
-        "-m", "ratzoo.benchmark"]
+        "-m", "ratzoo", "benchmark"]
     return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -334,7 +334,7 @@ def test_cli_benchmarks_a_foreign_randomized_model(fn, kind, foreign_module, tin
     assert {c["check"] for c in rec.extra["sanity"]} == {"large_budget", "double_steps", "double_eot_samples"}
     assert rec.randomness["kind"] == kind and rec.effective_eot_samples == 3 and rec.decision_samples == 10
     assert rec.n == 12 and len(rec.per_image["robust"]) == 12 and rec.passes["image_draws"] > 0
-    assert rec.params["ensemble"] == ["apgd-ce", "apgd-t"] and rec.extra["command"].startswith("python -m ratzoo.benchmark")
+    assert rec.params["ensemble"] == ["apgd-ce", "apgd-t"] and rec.extra["command"].startswith("python -m ratzoo benchmark")
     entry = json.loads(board.read_text())[0]
     assert entry["name"] == f"my_defense:{fn}" and entry["randomness"] == kind
     assert entry["robust_acc"] == pytest.approx(100 * rec.robust_accuracy, abs=0.01)
@@ -350,7 +350,7 @@ def test_cli_refuses_bad_input_in_words(foreign_module, tiny_cifar_root, subproc
 
 def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_module, tiny_cifar_root, monkeypatch,
                                                                      capsys) -> None:
-    from ratzoo.benchmark import build_parser, main
+    from ratzoo.benchmarking import build_parser, main
 
     monkeypatch.chdir(foreign_module)
     monkeypatch.setenv("RATZOO_CACHE", str(foreign_module / "cache"))
@@ -369,7 +369,7 @@ def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_mo
 
 
 def test_evaluate_cli_takes_your_own_model_too(foreign_module, tiny_cifar_root, monkeypatch) -> None:
-    from ratzoo.evaluate import build_parser, main
+    from ratzoo.evaluation import build_parser, main
 
     monkeypatch.chdir(foreign_module)
     out = foreign_module / "eval.json"

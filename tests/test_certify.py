@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ratzoo
-from ratzoo.certify import (
+from ratzoo.certification import (
     CertifyConfig,
     _parse_radii,
     build_parser,
@@ -30,7 +30,7 @@ from ratzoo.certify import (
     predict,
     spectral_norm,
 )
-from ratzoo.certify import main as certify_main
+from ratzoo.certification import main as certify_main
 from ratzoo.record import CertifyRecord
 
 from conftest import REPO_ROOT
@@ -359,7 +359,7 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     model = ratzoo.build_model(width=2, noise_kind="learned", noise_sigma=0.5).eval()
     ck = ratzoo.save_checkpoint(model, tmp_path / "noisy")
     out = tmp_path / "cert.json"
-    cmd = [sys.executable, "-m", "ratzoo.certify", "--model", str(ck), "--draws", "200", "--draws0", "20",
+    cmd = [sys.executable, "-m", "ratzoo", "certify", "--model", str(ck), "--draws", "200", "--draws0", "20",
            "--n", "6", "--radii", "0,0.05,0.1", "--data-dir", str(tiny_cifar_root),
            "--out", str(out), "--quiet", "--batch-size", "200"]
     subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
@@ -395,7 +395,7 @@ def test_cli_n_counts_images_and_n_images_is_the_same_flag(argv: list[str]) -> N
 def test_the_documented_command_resumes_the_committed_certificates(path: Path) -> None:
     rec = CertifyRecord.load(path)
     doc = (REPO_ROOT / "docs" / "certified.md").read_text()
-    argv = doc.split("python -m ratzoo.certify --model rn,rat,lerat")[1].splitlines()[0].rstrip("\\").split()
+    argv = doc.split("python -m ratzoo certify --model rn,rat,lerat")[1].splitlines()[0].rstrip("\\").split()
     assert _config(argv).params(rec.params["batch_size"]) == rec.params  # so --resume keeps its images
 
 

@@ -17,7 +17,7 @@ import torch
 
 import ratzoo
 from ratzoo import Record
-from ratzoo.benchmark import ensemble_params
+from ratzoo.benchmarking import ensemble_params
 from ratzoo.data import to_tensor
 
 from conftest import REPO_ROOT

@@ -14,14 +14,14 @@ from torch import nn
 
 import ratzoo
 from ratzoo import cli, sanity
-from ratzoo.evaluate import evaluate, main, wilson_interval
+from ratzoo.evaluation import evaluate, main, wilson_interval
 from ratzoo.judge import DEFAULT_DECISION_SAMPLES, DEFAULT_EOT
 from ratzoo.sanity import check_large_budget, check_monotone
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
 # the module (robust to ratzoo/__init__.py exporting a function named evaluate)
-ev = importlib.import_module("ratzoo.evaluate")
+ev = importlib.import_module("ratzoo.evaluation")
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,7 @@ def noisy_checkpoint(make_checkpoint) -> Path:
 
 def test_cli_end_to_end(noisy_checkpoint, tiny_cifar_root, tmp_path, subprocess_env) -> None:
     out = tmp_path / "res" / "r.json"
-    cmd = [PYTHON, "-m", "ratzoo.evaluate", "--model", str(noisy_checkpoint), "--attack", "pgd-linf",
+    cmd = [PYTHON, "-m", "ratzoo", "evaluate", "--model", str(noisy_checkpoint), "--attack", "pgd-linf",
            "--eps", "8/255", "--steps", "2", "--eot", "3", "--n", "6", "--decision-samples", "10",
            "--data-dir", str(tiny_cifar_root), "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120)

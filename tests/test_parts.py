@@ -15,7 +15,7 @@ from ratzoo.parts import BY_IMAGES, Parts, part_ranges
 
 from conftest import PYTHON, REPO_ROOT
 
-BENCH = sys.modules["ratzoo.benchmark"]  # the module (ratzoo.benchmark is the function)
+BENCH = sys.modules["ratzoo.benchmarking"]  # the module (ratzoo.benchmark is the function)
 COMMITTED = REPO_ROOT / "checkpoints" / "results" / "benchmark"
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The leaderboard's measurements: every zoo model under both threat models, n=1000, with
-# `python -m ratzoo.benchmark` in resumable parts of 100 images. Start it once: the CLI runs one
+# `python -m ratzoo benchmark` in resumable parts of 100 images. Start it once: the CLI runs one
 # process per core sharing each run through the part locks (the faster layout), and a killed run
 # resumes where it stopped:
 #
@@ -27,9 +27,9 @@ for threat in $THREATS; do
   for model in $MODELS; do
     out=checkpoints/results/benchmark/${model}_${threat}.json
     # a record of today's ensemble is done; one of an older ensemble is measured again
-    [ -f "$out" ] && $PY -c "import json, sys; from ratzoo.benchmark import ensemble_params as e
+    [ -f "$out" ] && $PY -c "import json, sys; from ratzoo.benchmarking import ensemble_params as e
 p = json.load(open(sys.argv[1]))['params']; sys.exit(any(p.get(k) != v for k, v in e().items()))" "$out" && continue
-    $PY -m ratzoo.benchmark --model "$model" --threat-model "$threat" --n "$N" --resume ${PROCS:+--procs "$PROCS"} \
+    $PY -m ratzoo benchmark --model "$model" --threat-model "$threat" --n "$N" --resume ${PROCS:+--procs "$PROCS"} \
       --no-progress --out "$out" --leaderboard checkpoints/results/leaderboard.json
     # the README's leaderboard, zoo table and paired claims, and the cards, follow the new record
     [ -f "$out" ] && $PY -m train.report --no-plots

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ratzoo import DEFAULT_DECISION_SAMPLES
-from ratzoo.benchmark import THREAT_MODELS, eps_text
+from ratzoo.benchmarking import THREAT_MODELS, eps_text
 from ratzoo.geometry import FIGURE2_EPS, REGION_WORDS, figure2
 from ratzoo.record import Record
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
@@ -100,7 +100,7 @@ def certify_table(results: dict[str, Any]) -> str:
     """Certified accuracy per radius next to the empirical L2 robust accuracy."""
     certs = {m: r["certified"] for m, r in results["models"].items() if r.get("certified")}
     if not certs:
-        return "*No certificates yet: run `python -m ratzoo.certify` (command below).*"
+        return "*No certificates yet: run `python -m ratzoo certify` (command below).*"
     radii = sorted({r for c in certs.values() for r in c["accuracy_at"]}, key=float)
     head = ["model", "sigma", "L", "max radius", *[f"cert. @{r}" for r in radii], "PGD-20 L2 0.5 (empirical)",
             "C&W acc. at L2 0.5", "n", "draws", "s/image"]

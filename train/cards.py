@@ -32,7 +32,7 @@ def update_cards(results: dict[str, Any]) -> list[str]:
         if not (folder / "config.json").is_file() or not res["table"]:
             continue  # not measured by train.experiments yet: the card keeps the trainer's numbers
         update_results(folder, {"dataset": results["dataset"], "dataset_id": "uoft-cs/cifar10", "split": "test",
-                                "source": "python -m train.experiments; python -m ratzoo.certify; python -m train.report",
+                                "source": "python -m train.experiments; python -m ratzoo certify; python -m train.report",
                                 "metrics": card_metrics(res)})
         done.append(model)
     return done

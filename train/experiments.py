@@ -33,7 +33,7 @@ resumes after a kill (one with another ``n`` or other arguments is re-measured a
 record of more than K images is measured in parts of K images (images ``[0, K)``,
 ``[K, 2K)``, ...; the part at offset ``o`` uses seed ``--seed + o``) that are kept under
 ``$RATZOO_CACHE/experiment_parts`` (outside the checkout) and merged into the record
-(``ratzoo.evaluate.merge_records``) once all exist, so a kill loses at most one part and
+(``ratzoo.evaluation.merge_records``) once all exist, so a kill loses at most one part and
 two processes can share one record. A record of at most K images is identical with and
 without ``--shard``.
 """
@@ -145,7 +145,7 @@ def part_folder(model: str, key: str, kw: dict[str, Any], seed: int, sha256: str
 
 
 def _measure(model: Any, name: str, x: torch.Tensor, y: torch.Tensor, seed: int, kw: dict[str, Any]) -> dict[str, Any]:
-    from ratzoo.evaluate import evaluate
+    from ratzoo.evaluation import evaluate
 
     return evaluate(model, x, y, seed=seed, model_name=name, progress=sys.stderr.isatty(), **kw)
 
@@ -156,7 +156,7 @@ def _measure_sharded(model: Any, name: str, key: str, xs: Any, ys: Any, n: int, 
     parts another process is measuring; the merged record, or None while parts are missing."""
     from ratzoo import zoo
     from ratzoo.data import to_tensor
-    from ratzoo.evaluate import merge_records
+    from ratzoo.evaluation import merge_records
 
     entry = zoo.entries().get(name)
     store = Parts(part_folder(name, key, kw, seed, entry.sha256 if entry else None), n, shard, name=BY_IMAGES,

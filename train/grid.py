@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ratzoo
     from ratzoo.data import describe_source, to_tensor
-    from ratzoo.evaluate import evaluate
+    from ratzoo.evaluation import evaluate
 
     from .config import PRESETS, TrainConfig, default_state_dir
 

@@ -3,7 +3,7 @@
 ``python -m train.leaderboard`` rewrites the block between ``<!-- leaderboard -->`` and
 ``<!-- /leaderboard -->`` in README.md (``python -m train.report`` does it too); a test checks
 that the README equals what this module generates, so the table cannot drift from the file.
-Entries are added by ``python -m ratzoo.benchmark ... --leaderboard checkpoints/results/leaderboard.json``
+Entries are added by ``python -m ratzoo benchmark ... --leaderboard checkpoints/results/leaderboard.json``
 (``train/benchmark_zoo.sh`` measures the whole zoo).
 """
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ratzoo import DEFAULT_DECISION_SAMPLES, Record, compare, zoo
-from ratzoo.benchmark import (DEFAULT_EOT, LeaderboardEntry, describe_ensemble, ensemble_params, eps_text,
+from ratzoo.benchmarking import (DEFAULT_EOT, LeaderboardEntry, describe_ensemble, ensemble_params, eps_text,
                               leaderboard_markdown, load_leaderboard)
 from train.blocks import replace_block
 
@@ -29,7 +29,7 @@ def rule(entries: list[LeaderboardEntry]) -> str:
     (such entries are marked with a dagger in the table)."""
     today = describe_ensemble(ensemble_params())
     older = [d for d in dict.fromkeys(describe_ensemble(ensemble_of(e)) for e in entries) if d != today]
-    return ("**Leaderboard** (`python -m ratzoo.benchmark`, the same attacks for every model): an image counts as "
+    return ("**Leaderboard** (`python -m ratzoo benchmark`, the same attacks for every model): an image counts as "
             f"robust when the model's prediction, the average softmax over {DEFAULT_DECISION_SAMPLES} fresh noise draws "
             f"for a randomized model, is right on the clean image and on every attack's example. The attacks: {today}."
             + "".join(f" Entries marked † were measured by an older ensemble: {d}." for d in older)

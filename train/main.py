@@ -23,7 +23,7 @@ def final_evaluation(model, cfg: TrainConfig) -> dict[str, Any]:
     models, on the first ``cfg.eval_n`` test images, by ratzoo's evaluator."""
     import ratzoo
     from ratzoo.data import to_tensor
-    from ratzoo.evaluate import evaluate
+    from ratzoo.evaluation import evaluate
     from ratzoo import is_randomized
 
     xs, ys = ratzoo.load_cifar10("test", root=cfg.data_dir or None)

@@ -1,7 +1,7 @@
 """The numbers of ``python -m train.report``: the records read and turned into ``results.json``.
 
 Reads ``checkpoints/results/records/*.json`` (``python -m train.experiments``), the
-certificates ``certify_<model>.json`` (``python -m ratzoo.certify``) and the benchmark records
+certificates ``certify_<model>.json`` (``python -m ratzoo certify``) and the benchmark records
 ``benchmark/<model>_<threat>.json`` (``train/benchmark_zoo.sh``); gives each model's table
 metrics, the paper's Figures 3-5 data, C&W with a margin, the certified accuracies, and the
 exact paired test behind each of the paper's claims (:data:`CLAIMS`).
@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from ratzoo import zoo
-from ratzoo.benchmark import THREAT_MODELS, eps_text
-from ratzoo.evaluate import accuracy_at_thresholds
+from ratzoo.benchmarking import THREAT_MODELS, eps_text
+from ratzoo.evaluation import accuracy_at_thresholds
 from ratzoo.record import CertifyRecord, Record, compare
 from ratzoo.stats import wilson_interval
 
@@ -56,7 +56,7 @@ def load_records(folder: Path = RESULTS / "records") -> dict[str, dict[str, dict
 
 
 def load_certificates(folder: Path = RESULTS) -> dict[str, CertifyRecord]:
-    """``certify_<model>.json`` records (``python -m ratzoo.certify``), by model name."""
+    """``certify_<model>.json`` records (``python -m ratzoo certify``), by model name."""
     out = {}
     for path in sorted(folder.glob("certify_*.json")):
         rec = json.loads(path.read_text())
@@ -66,7 +66,7 @@ def load_certificates(folder: Path = RESULTS) -> dict[str, CertifyRecord]:
 
 
 def load_benchmarks(folder: Path = BENCHMARKS) -> dict[str, dict[str, Any]]:
-    """``<model>_<threat>.json`` records of ``python -m ratzoo.benchmark`` (``train/benchmark_zoo.sh``),
+    """``<model>_<threat>.json`` records of ``python -m ratzoo benchmark`` (``train/benchmark_zoo.sh``),
     by file stem, e.g. ``rat_Linf``."""
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*_*.json"))}
 
@@ -128,7 +128,7 @@ def table_metrics(recs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def cw_accuracy_on_first(rec: dict[str, Any] | None, n: int, threshold: float = 0.5) -> dict[str, Any] | None:
     """A C&W record's accuracy at an L2 threshold on its first ``n`` images, with its 95% CI, from
-    its per-image lists by the evaluator's own rule (``ratzoo.evaluate.accuracy_at_thresholds``);
+    its per-image lists by the evaluator's own rule (``ratzoo.evaluation.accuracy_at_thresholds``);
     None when the record lacks them or has fewer images. This puts the table's kappa-0 C&W next
     to a margin record of fewer images on the same images."""
     if not rec or n <= 0:
@@ -222,7 +222,7 @@ def radius_ceiling(sigma: float, lipschitz: float | None, n: int | None, alpha: 
     r = sigma * Phi^-1(pA) / L."""
     if not n or not alpha:
         return None
-    from ratzoo.certify import binomial_lower_bound
+    from ratzoo.certification import binomial_lower_bound
 
     return sigma * statistics.NormalDist().inv_cdf(binomial_lower_bound(n, n, alpha)) / (lipschitz or 1.0)
 

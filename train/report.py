@@ -9,7 +9,7 @@ and writes, never by hand:
   generated block: the measuring time (``zoo-notes``), the training commands (``zoo-commands``),
   the comparison with the paper's Table 2 (``paper-table``), the findings (``findings``), the
   certified accuracies (``certify-table``, from ``checkpoints/results/certify_<model>.json``
-  written by ``python -m ratzoo.certify``) and the paper's Figure 2 on the zoo (``figure2``);
+  written by ``python -m ratzoo certify``) and the paper's Figure 2 on the zoo (``figure2``);
 - ``docs/leaderboard.md``, the leaderboard with the literature's claims (:mod:`train.leaderboard`);
 - each bundled checkpoint's measured results (``config.json`` + model card metadata).
 

@@ -8,7 +8,7 @@ draws, and that expected output is the **mean softmax**, used through its logari
 
 Why mean softmax and not mean logits:
 
-1. It is the quantity that decides. ratzoo's decision rule (README, :mod:`ratzoo.evaluate`)
+1. It is the quantity that decides. ratzoo's decision rule (README, :mod:`ratzoo.evaluation`)
    is the argmax of the mean softmax over fresh draws, so the attack maximizes the loss
    of exactly what it is judged on. Mean logits can disagree with it: a few draws with
    huge logits move the mean logits but barely move the mean softmax.
@@ -117,7 +117,7 @@ class AttackResult:
         fooled: ``(N,)`` bool, whether the attack's own EOT estimate (its ``eot_samples``
             draws) misclassifies the returned image (``None`` when not asked for). This is
             the attacker's view; the evaluator judges with fresh draws
-            (:func:`ratzoo.evaluate.evaluate`).
+            (:func:`ratzoo.evaluation.evaluate`).
         norms: ``(N,)`` float, the perturbation norm in the attack's distance (Linf or
             L2). For unbounded attacks (C&W) it is ``inf`` where no adversarial example
             was found (and ``adv_images`` is then the clean image).

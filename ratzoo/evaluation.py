@@ -322,7 +322,7 @@ _ATTACK_ARGS = ("eps", "steps", "step_size", "restarts", "search_steps", "initia
 
 @dataclasses.dataclass
 class EvaluateConfig:
-    """``python -m ratzoo.evaluate``'s configuration: one field per flag (``--step-size`` for
+    """``python -m ratzoo evaluate``'s configuration: one field per flag (``--step-size`` for
     ``step_size``); :meth:`validate` checks it before any model or data is loaded."""
 
     model: str = cli.option(None, "a zoo name (see ratzoo.list_models()), a checkpoint folder, hf-hub:OWNER/NAME "
@@ -411,10 +411,10 @@ class EvaluateConfig:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`EvaluateConfig` field."""
     p = argparse.ArgumentParser(
-        prog="python -m ratzoo.evaluate",
+        prog="python -m ratzoo evaluate",
         description="Attack a model on CIFAR-10 test images and write an honest JSON record "
                     "(decision rule: mean softmax over fresh noise draws; 95% Wilson CIs).",
-        epilog="example: python -m ratzoo.evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
+        epilog="example: python -m ratzoo evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
                "--eot 20 --n 1000 --out results.json",
     )
     cli.add_options(p, EvaluateConfig)
@@ -430,9 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         attack, kw, sweep = cfg.validate()
     except UsageError as e:
-        print(f"error: {e}\n(see python -m ratzoo.evaluate --help)", file=sys.stderr)
+        print(f"error: {e}\n(see python -m ratzoo evaluate --help)", file=sys.stderr)
         return cli.BAD_ARGUMENT
-    command = "python -m ratzoo.evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m ratzoo evaluate " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         out = _run(cfg, attack, kw, sweep, command)
     except cli.CommandError as e:

@@ -1,4 +1,4 @@
-"""``ratzoo.benchmark``: one trustworthy robustness number for any classifier, randomized or not.
+"""``ratzoo.benchmarking``: one trustworthy robustness number for any classifier, randomized or not.
 
 RobustBench admits only deterministic models, and AutoAttack's version for randomized
 defenses judges its final answer on a single forward pass. This benchmark applies **the same
@@ -28,13 +28,13 @@ example), the single-draw accuracy (what one call of the model gives a user), th
 **Parts.** The images are measured in parts of ``part_size`` images, each seeded by a seed
 derived from the one ``seed`` and the part's index; a record therefore does not depend on
 how many processes measured it, nor on a kill and resume in between (the CLI keeps each
-finished part on disk, :mod:`ratzoo.parts`). ``torchrun --nproc_per_node=N -m ratzoo.benchmark ...`` gives the
+finished part on disk, :mod:`ratzoo.parts`). ``torchrun --nproc_per_node=N -m ratzoo benchmark ...`` gives the
 parts to the ranks in turn (gloo on CPU, NCCL on GPUs) and rank 0 gathers and writes the one
 record (write ``--n-images`` there: torchrun's own parser takes ``--n`` for one of its options).
 
 CLI::
 
-    python -m ratzoo.benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 \\
+    python -m ratzoo benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 \\
         --out rat_linf.json --resume --leaderboard checkpoints/results/leaderboard.json
 
 ``--model`` takes a zoo name, a checkpoint folder or ``module.path:callable`` (your own code,
@@ -566,7 +566,7 @@ def _field(default: Any, help: str, key: str | None = None, **arg: Any) -> Any:
 
 @dataclasses.dataclass
 class BenchmarkConfig:
-    """``python -m ratzoo.benchmark``'s configuration: one field per flag (``--part-size`` for
+    """``python -m ratzoo benchmark``'s configuration: one field per flag (``--part-size`` for
     ``part_size``), the record's ``command`` says which were given."""
 
     model: str = _field(None, "zoo name, checkpoint folder, hf-hub:OWNER/NAME or module.path:callable", "always",
@@ -653,10 +653,10 @@ class BenchmarkConfig:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`BenchmarkConfig` field."""
     p = argparse.ArgumentParser(
-        prog="python -m ratzoo.benchmark",
+        prog="python -m ratzoo benchmark",
         description="Benchmark any classifier (randomized or not) with APGD-CE + APGD-T, EOT for randomized "
                     "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
-        epilog="example: python -m ratzoo.benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
+        epilog="example: python -m ratzoo benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
                "--out rat.json --resume")
     cli.add_options(p, BenchmarkConfig)
     return p
@@ -682,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         eps = cfg.budget()
     except ValueError as e:
-        print(f"error: {e}\n(see python -m ratzoo.benchmark --help)", file=sys.stderr)
+        print(f"error: {e}\n(see python -m ratzoo benchmark --help)", file=sys.stderr)
         return 2
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     device = cli.device(cfg.device)
@@ -748,7 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{who}] layout: {layout['processes']} process(es) x {layout['threads']} thread(s) on {device}",
               file=sys.stderr, flush=True)
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    helpers = [subprocess.Popen([sys.executable, "-m", "ratzoo.benchmark", *argv_list, "--resume", "--threads",
+    helpers = [subprocess.Popen([sys.executable, "-m", "ratzoo", "benchmark", *argv_list, "--resume", "--threads",
                                  str(threads or 1)], env={**os.environ, _WORKER: str(k)})
                for k in range(1, procs)]
 
@@ -800,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec = benchmark(model, x, y, **common, parts=parts)
     rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
     rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
-                     command="python -m ratzoo.benchmark " + " ".join(argv_list), layout=layout,
+                     command="python -m ratzoo benchmark " + " ".join(argv_list), layout=layout,
                      model_identity=identity)
     if cfg.sanity:
         m = min(n, PART_SIZE)

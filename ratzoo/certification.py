@@ -39,7 +39,7 @@ the whole ``(3, H, W)`` image (the same units as the L2 attacks' ``eps``).
 
 Command line (certified accuracy of a zoo model on the first test images)::
 
-    python -m ratzoo.certify --model rat --n 500 --draws 100000 \\
+    python -m ratzoo certify --model rat --n 500 --draws 100000 \\
         --radii 0,0.25,0.5,0.75,1.0 --out cert.json
 
 ``--n`` counts images, as in ``ratzoo.evaluate`` and ``ratzoo.benchmark``; Cohen et al.'s ``n`` and
@@ -56,7 +56,6 @@ import os
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,11 +69,6 @@ from . import cli
 from .eot import CPU_CHUNK, DEFAULT_CHUNK, check_images, default_chunk, forward_draws
 from .noise import noise_control, noise_enabled, noise_modules
 from .record import CertifyRecord
-
-# `python -m ratzoo.certify` runs this file as __main__ after `import ratzoo` has already
-# imported it as ratzoo.certify (the package exports certify()), and runpy warns about the
-# second copy. Harmless here: main() only uses the names of the module it runs in.
-warnings.filterwarnings("ignore", message=r"'ratzoo\.certify' found in sys\.modules", category=RuntimeWarning)
 
 DEFAULT_BATCH = None  # images (image x draw) per forward pass: ratzoo.eot.default_chunk (CPU_CHUNK on CPU)
 _NORMAL = statistics.NormalDist()
@@ -617,7 +611,7 @@ def _summary(records: list[dict[str, Any]], radii: list[float], draws: int, alph
 
 @dataclasses.dataclass
 class CertifyConfig:
-    """``python -m ratzoo.certify``'s configuration: one field per flag (``--batch-size`` for
+    """``python -m ratzoo certify``'s configuration: one field per flag (``--batch-size`` for
     ``batch_size``)."""
 
     model: str = cli.option(None, "zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)",
@@ -674,7 +668,7 @@ class CertifyConfig:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`CertifyConfig` field."""
     p = argparse.ArgumentParser(
-        prog="python -m ratzoo.certify",
+        prog="python -m ratzoo certify",
         description="Randomized-smoothing certified L2 accuracy (Cohen et al. 2019) of noisy ratzoo models "
         "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
     )
@@ -691,7 +685,7 @@ def _old_draws_flag(argv: Sequence[str]) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ratzoo.certify``: certified accuracy of zoo models on CIFAR-10 test images.
+    """``python -m ratzoo certify``: certified accuracy of zoo models on CIFAR-10 test images.
 
     Returns the exit code: 0 ok, 2 bad arguments or model, 3 checkpoint or data error.
     """
@@ -724,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"warning: only {len(idx)} {cfg.split} images with --skip {cfg.skip}", file=sys.stderr)
     x_all = to_tensor(images[idx])
     y_all = torch.from_numpy(np.asarray(labels[idx]).copy())
-    command = "python -m ratzoo.certify " + " ".join(args)
+    command = "python -m ratzoo certify " + " ".join(args)
     for name in cfg.models():
         try:
             _certify_model(name, cfg, radii=radii, device=device, batch_size=cfg.batch_size or default_chunk(device),
