@@ -6,7 +6,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 import ratzoo
+import ratzoo.benchmarking as BENCH
 from ratzoo.judge import derive_seed
 from ratzoo.noise import GaussianNoise
 from ratzoo.record import Record, compare, mcnemar_exact
@@ -22,7 +22,6 @@ from ratzoo.sanity import benchmark_checks
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
 
-BENCH = sys.modules["ratzoo.benchmarking"]  # the module (ratzoo.benchmark is the function)
 QUICK = dict(steps=8, eot_samples=4, decision_samples=20, n_target_classes=2)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import subprocess
@@ -13,15 +12,13 @@ import torch
 from torch import nn
 
 import ratzoo
+import ratzoo.evaluation as ev
 from ratzoo import cli, sanity
 from ratzoo.evaluation import evaluate, main, wilson_interval
 from ratzoo.judge import DEFAULT_DECISION_SAMPLES, DEFAULT_EOT
 from ratzoo.sanity import check_large_budget, check_monotone
 
 from conftest import PYTHON, REPO_ROOT, train_template_mlp
-
-# the module (robust to ratzoo/__init__.py exporting a function named evaluate)
-ev = importlib.import_module("ratzoo.evaluation")
 
 
 @pytest.fixture(scope="module")
