@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decision", type=int, default=100)
     p.add_argument("--steps", type=int, default=None, help="strength, peer: ratzoo's iterations (torchattacks' "
                    "AutoAttack runs its APGD at its default of 10)")
-    p.add_argument("--flags", default="", help="strength: more `ratzoo.benchmark` flags, a candidate ensemble "
+    p.add_argument("--flags", default="", help="strength: more `python -m ratzoo benchmark` flags, a candidate ensemble "
                    "(e.g. '--target-eot 2')")
     p.add_argument("--peer-steps", type=int, default=None, help="peer: the peer's APGD iterations (100: AutoAttack's)")
     a = p.parse_args(argv)
