@@ -8,6 +8,7 @@ functions of those names, which importing a module of the same name would replac
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,17 @@ def usage() -> str:
         f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items())
 
 
+def suggestion(word: str) -> str | None:
+    """The command ``word`` most likely meant: the command of a module's name (``benchmarking``,
+    ``ratzoo.benchmark``, as once run with ``python -m``), else the closest command's name."""
+    word = word.removeprefix("ratzoo.")
+    by_module = {module: name for name, (module, _) in COMMANDS.items()}
+    if word in by_module:
+        return by_module[word]
+    near = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command ``argv[0]`` with the rest; 2 (and the usage) for none or an unknown one."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -34,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(usage(), file=sys.stderr)
         if argv:
-            print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+            near = suggestion(argv[0])
+            print(f"error: unknown command {argv[0]!r}; choose one of: {', '.join(COMMANDS)}"
+                  + (f" (did you mean: python -m ratzoo {near} ...?)" if near else ""), file=sys.stderr)
         return 2
     # the command's own argv, so that its record's `command` and any worker it starts get its arguments
     return importlib.import_module(f"ratzoo.{COMMANDS[argv[0]][0]}").main(argv[1:])

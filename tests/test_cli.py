@@ -28,6 +28,17 @@ def test_python_m_ratzoo_names_its_commands_for_none_or_an_unknown_one(args, sub
     assert ("unknown command 'nosuch'" in r.stderr) == bool(args)
 
 
+@pytest.mark.parametrize("typed, meant", [("benchmarking", "benchmark"), ("ratzoo.evaluate", "evaluate"),
+                                          ("certification", "certify"), ("benchmrak", "benchmark"), ("nosuch", None)])
+def test_an_unknown_command_gets_the_likeliest_one_named(typed, meant, capsys) -> None:
+    from ratzoo.__main__ import main
+
+    assert main([typed, "--help"]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown command {typed!r}" in err
+    assert ("did you mean" in err) == bool(meant) and (not meant or f"python -m ratzoo {meant} ...?" in err), err
+
+
 def test_python_m_ratzoo_dispatches_to_the_command(subprocess_env) -> None:
     r = _run(["benchmark", "--help"], subprocess_env)
     assert r.returncode == 0, r.stderr
