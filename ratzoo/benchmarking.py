@@ -827,5 +827,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m ratzoo.benchmarking`: `import ratzoo` already imported this module, so
+    # runpy would run a second copy; the command has one entry point
+    sys.exit("run it as: python -m ratzoo benchmark ARGS (see python -m ratzoo benchmark --help)")

@@ -822,5 +822,6 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
     print(f"{name}: certified accuracy at L2 radius {acc} ({len(records)} images) -> {out}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # `python -m ratzoo.certification`: `import ratzoo` already imported this module, so
+    # runpy would run a second copy; the command has one entry point
+    sys.exit("run it as: python -m ratzoo certify ARGS (see python -m ratzoo certify --help)")

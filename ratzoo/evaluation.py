@@ -510,5 +510,6 @@ def _write(cfg: EvaluateConfig, out: dict[str, Any], sweep: dict[str, Any]) -> N
               f"n={out['n']}", file=sys.stderr)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m ratzoo.evaluation`: `import ratzoo` already imported this module, so
+    # runpy would run a second copy; the command has one entry point
+    sys.exit("run it as: python -m ratzoo evaluate ARGS (see python -m ratzoo evaluate --help)")

@@ -48,6 +48,15 @@ def test_python_m_ratzoo_dispatches_to_the_command(subprocess_env) -> None:
     assert r.returncode == 2 and "unknown model 'nosuchmodel'" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("module, command", [("benchmarking", "benchmark"), ("evaluation", "evaluate"),
+                                             ("certification", "certify")])
+def test_a_commands_module_run_with_python_m_points_to_the_command(module, command, subprocess_env) -> None:
+    r = subprocess.run([sys.executable, "-m", f"ratzoo.{module}", "--help"], cwd=REPO_ROOT, env=subprocess_env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and f"run it as: python -m ratzoo {command} ARGS" in r.stderr, r.stderr
+    assert "usage:" not in r.stdout  # nothing ran
+
+
 @dataclasses.dataclass
 class _Config:
     steps: int = cli.option(7, "iterations")
