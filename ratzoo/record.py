@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ._io import write_json
-from .stats import Z95, wilson_interval
+from .stats import Z95, mcnemar_exact, wilson_interval
 
 _PER_IMAGE = "_per_image"
 
@@ -330,17 +330,6 @@ class Comparison:
                     f"{self.only_b} only under B; exact McNemar p={self.p_value:.2g})")
         return (f"no clear difference (paired, n={self.n}: {self.only_a} vs {self.only_b} discordant images; "
                 f"exact McNemar p={self.p_value:.2g})")
-
-
-def mcnemar_exact(only_a: int, only_b: int) -> float:
-    """Two-sided exact McNemar p-value: ``P(|X - m/2| >= |only_a - m/2|)`` for ``X ~ Bin(m, 1/2)``,
-    ``m = only_a + only_b`` (1.0 when there is no discordant pair)."""
-    m = only_a + only_b
-    if m == 0:
-        return 1.0
-    k = min(only_a, only_b)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2.0**m
-    return min(1.0, 2 * tail)
 
 
 def compare(a: Record | dict[str, Any], b: Record | dict[str, Any]) -> Comparison:

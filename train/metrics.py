@@ -222,7 +222,7 @@ def radius_ceiling(sigma: float, lipschitz: float | None, n: int | None, alpha: 
     r = sigma * Phi^-1(pA) / L."""
     if not n or not alpha:
         return None
-    from ratzoo.certification import binomial_lower_bound
+    from ratzoo.stats import binomial_lower_bound
 
     return sigma * statistics.NormalDist().inv_cdf(binomial_lower_bound(n, n, alpha)) / (lipschitz or 1.0)
 
