@@ -652,14 +652,12 @@ class BenchmarkConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`BenchmarkConfig` field."""
-    p = argparse.ArgumentParser(
-        prog="python -m ratzoo benchmark",
-        description="Benchmark any classifier (randomized or not) with APGD-CE + APGD-T, EOT for randomized "
-                    "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
+    return cli.parser(
+        "benchmark", BenchmarkConfig,
+        "Benchmark any classifier (randomized or not) with APGD-CE + APGD-T, EOT for randomized "
+        "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
         epilog="example: python -m ratzoo benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
                "--out rat.json --resume")
-    cli.add_options(p, BenchmarkConfig)
-    return p
 
 
 _WORKER = "RATZOO_BENCHMARK_WORKER"

@@ -588,12 +588,10 @@ class CertifyConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`CertifyConfig` field."""
-    p = argparse.ArgumentParser(
-        prog="python -m ratzoo certify",
-        description="Randomized-smoothing certified L2 accuracy (Cohen et al. 2019) of noisy ratzoo models "
-        "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
-    )
-    cli.add_options(p, CertifyConfig, show_defaults=False)
+    p = cli.parser("certify", CertifyConfig,
+                   "Randomized-smoothing certified L2 accuracy (Cohen et al. 2019) of noisy ratzoo models "
+                   "on the first CIFAR-10 test images; writes a JSON record like the evaluator's.",
+                   show_defaults=False)
     cli.renamed(p, "--n0", "--draws0", "the selection draws per image; --n counts images")
     return p
 

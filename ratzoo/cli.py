@@ -190,6 +190,14 @@ def comma_separated(parse: Callable[[str], Any], flag: str) -> Callable[[str], t
     return values
 
 
+def parser(command: str, config: type, description: str, *, epilog: str | None = None,
+           show_defaults: bool = True) -> argparse.ArgumentParser:
+    """The parser of ``python -m ratzoo COMMAND``: one flag per :func:`option` field of ``config``."""
+    p = argparse.ArgumentParser(prog=f"python -m ratzoo {command}", description=description, epilog=epilog)
+    add_options(p, config, show_defaults=show_defaults)
+    return p
+
+
 def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults: bool = True) -> None:
     """One flag per :func:`option` field of the dataclass ``config``, in field order.
 

@@ -410,15 +410,12 @@ class EvaluateConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`EvaluateConfig` field."""
-    p = argparse.ArgumentParser(
-        prog="python -m ratzoo evaluate",
-        description="Attack a model on CIFAR-10 test images and write an honest JSON record "
-                    "(decision rule: mean softmax over fresh noise draws; 95% Wilson CIs).",
+    return cli.parser(
+        "evaluate", EvaluateConfig,
+        "Attack a model on CIFAR-10 test images and write an honest JSON record "
+        "(decision rule: mean softmax over fresh noise draws; 95% Wilson CIs).",
         epilog="example: python -m ratzoo evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
-               "--eot 20 --n 1000 --out results.json",
-    )
-    cli.add_options(p, EvaluateConfig)
-    return p
+               "--eot 20 --n 1000 --out results.json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
