@@ -30,7 +30,9 @@ def _committed_runs(monkeypatch) -> list[tuple[dict, Path, int]]:
     runs = []
     for path in sorted(COMMITTED.glob("*.json")):
         rec = json.loads(path.read_text())
-        cfg = BENCH.BenchmarkConfig(**vars(BENCH.build_parser().parse_args(shlex.split(rec["command"])[3:])))
+        argv = shlex.split(rec["command"])  # python -m ratzoo benchmark ARGS (python -m ratzoo.benchmark before)
+        argv = argv[argv.index("benchmark" if "benchmark" in argv else "ratzoo.benchmark") + 1:]
+        cfg = BENCH.BenchmarkConfig(**vars(BENCH.build_parser().parse_args(argv)))
         folder = cfg.parts_dir(rec["model_identity"]["digest"])
         if folder.is_dir():
             runs.append((rec, folder, cfg.part_size))
