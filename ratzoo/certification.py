@@ -69,7 +69,7 @@ from . import cli
 from .eot import CPU_CHUNK, DEFAULT_CHUNK, check_images, default_chunk, forward_draws
 from .noise import noise_control, noise_enabled, noise_modules
 from .record import CertifyRecord
-from .stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson  # noqa: F401 (re-exported)
+from .stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson
 
 DEFAULT_BATCH = None  # images (image x draw) per forward pass: ratzoo.eot.default_chunk (CPU_CHUNK on CPU)
 _NORMAL = statistics.NormalDist()

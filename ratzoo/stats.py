@@ -32,8 +32,6 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return binomial_test_pvalue(only_a, m) if m else 1.0
 
 
-
-
 def _binom_log_tail_fn(k: int, n: int) -> Callable[[float], float]:
     """``p -> log P(X >= k)`` for ``X ~ Binomial(n, p)``, 0 < p < 1, summed exactly in log space.
 

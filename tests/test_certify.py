@@ -21,10 +21,7 @@ from ratzoo.certification import (
     CertifyConfig,
     _parse_radii,
     build_parser,
-    binomial_lower_bound,
-    binomial_test_pvalue,
     certify,
-    clopper_pearson,
     conv_norm_upper_bound,
     feature_lipschitz,
     predict,
@@ -32,6 +29,7 @@ from ratzoo.certification import (
 )
 from ratzoo.certification import main as certify_main
 from ratzoo.record import CertifyRecord
+from ratzoo.stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson
 
 from conftest import REPO_ROOT
 
