@@ -15,6 +15,7 @@ from torch import nn
 
 import ratzoo
 import ratzoo.benchmarking as BENCH
+import ratzoo.leaderboard as LB
 from ratzoo.judge import derive_seed
 from ratzoo.noise import GaussianNoise
 from ratzoo.record import Record, compare, mcnemar_exact
@@ -71,7 +72,7 @@ def test_deterministic_model_gets_one_pass_per_step() -> None:
 
     assert rec.params["precision"] == ("bf16" if bf16_is_fast(torch.device("cpu")) else "fp32")
     fp32 = ratzoo.benchmark(base, x, y, "L2", eps=0.1, precision="fp32", **QUICK)
-    assert fp32.params["precision"] == "fp32" and BENCH.leaderboard_entry(fp32).precision == "fp32"
+    assert fp32.params["precision"] == "fp32" and LB.leaderboard_entry(fp32).precision == "fp32"
     assert rec.decision_samples == 1 and rec.passes["max_pass"] <= len(x)
 
 
@@ -508,17 +509,17 @@ def test_every_committed_leaderboard_entry_round_trips_and_a_wrong_key_is_refuse
     refused by name."""
     path = REPO_ROOT / "checkpoints" / "results" / "leaderboard.json"
     raw = json.loads(path.read_text())
-    entries = BENCH.load_leaderboard(path)
+    entries = LB.load_leaderboard(path)
     assert len(entries) == len(raw) > 0 and [e.to_json() for e in entries] == raw
     copy = tmp_path / "board.json"
     shutil.copy(path, copy)
-    BENCH.update_leaderboard(copy, entries[-1])  # replaces an entry by itself
+    LB.update_leaderboard(copy, entries[-1])  # replaces an entry by itself
     assert copy.read_bytes() == path.read_bytes()
     with pytest.raises(ValueError, match="unknown key.s. autoattack_acc"):
-        BENCH.LeaderboardEntry.from_json({**raw[0], "autoattack_acc": 50.0})
+        LB.LeaderboardEntry.from_json({**raw[0], "autoattack_acc": 50.0})
     copy.write_text(json.dumps([{k: v for k, v in raw[0].items() if k != "robust_acc_ci95"}]))
     with pytest.raises(ValueError, match=r"board\.json: .*missing key.s. robust_acc_ci95"):
-        BENCH.load_leaderboard(copy)
+        LB.load_leaderboard(copy)
 
 
 def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measurement() -> None:
@@ -558,7 +559,7 @@ def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:
     """Entries of the ensemble before the cascade are marked and their attacks said apart."""
     from train import leaderboard
 
-    entry = BENCH.load_leaderboard(REPO_ROOT / "checkpoints" / "results" / "leaderboard.json")[0]
+    entry = LB.load_leaderboard(REPO_ROOT / "checkpoints" / "results" / "leaderboard.json")[0]
     old = dataclasses.replace(entry, name="old", eot_samples=20, steps=100, n_target_classes=9, ensemble_params=None)
     new = dataclasses.replace(old, name="new", ensemble_params=BENCH.ensemble_params())
     block = leaderboard.block([old, new])

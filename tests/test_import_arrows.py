@@ -1,6 +1,6 @@
 """The persistence modules' import arrows point one way: _io < fileformat/registry < models < checkpoint
-< hub < zoo, with card below its callers; every ``from .x import`` in ``ratzoo/*.py`` counts,
-at module level and inside functions."""
+< hub < zoo, with card below its callers; the leaderboard sits above the benchmark; every
+``from .x import`` in ``ratzoo/*.py`` counts, at module level and inside functions."""
 
 from __future__ import annotations
 
@@ -73,3 +73,10 @@ def test_the_mixin_hook_is_the_models_only_upward_arrow() -> None:
     reach the loader, and nothing in models knows checkpoint folders or the zoo."""
     up = {(target, scope) for target, scope in imports("models") if target in {"checkpoint", "hub", "zoo", "card"}}
     assert up - {("card", "generate_model_card")} == {("hub", "_from_pretrained")}
+
+
+def test_the_benchmark_reaches_the_leaderboard_only_from_its_cli() -> None:
+    """An entry keeps the ensemble's keys, so the leaderboard imports the benchmark; the
+    benchmark's one arrow back is its CLI's ``--leaderboard``, inside ``main``."""
+    assert ("benchmarking", "<module>") in imports("leaderboard")
+    assert {scope for target, scope in imports("benchmarking") if target == "leaderboard"} == {"main"}

@@ -100,7 +100,7 @@ def test_seedable_is_measured(trained) -> None:
 def test_an_unseedable_model_is_flagged_in_its_record_and_leaderboard_entry(trained) -> None:
     """A model whose seed cannot repeat it is never reported as seeded: a warning, the record's
     ``seedable: false`` and the leaderboard's ``unseeded``; a seedable one carries no flag."""
-    from ratzoo.benchmarking import leaderboard_entry, leaderboard_markdown
+    from ratzoo.leaderboard import leaderboard_entry, leaderboard_markdown
 
     base, x, y = trained
     kw = dict(threat_model="Linf", steps=2, eot_samples=2, n_target_classes=1, decision_samples=10, seed=0)

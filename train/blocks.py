@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ratzoo import DEFAULT_DECISION_SAMPLES
-from ratzoo.benchmarking import THREAT_MODELS, eps_text
+from ratzoo.benchmarking import THREAT_MODELS
 from ratzoo.geometry import FIGURE2_EPS, REGION_WORDS, figure2
+from ratzoo.leaderboard import eps_text
 from ratzoo.record import Record
 from ratzoo.zoo import PAPER_TABLE2  # (Linf, L2) robust accuracy per method
 from train.metrics import (BENCHMARK_METRICS, BENCHMARK_WORDS, CW_AT_05, CW_NOT_FOOLED_NAME, CW_THRESHOLDS, LABELS,

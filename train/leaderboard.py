@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from ratzoo import DEFAULT_DECISION_SAMPLES, Record, compare, zoo
-from ratzoo.benchmarking import (DEFAULT_EOT, LeaderboardEntry, describe_ensemble, ensemble_params, eps_text,
-                              leaderboard_markdown, load_leaderboard)
+from ratzoo.benchmarking import describe_ensemble, ensemble_params
+from ratzoo.judge import DEFAULT_EOT
+from ratzoo.leaderboard import LeaderboardEntry, eps_text, leaderboard_markdown, load_leaderboard
 from train.blocks import replace_block
 
 ROOT = Path(__file__).resolve().parent.parent

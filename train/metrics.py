@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from ratzoo import zoo
-from ratzoo.benchmarking import THREAT_MODELS, eps_text
+from ratzoo.benchmarking import THREAT_MODELS
 from ratzoo.evaluation import accuracy_at_thresholds
+from ratzoo.leaderboard import eps_text
 from ratzoo.record import CertifyRecord, Record, compare
 from ratzoo.stats import wilson_interval
 
