@@ -313,9 +313,9 @@ def results_tab(models: list[dict[str, Any]]) -> None:
         st.caption("⇆ The table has more columns: swipe it sideways.")
     st.dataframe(table, hide_index=True, width="stretch", column_config=zoo_columns(table))
     st.caption("Accuracy (%) under each attack on 1,000 CIFAR-10 test images (noisy models judged by the average "
-               "over 100 noise draws, attacked with EOT-20). The last column is a distance, not a percentage: "
-               "the median L2 size of the smallest change C&W needed. Budgets are on pixels in [0, 1]: the "
-               "paper's Linf budget 0.3 on pixels in [-1, 1] is 0.15 here (38/255).")
+               f"over {logic.DECISION_SAMPLES} noise draws, attacked with EOT-20). The last column is a distance, "
+               "not a percentage: the median L2 size of the smallest change C&W needed. Budgets are on pixels in "
+               "[0, 1]: the paper's Linf budget 0.3 on pixels in [-1, 1] is 0.15 here (38/255).")
     acc = [r for r in results.accuracy_rows(models) if "certified" not in r["setting"]]
     if acc:
         st.altair_chart(charts.accuracy_chart(acc, order), width="stretch")

@@ -31,11 +31,11 @@ from . import attacks
 from .attacks import make_attack
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DatasetError, load_cifar10
-from .eot import EOTPrediction, predict_proba
+from .eot import DEFAULT_DECISION_SAMPLES, EOTPrediction, predict_proba
 from .geometry import figure2, norm_regions
 from .hub import HubError, push_to_hub
 from .evaluation import evaluate  # the function; the CLI is `python -m ratzoo evaluate`
-from .judge import DEFAULT_DECISION_SAMPLES, AttackOutcome, run_attack
+from .judge import AttackOutcome, run_attack
 from .models import CIFAR10_CLASSES, ModelConfig, build_model
 from .noise import noise_control
 from .record import Comparison, Record, compare

@@ -515,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     return cli.parser(
         "benchmark", BenchmarkConfig,
         "Benchmark any classifier (randomized or not) with APGD-CE + APGD-T, EOT for randomized "
-        "models, judged by the 100-draw decision rule; writes a record and optionally a leaderboard entry.",
+        f"models, judged by the {DEFAULT_DECISION_SAMPLES}-draw decision rule; writes a record and optionally a "
+        "leaderboard entry.",
         epilog="example: python -m ratzoo benchmark --model rat --threat-model Linf --eps 8/255 --n 1000 "
                "--out rat.json --resume")
 

@@ -16,6 +16,9 @@ from torch import nn
 
 from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
+DEFAULT_DECISION_SAMPLES = 100
+"""Draws of an EOT prediction unless asked: the decision rule's (:func:`ratzoo.judge.decide`), so
+that :func:`predict_proba` with its defaults predicts what ratzoo judges with."""
 DEFAULT_CHUNK = 4096  # images per forward pass on an accelerator; bounds peak memory
 # On CPU a big batch's activations no longer fit in cache, so smaller passes run faster
 # (benchmarks/bench_eot.py and bench_layout.py measure it).
@@ -131,7 +134,7 @@ def forward_draws(
 def predict_proba(
     model: nn.Module,
     x: torch.Tensor,
-    samples: int = 100,
+    samples: int = DEFAULT_DECISION_SAMPLES,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
@@ -143,8 +146,9 @@ def predict_proba(
         model: a classifier taking images in [0, 1]; randomized or not, ratzoo's or any
             ``nn.Module`` (its randomness is found by :func:`ratzoo.randomness.randomness_of`).
         x: ``(N, 3, H, W)`` float images in [0, 1].
-        samples: number of independent draws ``K`` (default 100). A deterministic model (or
-            one whose noise is switched off) is run once, whatever ``K``.
+        samples: number of independent draws ``K`` (default :data:`DEFAULT_DECISION_SAMPLES`,
+            the decision rule's). A deterministic model (or one whose noise is switched off)
+            is run once, whatever ``K``.
         seed: seed the draws for a reproducible result (exclusive with ``generator``).
         generator: draw from this generator.
         chunk_size: at most this many images per forward pass (bounds memory); default
@@ -155,7 +159,7 @@ def predict_proba(
     Returns:
         An :class:`EOTPrediction`.
 
-    >>> p = predict_proba(model, images, samples=100, seed=0)
+    >>> p = predict_proba(model, images, seed=0)
     >>> p.probs.shape, p.label.shape
     (torch.Size([8, 10]), torch.Size([8]))
     """

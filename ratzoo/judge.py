@@ -32,10 +32,9 @@ from torch import nn
 
 from .attacks import ATTACKS, canonical_name, make_attack
 from .attacks.base import EOT_SAMPLES, PassStats, check_inputs
-from .eot import forward_draws, predict_proba
+from .eot import DEFAULT_DECISION_SAMPLES, forward_draws, predict_proba  # the rule's draws: eot's default too
 from .randomness import PER_CALL, Randomness, draw_scope, randomness_of
 
-DEFAULT_DECISION_SAMPLES = 100
 DEFAULT_EOT = 20  # EOT draws per attack step the CLIs and the benchmark use against a randomized model
 DECISION_RULE = (
     "robust = EOT prediction (argmax of mean softmax over decision_samples fresh noise draws, "

@@ -111,8 +111,9 @@ def test_a_model_without_noise_is_not_described_by_noise_draws(app: AppTest) -> 
     at = attack(app)
     captions = [c.value for c in at.caption if c.value.startswith("Class probabilities")]
     assert captions[0] == "Class probabilities: one prediction (this model has no noise)."
-    assert re.fullmatch(r"Class probabilities: the average over (100 fresh noise draws|\d+ fresh noise draws "
-                        r"\(of up to 100: more could not change the verdict\)), which decides\.", captions[1]), captions[1]
+    k = ratzoo.DEFAULT_DECISION_SAMPLES
+    assert re.fullmatch(rf"Class probabilities: the average over ({k} fresh noise draws|\d+ fresh noise draws "
+                        rf"\(of up to {k}: more could not change the verdict\)), which decides\.", captions[1]), captions[1]
     visible = page_text(at, skip_developer=True)
     assert "over 1 " not in visible and "1 noise draws" not in visible and "whiskers" not in visible
 

@@ -139,7 +139,8 @@ def test_cascade_never_leaves_robust_what_the_full_targeted_phase_breaks(name, c
     xs, ys = ratzoo.load_cifar10("test", root=cifar_root)
     x, y = to_tensor(np.array(xs[:16])), torch.from_numpy(np.array(ys[:16])).long()
     model = ratzoo.load(name).eval()
-    kw = dict(threat_model="Linf", seed=0, steps=10, eot_samples=8, decision_samples=100, part_size=16)
+    kw = dict(threat_model="Linf", seed=0, steps=10, eot_samples=8, decision_samples=ratzoo.DEFAULT_DECISION_SAMPLES,
+              part_size=16)
     full = ratzoo.benchmark(model, x, y, target_eot_samples=8, late_target_eot_samples=8, cascade_after=9, **kw)
     cheap = ratzoo.benchmark(model, x, y, **kw)
     assert cheap.params["cascade_after"] == BENCH.DEFAULT_CASCADE_AFTER == 9

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 import ratzoo
 from ratzoo import EOTPrediction, build_model, noise_control, predict_proba
 from ratzoo.randomness import randomness_of
-from ratzoo.eot import forward_draws
+from ratzoo.eot import DEFAULT_DECISION_SAMPLES, forward_draws
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +196,13 @@ def test_decisions_build_no_autograd_graph(noisy_model, noise) -> None:
         out = ratzoo.run_attack(noisy_model, torch.rand(2, 3, 32, 32), torch.tensor([0, 1]), "fgsm", eps=8 / 255,
                                 eot_samples=2, decision_samples=4)
     assert not out.clean.probs.requires_grad and not out.adv.probs.requires_grad
+
+
+def test_an_eot_prediction_draws_by_default_what_the_decision_rule_draws() -> None:
+    """A user's ``predict_proba(model, x)`` predicts what ratzoo judges with: one constant,
+    eot's, is both defaults, and judge and ``ratzoo`` expose that same constant."""
+    from ratzoo import judge
+
+    assert inspect.signature(predict_proba).parameters["samples"].default == DEFAULT_DECISION_SAMPLES
+    assert inspect.signature(judge.decide).parameters["samples"].default == DEFAULT_DECISION_SAMPLES
+    assert judge.DEFAULT_DECISION_SAMPLES == ratzoo.DEFAULT_DECISION_SAMPLES == DEFAULT_DECISION_SAMPLES
