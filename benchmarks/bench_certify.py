@@ -22,7 +22,8 @@ import time
 import torch
 
 from ratzoo import build_model
-from ratzoo.certification import certify, feature_lipschitz
+from ratzoo.certification import certify
+from ratzoo.lipschitz import feature_lipschitz
 
 FULL_N = 100_000
 

@@ -193,7 +193,7 @@ class CertifyRecord:
         seed: image ``i`` used the noise seed ``seed * 2^20 + i``.
         checkpoint, weights_sha256, model_config: what was certified.
         method: the procedure, in words. noise: ``layer``, ``sigma_min``, ``per_channel``.
-        lipschitz: the first layer's L2 Lipschitz bound (:class:`ratzoo.certification.LipschitzBound`'s
+        lipschitz: the first layer's L2 Lipschitz bound (:class:`ratzoo.lipschitz.LipschitzBound`'s
             ``to_dict``; ``None`` for input noise).
         params: ``n0``, ``n`` (draws), ``alpha``, ``batch_size``, ``seed``, ``skip``, ``split``.
         radii: the L2 radii (pixels in [0, 1]) of ``certified_accuracy``.

@@ -22,12 +22,10 @@ from ratzoo.certification import (
     _parse_radii,
     build_parser,
     certify,
-    conv_norm_upper_bound,
-    feature_lipschitz,
     predict,
-    spectral_norm,
 )
 from ratzoo.certification import main as certify_main
+from ratzoo.lipschitz import conv_norm_upper_bound, feature_lipschitz, spectral_norm
 from ratzoo.record import CertifyRecord
 from ratzoo.stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson
 
