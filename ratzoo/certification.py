@@ -42,7 +42,10 @@ Command line (certified accuracy of a zoo model on the first test images)::
     python -m ratzoo certify --model rat --n 500 --draws 100000 \\
         --radii 0,0.25,0.5,0.75,1.0 --out cert.json
 
-``--n`` counts images, as in ``ratzoo.evaluate`` and ``ratzoo.benchmark``; Cohen et al.'s ``n`` and
+The images are certified in resumable parts of ``--part-size`` images (:mod:`ratzoo.parts`, under
+``$RATZOO_CACHE/certify``): a killed run continues with ``--resume``, and processes started with the
+same flags and ``--resume`` share the parts; the process that finishes the last part writes the
+complete record. ``--n`` counts images, as in ``ratzoo.evaluate`` and ``ratzoo.benchmark``; Cohen et al.'s ``n`` and
 ``n0`` (the draws per image) are ``--draws`` and ``--draws0``, and the record's ``params`` keep
 their names ``n`` and ``n0``.
 """
@@ -69,6 +72,7 @@ from . import cli
 from .eot import CPU_CHUNK, DEFAULT_CHUNK, check_images, default_chunk, forward_draws
 from .lipschitz import cached_feature_lipschitz, feature_lipschitz
 from .noise import noise_control, noise_enabled, noise_modules
+from .parts import BY_IMAGES, Parts, folder_key
 from .record import CertifyRecord
 from .stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson
 
@@ -335,8 +339,10 @@ class CertifyConfig:
     split: str = cli.option("test", "CIFAR-10 split (default %(default)s)", choices=("test", "train"))
     device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
     threads: int = cli.option(0, "CPU threads (0 = torch's default)")
-    resume: bool = cli.option(False, "keep the images already certified in --out (same model and parameters) "
-                                     "and continue")
+    part_size: int = cli.option(10, "images per resumable part (a kill loses at most the part being certified)",
+                                type=cli.positive_int("--part-size"))
+    resume: bool = cli.option(False, "reuse the finished parts of this model and these parameters (also: share one "
+                                     "run between processes started with the same flags)")
     quiet: bool = cli.option(False, "no progress bar")
 
     def params(self, batch_size: int) -> dict[str, Any]:
@@ -426,13 +432,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def parts_dir(params: dict[str, Any], weights_sha: str) -> Path:
+    """Where the finished parts of one model's certificates live: ``$RATZOO_CACHE/certify/<key>``,
+    the key hashing the record's ``params`` and the weights, so changed weights or draws never
+    reuse another run's images (delete the folder to clear them). ``n`` and the part size are not
+    in the key: image ``i``'s seed is derived from ``i`` alone."""
+    from .data import cache_dir
+
+    return cache_dir() / "certify" / folder_key([params, weights_sha])
+
+
+def _certify_part(model: nn.Module, cfg: CertifyConfig, positions: range, *, indices: list[int],
+                  x_all: torch.Tensor, y_all: torch.Tensor, device: torch.device, batch_size: int,
+                  lip: float | None, bar: Any) -> dict[str, Any]:
+    """The per-image certificates of the images at ``positions`` of ``indices``: one part."""
+    images = []
+    for pos in positions:
+        i, t0 = indices[pos], time.perf_counter()
+        (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=cfg.draws0, n=cfg.draws, alpha=cfg.alpha,
+                       batch_size=batch_size, seed=(cfg.seed << 20) + i, lipschitz=lip)
+        y = int(y_all[pos])
+        images.append({"index": i, "label": y, "label_pred": c.label, "correct": c.label == y,
+                       "radius": c.radius, "feature_radius": c.feature_radius, "p_lower": c.p_lower,
+                       "selected": c.selected, "counts": list(c.counts),
+                       "seconds": time.perf_counter() - t0})
+        bar.update(1)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(radius=f"{c.radius:.3f}")
+    return {"n": len(images), "images": images}
+
+
+def _import_old_record(store: Parts, out: Path, params: dict[str, Any], weights_sha: str,
+                       indices: list[int]) -> int:
+    """Seed an empty parts store with the whole parts that an ``--out`` record written before the
+    store (same parameters and weights) already certified; returns how many parts it gave."""
+    old = CertifyRecord.load(out)
+    if old.params != params or old.weights_sha256 != weights_sha:
+        return 0
+    done = {rec["index"]: rec for rec in old.images}
+    given = 0
+    for j, start, stop in store.ranges:
+        if store.load(j) is None and all(indices[p] in done for p in range(start, stop)):
+            store.save(j, {"n": stop - start, "images": [done[indices[p]] for p in range(start, stop)]})
+            given += 1
+    return given
+
+
 def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device: torch.device, batch_size: int,
                    indices: list[int], x_all: torch.Tensor, y_all: torch.Tensor, command: str) -> None:
-    """Certify the images ``indices`` (``x_all``, ``y_all``) on the model ``name``, writing the
-    record to ``--out`` after each image (``--resume`` continues from it).
+    """Certify the images ``indices`` (``x_all``, ``y_all``) on the model ``name`` in resumable
+    parts (:class:`ratzoo.parts.Parts`), writing the record of the finished parts to ``--out``
+    after each part; the process that finishes the last part writes the complete record.
 
     Raises:
-        CommandError: the model cannot be loaded or certified.
+        CommandError: the model cannot be loaded or certified, or finished parts exist without
+            ``--resume``.
     """
     from tqdm.auto import tqdm
 
@@ -451,19 +505,23 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
     weights_sha = sha256_file(folder / "model.safetensors")
     params = cfg.params(batch_size)
     out = Path(cfg.out.replace("{model}", Path(name).name))
-    done: dict[int, dict[str, Any]] = {}
-    if cfg.resume and out.is_file():
-        old = CertifyRecord.load(out)
-        if old.params == params and old.weights_sha256 == weights_sha:
-            done = {rec["index"]: rec for rec in old.images}
-            print(f"{name}: resuming, {len(done)} images already certified in {out}", file=sys.stderr)
-        else:
-            print(f"{name}: {out} has other parameters or weights; starting over", file=sys.stderr)
-    prior_elapsed = sum(rec.get("seconds", 0.0) for rec in done.values())
+    store = Parts(parts_dir(params, weights_sha), len(indices), cfg.part_size, name=BY_IMAGES)
+    if (cfg.resume and out.is_file() and not store.finished()
+            and (given := _import_old_record(store, out, params, weights_sha, indices))):
+        print(f"{name}: {given} parts taken from the images already certified in {out}", file=sys.stderr)
+    finished = store.finished()
+    if finished and not cfg.resume:
+        raise cli.CommandError(f"{name}: {len(finished)} of the {len(store.ranges)} parts of this run are finished "
+                               f"in {store.folder}; pass --resume to reuse them (or delete the folder to start over)",
+                               cli.BAD_ARGUMENT)
+    if finished:
+        print(f"{name}: resuming, {len(finished)} of {len(store.ranges)} parts done ({store.folder})", file=sys.stderr)
 
-    def record(records: list[dict[str, Any]], complete: bool, elapsed: float) -> CertifyRecord:
+    def record(parts: dict[int, dict[str, Any]]) -> CertifyRecord:
+        records = sorted((r for part in parts.values() for r in part["images"]), key=lambda r: r["index"])
         table, cis, metrics = _summary(records, radii, cfg.draws, cfg.alpha)
         certified = [r for r in records if r["label_pred"] >= 0]
+        elapsed = sum(r.get("seconds", 0.0) for r in records)
         return CertifyRecord(
             model=name,
             n=len(records),
@@ -478,7 +536,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
             radii=radii,
             dataset=describe_source(cfg.data_dir), dataset_id="uoft-cs/cifar10",
             data={"split": cfg.split, "skip": cfg.skip, "data_dir": cfg.data_dir or os.environ.get("RATZOO_CIFAR10")},
-            complete=complete,
+            complete=len(parts) == len(store.ranges),
             certified_accuracy=table,
             certified_accuracy_ci95=cis,
             ci_method="clopper-pearson",
@@ -493,31 +551,25 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
             images=records,
         )
 
-    wanted = set(indices)
-    records = [done[i] for i in sorted(done) if i in wanted]
-    start = time.perf_counter()
-    bar = tqdm(list(enumerate(indices)), desc=f"certify {name}", unit="img", disable=cfg.quiet)
-    for pos, i in bar:
-        if i in done:
-            continue
-        t0 = time.perf_counter()
-        (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=cfg.draws0, n=cfg.draws, alpha=cfg.alpha,
-                       batch_size=batch_size, seed=(cfg.seed << 20) + i,
-                       lipschitz=lip.value if lip is not None else None)
-        y = int(y_all[pos])
-        records.append({"index": i, "label": y, "label_pred": c.label, "correct": c.label == y,
-                        "radius": c.radius, "feature_radius": c.feature_radius, "p_lower": c.p_lower,
-                        "selected": c.selected, "counts": list(c.counts),
-                        "seconds": time.perf_counter() - t0})
-        ok = sum(r["correct"] for r in records)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(correct=f"{ok}/{len(records)}", radius=f"{c.radius:.3f}")
-        record(records, False, prior_elapsed + time.perf_counter() - start).save(out)
-    records.sort(key=lambda r: r["index"])
-    final = record(records, True, prior_elapsed + time.perf_counter() - start)
+    bar = tqdm(total=len(indices), initial=sum(p["n"] for p in finished.values()), desc=f"certify {name}",
+               unit="img", disable=cfg.quiet)
+    for j, start, stop in store.ranges:
+        with store.claim(j) as mine:
+            if not mine or store.load(j) is not None:
+                continue  # another process certifies it (or just did)
+            store.save(j, _certify_part(model, cfg, range(start, stop), indices=indices, x_all=x_all, y_all=y_all,
+                                        device=device, batch_size=batch_size,
+                                        lip=lip.value if lip is not None else None, bar=bar))
+        record(store.finished()).save(out)
+    bar.close()
+    final = record(store.finished())
+    if not final.complete:  # left to the process finishing the last part: its last write is then complete
+        print(f"{name}: {len(store.ranges) - len(store.finished())} parts are being certified by another process, "
+              f"which writes the complete record to {out}", file=sys.stderr)
+        return
     final.save(out)
     acc = ", ".join(f"{r}: {100 * v:.1f}%" for r, v in final.certified_accuracy.items())
-    print(f"{name}: certified accuracy at L2 radius {acc} ({len(records)} images) -> {out}", file=sys.stderr)
+    print(f"{name}: certified accuracy at L2 radius {acc} ({final.n} images) -> {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # `python -m ratzoo.certification`: `import ratzoo` already imported this module, so

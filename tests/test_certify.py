@@ -367,11 +367,45 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
         assert v == sum(i["correct"] and i["radius"] >= float(r) for i in rec["images"]) / 6
     assert rec["lipschitz"]["value"] >= rec["lipschitz"]["power_iteration"] > 0
     assert rec["noise"]["per_channel"] and rec["versions"]["torch"] == torch.__version__
-    # same seed -> same per-image result; --resume keeps what is there
     assert list(rec) == list(CertifyRecord(model="m", n=0).to_json())  # the typed record, every key in order
     first = rec["images"]
+    again = subprocess.run(cmd, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "pass --resume" in again.stderr  # finished parts are never silently redone
     subprocess.run(cmd + ["--resume"], env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
     assert json.loads(out.read_text())["images"] == first
+
+
+def _without_seconds(images: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in images]
+
+
+def test_cli_resumes_from_its_parts_and_from_a_record_written_before_them(
+        tmp_path: Path, tiny_cifar_root: Path, subprocess_env) -> None:
+    torch.manual_seed(1)
+    ck = ratzoo.save_checkpoint(ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.5).eval(),
+                                tmp_path / "noisy")
+    out = tmp_path / "cert.json"
+    env = {**subprocess_env, "RATZOO_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "ratzoo", "certify", "--model", str(ck), "--draws", "200", "--draws0", "20",
+           "--n", "5", "--part-size", "2", "--data-dir", str(tiny_cifar_root), "--out", str(out), "--quiet",
+           "--batch-size", "200", "--resume"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=120)
+    first = json.loads(out.read_text())
+    parts = sorted((tmp_path / "cache" / "certify").glob("*/*.json"))
+    assert first["complete"] and [p.name for p in parts] == ["000000-000002.json", "000002-000004.json",
+                                                             "000004-000005.json"]
+    parts[1].unlink()  # a kill while the middle part was certified
+    run = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=120)
+    assert "2 of 3 parts done" in run.stderr
+    again = json.loads(out.read_text())
+    assert _without_seconds(again["images"]) == _without_seconds(first["images"])  # seeds are per image
+    assert [r["seconds"] for r in again["images"][:2]] == [r["seconds"] for r in first["images"][:2]]  # reused
+    # a record written before the parts store (no parts on disk) gives its whole parts back
+    for p in parts[0].parent.glob("*.json"):
+        p.unlink()
+    run = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=120)
+    assert "3 parts taken from the images already certified" in run.stderr
+    assert json.loads(out.read_text())["images"] == again["images"]
 
 
 def _config(argv: list[str]) -> CertifyConfig:
