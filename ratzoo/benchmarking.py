@@ -436,7 +436,7 @@ class BenchmarkConfig:
     eps: str | None = _field(None, "budget, e.g. 8/255 or 0.5 (default: 8/255 Linf, 0.5 L2)", "always")
     n: int = _field(1000, "test images; under torchrun write --n-images (torchrun reads --n as its own)",
                     flags=("--n", "--n-images"), type=cli.positive_int("--n"))
-    offset: int = _field(0, "index of the first test image", "always")
+    offset: int = _field(0, "index of the first test image", "always", type=cli.nonnegative_int("--offset"))
     seed: int = _field(0, "the one seed (each part's is derived from it)", "always")
     steps: int = _field(DEFAULT_STEPS, "APGD iterations per attack and per target", "always",
                         type=cli.positive_int("--steps"))
@@ -464,9 +464,10 @@ class BenchmarkConfig:
     wait: bool = _field(False, "when other processes measure the last parts, wait for them and write the record "
                                "too (default: leave it to the process that finishes last)")
     procs: int = _field(0, "processes sharing the parts on CPU, one thread each (0: one per core, the faster "
-                           "layout, benchmarks/bench_benchmark.py layout; 1: this process alone)")
+                           "layout, benchmarks/bench_benchmark.py layout; 1: this process alone)",
+                        type=cli.nonnegative_int("--procs"))
     threads: int = _field(0, "torch threads per process (0: 1 when several processes share the CPU, else torch's "
-                             "default)")
+                             "default)", type=cli.nonnegative_int("--threads"))
     data_dir: str | None = _field(None, "CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
     device: str | None = _field(None, "cuda or cpu (default: cuda when available)")
     out: str | None = _field(None, "write the record here (default: print it)")
@@ -479,11 +480,8 @@ class BenchmarkConfig:
         """``eps`` as a number (the threat model's default when unset).
 
         Raises:
-            ValueError: a budget or offset that makes no sense (the message names the flag).
+            ValueError: a budget that makes no sense (the message names the flag).
         """
-        for nm in ("offset", "threads", "procs"):
-            if getattr(self, nm) < 0:
-                raise ValueError(f"--{nm} must be >= 0, got {getattr(self, nm)}")
         if self.eps is None:
             return THREAT_MODELS[self.threat_model]
         eps = parse_budget(self.eps, "--eps")

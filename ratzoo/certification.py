@@ -334,7 +334,7 @@ class CertifyConfig:
                           "output JSON; '{model}' is replaced by the model name (default %(default)s)")
     data_dir: str | None = cli.option(None, "local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
     batch_size: int = cli.option(0, f"images per forward pass (default: {CPU_CHUNK} on CPU, where bigger is slower; "
-                                             f"{DEFAULT_CHUNK} on GPU)")
+                                             f"{DEFAULT_CHUNK} on GPU)", type=cli.nonnegative_int("--batch-size"))
     seed: int = cli.option(0, "image i uses the noise seed SEED * 2^20 + i")
     split: str = cli.option("test", "CIFAR-10 split (default %(default)s)", choices=("test", "train"))
     device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
@@ -364,8 +364,6 @@ class CertifyConfig:
         radii = _parse_radii(self.radii)
         if len(self.models()) > 1 and "{model}" not in self.out:
             raise ValueError("several models need '{model}' in --out")
-        if self.batch_size < 0:
-            raise ValueError(f"--batch-size must be >= 0 (0: the device's default), got {self.batch_size}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"--alpha must be in (0, 1), got {self.alpha}")
         return radii

@@ -4,8 +4,8 @@ Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
 software versions and model description a record states, and flags derived from a config
 dataclass (:func:`option`, :func:`add_options`, the ``type=`` parsers :func:`budget`,
-:func:`positive_int` and :func:`comma_separated`, and :func:`renamed` for a flag that has a new
-name). Files are written by :mod:`ratzoo._io`.
+:func:`positive_int`, :func:`nonnegative_int` and :func:`comma_separated`, and :func:`renamed`
+for a flag that has a new name). Files are written by :mod:`ratzoo._io`.
 
 Exit codes: 0 ok, 2 a bad argument (a name or callable that names no model), 3 a model or
 data error (a broken checkpoint, an unreachable Hub, a missing dataset, the user's callable
@@ -160,14 +160,25 @@ def budget(flag: str) -> Callable[[str], float]:
 def positive_int(flag: str) -> Callable[[str], int]:
     """A ``type=`` for a count flag (images, steps, draws): an integer >= 1, else refused by
     argparse (exit 2) with ``flag``, the value and what it takes named."""
+    return _int_from(1, "a positive integer", flag)
+
+
+def nonnegative_int(flag: str) -> Callable[[str], int]:
+    """A ``type=`` for a flag whose 0 means "none" or "the default" (an offset, threads, parts):
+    an integer >= 0, else refused by argparse (exit 2) as :func:`positive_int` refuses."""
+    return _int_from(0, "an integer >= 0", flag)
+
+
+def _int_from(minimum: int, what: str, flag: str) -> Callable[[str], int]:
+    """A ``type=`` for an integer >= ``minimum``, refused with ``flag must be <what>, got <value>``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {value}")
+            raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {value}")
         return value
 
     return parse

@@ -348,7 +348,7 @@ class EvaluateConfig:
     thresholds: tuple[float, ...] = cli.option(DEFAULT_THRESHOLDS, "C&W: L2 thresholds for accuracy",
                                                type=cli.comma_separated(cli.budget("--thresholds"), "--thresholds"))
     n: int = cli.option(1000, "number of test images", type=cli.positive_int("--n"))
-    offset: int = cli.option(0, "index of the first test image")
+    offset: int = cli.option(0, "index of the first test image", type=cli.nonnegative_int("--offset"))
     split: str = cli.option("test", "CIFAR-10 split", choices=["test", "train"])
     data_dir: str | None = cli.option(None, "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10 or the Hub")
     seed: int = cli.option(0, "seed of the attack and decision draws")
@@ -377,8 +377,6 @@ class EvaluateConfig:
         attack = ALIASES.get(self.attack.lower(), self.attack.lower())
         if attack != "none" and attack not in ATTACKS:
             raise UsageError(f"unknown attack {self.attack!r}; choose one of: none, {', '.join(ATTACKS)}")
-        if self.offset < 0:
-            raise UsageError(f"--offset must be an integer >= 0, got {self.offset}")
         kw = {k: getattr(self, k) for k in _ATTACK_ARGS if getattr(self, k) is not None}
         if attack == "none" and kw:
             raise UsageError(f"--attack none takes no attack options, got {', '.join(sorted(kw))}")

@@ -490,6 +490,14 @@ def test_a_count_below_one_is_refused_by_the_parser_naming_the_flag(flag: str, c
     assert e.value.code == 2 and f"{said} must be a positive integer, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--offset", "--threads", "--procs"])
+def test_a_negative_offset_or_thread_count_is_refused_by_the_parser_naming_the_flag(flag: str, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        BENCH.build_parser().parse_args(["--model", "rat", flag, "-1"])
+    assert e.value.code == 2 and f"argument {flag}: {flag} must be an integer >= 0, got -1" in capsys.readouterr().err
+    assert getattr(BENCH.build_parser().parse_args(["--model", "rat", flag, "0"]), flag[2:]) == 0
+
+
 def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
     from train import leaderboard
 

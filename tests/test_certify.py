@@ -436,7 +436,7 @@ def test_the_documented_command_resumes_the_committed_certificates(path: Path) -
     (["--n-im", "200", "--n", "2000"], "the draws per image are --draws"),
     (["--draws", "0"], "--draws must be a positive integer, got 0"),
     (["--n", "-5"], "--n must be a positive integer, got -5"),
-    (["--batch-size", "-1"], "--batch-size must be >= 0"),
+    (["--batch-size", "-1"], "--batch-size must be an integer >= 0, got -1"),
 ])
 def test_cli_refuses_the_draws_written_as_before_with_the_new_flag_named(argv, said, capsys) -> None:
     with pytest.raises(SystemExit) as e:

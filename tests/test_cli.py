@@ -122,6 +122,23 @@ def test_add_options_parses_optional_ints_budgets_and_comma_separated_values(cap
         assert e.value.code == 2 and said in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text, value", [("0", 0), ("7", 7), (" 3", 3)])
+def test_nonnegative_int_takes_zero_and_up(text, value) -> None:
+    assert cli.nonnegative_int("--offset")(text) == value
+
+
+@pytest.mark.parametrize("text, said", [("-1", "--offset must be an integer >= 0, got -1"),
+                                        ("1.5", "--offset must be an integer >= 0, got '1.5'"),
+                                        ("x", "--offset must be an integer >= 0, got 'x'")])
+def test_nonnegative_int_is_refused_by_argparse_with_the_flag_and_value_named(text, said, capsys) -> None:
+    p = argparse.ArgumentParser(prog="t")
+    p.add_argument("--offset", type=cli.nonnegative_int("--offset"), default=0)
+    assert p.parse_args(["--offset", "0"]).offset == 0
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--offset", text])
+    assert e.value.code == 2 and f"argument --offset: {said}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("error, code", [(KeyError("unknown model 'x'"), 2), (ValueError("cannot import"), 2),
                                          (CheckpointError("x: no such checkpoint folder"), 3),
                                          (RuntimeError("the user's code failed"), 3)])

@@ -68,7 +68,7 @@ def test_a_record_within_one_shard_equals_the_unsharded_one(results, tiny_cifar_
 def test_negative_shard_is_a_usage_error(results, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         experiments.main(["--shard", "-1"])
-    assert e.value.code == 2 and "--shard must be >= 0" in capsys.readouterr().err
+    assert e.value.code == 2 and "--shard must be an integer >= 0, got -1" in capsys.readouterr().err
 
 
 def test_two_processes_share_a_record(results, tiny_cifar_root, monkeypatch) -> None:

@@ -72,7 +72,6 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--attack", "cw"], "unknown training attack 'cw'"),
         (["--noise-layer", "2"], "noise_layer must be 0 (input pixels) or 1"),
         (["--amp", "maybe"], "amp must be auto, on or off, got 'maybe'"),
-        (["--max-steps=-1"], "max_steps must be >= 0"),
         (["--device", "tpu:banana"], "unknown device 'tpu:banana'"),
         (["--push-to-hub", "just-a-name"], "--push-to-hub wants a repo id OWNER/NAME, got 'just-a-name'"),
         (["--push-to-hub", "a/b/c"], "--push-to-hub wants a repo id OWNER/NAME"),
@@ -132,7 +131,8 @@ def test_argparse_rejects_nonsense(no_training, capsys) -> None:
     from train.main import main
 
     for argv in (["--eps", "eight"], ["--preset", "nope"], ["--epochs", "1.5"], ["--resume", "maybe"],
-                 ["--epochs", "0"], ["--width", "-2"], ["--eval-eot", "0"]):
+                 ["--epochs", "0"], ["--width", "-2"], ["--eval-eot", "0"], ["--max-steps=-1"], ["--val-size", "-3"],
+                 ["--train-subset", "x"], ["--eval-n=-1"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2, argv
@@ -141,6 +141,9 @@ def test_argparse_rejects_nonsense(no_training, capsys) -> None:
     assert "unknown preset 'nope'" in err
     assert "--epochs must be a positive integer, got '1.5'" in err and "--width must be a positive integer, got -2" in err
     assert "argument --epochs: --epochs must be a positive integer, got 0" in err and "--eval-eot" in err
+    assert "argument --max-steps: --max-steps must be an integer >= 0, got -1" in err
+    assert "--val-size must be an integer >= 0, got -3" in err and "--eval-n must be an integer >= 0, got -1" in err
+    assert "--train-subset must be an integer >= 0, got 'x'" in err
 
 
 def _write_state(path: Path, **cfg_fields) -> None:

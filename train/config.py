@@ -51,17 +51,21 @@ class TrainConfig:
     eps: float = _f(8 / 255, "Linf budget of the training attack on [0, 1] images (accepts 8/255)")
     step_size: float = _f(10 / 255, "attack step size (FGSM-RS: 1.25 eps per Wong et al. 2020)")
     attack_steps: int = _f(1, "PGD steps (ignored by fgsm_rs)", type=cli.positive_int("--attack-steps"))
-    val_size: int = _f(1000, "training images held out for per-epoch validation (clean + PGD guard)")
+    val_size: int = _f(1000, "training images held out for per-epoch validation (clean + PGD guard)",
+                       type=cli.nonnegative_int("--val-size"))
     co_guard: bool = _f(True, "stop when PGD accuracy on the held-out set collapses (catastrophic overfitting)")
     data_dir: str = _f("", "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10, else the Hub")
-    train_subset: int = _f(0, "train on the first N images only (0 = all; for tests)")
-    max_steps: int = _f(0, "stop after this many optimizer steps in total (0 = no limit; for tests)")
+    train_subset: int = _f(0, "train on the first N images only (0 = all; for tests)",
+                           type=cli.nonnegative_int("--train-subset"))
+    max_steps: int = _f(0, "stop after this many optimizer steps in total (0 = no limit; for tests)",
+                        type=cli.nonnegative_int("--max-steps"))
     seed: int = _f(0, "seed of everything: init, data order, augmentation, noise, attacks")
     out: str = _f("", "checkpoint folder to write at the end (default checkpoints/<name>)")
     name: str = _f("", "model name (default: the preset or method)")
     state_dir: str = _f("", "where the resumable training state lives (default ~/.cache/ratzoo/runs/<name>)")
     resume: bool = _f(False, "continue from the training state in state_dir")
-    eval_n: int = _f(1000, "test images for the final evaluation (0 = skip it)")
+    eval_n: int = _f(1000, "test images for the final evaluation (0 = skip it)",
+                     type=cli.nonnegative_int("--eval-n"))
     eval_eot: int = _f(20, "EOT draws of the final evaluation's attacks on noisy models",
                        type=cli.positive_int("--eval-eot"))
     device: str = _f("auto", "cpu, cuda, cuda:N or auto")
@@ -106,9 +110,6 @@ class TrainConfig:
         for field in ("channels_last", "amp"):
             if getattr(self, field) not in ("auto", "on", "off"):
                 errs.append(f"{field} must be auto, on or off, got {getattr(self, field)!r}")
-        for field in ("val_size", "train_subset", "max_steps", "eval_n"):
-            if getattr(self, field) < 0:
-                errs.append(f"{field} must be >= 0, got {getattr(self, field)}")
         if self.device != "auto":
             import torch
 

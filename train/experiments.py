@@ -51,7 +51,7 @@ from typing import Any
 
 import torch
 
-from ratzoo import zoo
+from ratzoo import cli, zoo
 from ratzoo._io import write_json
 from ratzoo.judge import DEFAULT_EOT
 from ratzoo.parts import BY_IMAGES, Parts, folder_key
@@ -204,12 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="", help="CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="", help="run only these record keys (comma-separated)")
-    p.add_argument("--shard", type=int, default=0,
+    p.add_argument("--shard", type=cli.nonnegative_int("--shard"), default=0,
                    help="measure records of more images than this in resumable parts of this many images "
                         "(0 = one run per record)")
     args = p.parse_args(argv)
-    if args.shard < 0:
-        p.error(f"--shard must be >= 0 (0 = no parts), got {args.shard}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
