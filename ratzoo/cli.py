@@ -1,4 +1,5 @@
-"""What the command lines (``python -m ratzoo evaluate``, ``benchmark``, ``certify``) share.
+"""What the command lines (``python -m ratzoo evaluate``, ``benchmark``, ``certify``; the
+config-to-flags part ``python -m train`` too) share.
 
 Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
@@ -19,7 +20,7 @@ import contextlib
 import dataclasses
 import platform
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -209,16 +210,29 @@ def parser(command: str, config: type, description: str, *, epilog: str | None =
     return p
 
 
-def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults: bool = True) -> None:
+def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults: bool = True,
+                unset_defaults: bool = False, bool_values: bool = False,
+                types: Mapping[str, Callable[[str], Any]] | None = None) -> None:
     """One flag per :func:`option` field of the dataclass ``config``, in field order.
 
     A ``bool`` field is a switch (``store_true``); any other flag parses its value by the type
     its annotation names (``int``, ``float``, else ``str``; ``X | None`` as ``X``, its None
     default meaning "unset"), so a value of the wrong type is refused by argparse (exit 2), and
     defaults to the field's default. ``show_defaults`` appends `` (default X)`` to each help
-    whose field has a default other than None (a tuple shown comma-separated, as it is typed).
-    ``config(**vars(parser.parse_args()))`` then builds the config.
+    whose field has a default other than None or ``""`` (a tuple shown comma-separated, as it
+    is typed). ``config(**vars(parser.parse_args()))`` then builds the config.
+
+    For flags that override values from elsewhere (``python -m train``'s ``--preset``):
+
+    - ``unset_defaults``: every flag defaults to None, so the flags given are the values that
+      are not None; the help still shows the field's default.
+    - ``bool_values``: a ``bool`` field takes an optional value (``--resume``, ``--resume true``,
+      ``--co-guard off``) instead of being a switch, so that a field whose default is True can
+      be turned off; the help shows its default.
+    - ``types``: the ``type=`` of the fields whose annotation names a key (``{"float": f}``),
+      instead of ``int`` or ``float``; a field's own ``type`` still comes first.
     """
+    parse = {**_TYPES, "bool": _truth, **(types or {})}
     for f in dataclasses.fields(config):
         if "help" not in f.metadata:
             continue
@@ -226,14 +240,27 @@ def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults:
         flags = arg.pop("flags", ("--" + f.name.replace("_", "-"),))
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         kind = kind.removesuffix(" | None")
-        if kind == "bool":
-            parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"])
+        if kind == "bool" and not bool_values:
+            parser.add_argument(*flags, dest=f.name, action="store_true", help=f.metadata["help"],
+                                default=None if unset_defaults else False)
             continue
-        shown = show_defaults and f.default is not None and not arg.get("required")
+        if kind == "bool":
+            arg.update(nargs="?", const=True)
+        shown = show_defaults and f.default is not None and f.default != "" and not arg.get("required")
         default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        arg.setdefault("type", _TYPES.get(kind, str))
-        parser.add_argument(*flags, dest=f.name, default=f.default,
+        arg.setdefault("type", parse.get(kind, str))
+        parser.add_argument(*flags, dest=f.name, default=None if unset_defaults else f.default,
                             help=f.metadata["help"] + (f" (default {default})" if shown else ""), **arg)
+
+
+def _truth(text: str) -> bool:
+    """The ``type=`` of a bool flag that takes a value: ``1/true/yes/on`` or ``0/false/no/off``
+    (argparse's ``type=bool`` would take any non-empty text, ``false`` too, as True)."""
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
 def renamed(parser: argparse.ArgumentParser, old: str, new: str, why: str) -> None:

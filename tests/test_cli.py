@@ -122,6 +122,35 @@ def test_add_options_parses_optional_ints_budgets_and_comma_separated_values(cap
         assert e.value.code == 2 and said in capsys.readouterr().err
 
 
+@dataclasses.dataclass
+class _Overrides:
+    steps: int = cli.option(7, "iterations")
+    eps: float = cli.option(0.5, "a budget")
+    scale: float = cli.option(1.0, "a scale", type=float)
+    guard: bool = cli.option(True, "a guard")
+    fast: bool = cli.option(False, "go fast")
+    name: str = cli.option("", "a name")
+
+
+def test_add_options_can_leave_flags_unset_take_bool_values_and_parse_a_type_its_way(capsys) -> None:
+    p = argparse.ArgumentParser(prog="t")
+    cli.add_options(p, _Overrides, unset_defaults=True, bool_values=True, types={"float": cli.budget("--x")})
+    assert vars(p.parse_args([])) == dict.fromkeys(("steps", "eps", "scale", "guard", "fast", "name"))
+    got = vars(p.parse_args(["--eps", "8/255", "--guard", "false", "--fast", "--steps", "9"]))
+    assert got == {"steps": 9, "eps": 8 / 255, "scale": None, "guard": False, "fast": True, "name": None}
+    assert (p.parse_args(["--fast", "yes"]).fast, p.parse_args(["--guard", "on"]).guard) == (True, True)
+    text = " ".join(p.format_help().split())
+    assert "iterations (default 7)" in text and "a guard (default True)" in text and "go fast (default False)" in text
+    assert "a name (default" not in text  # "" is unset, as None
+    for argv, said in ((["--guard", "maybe"], "argument --guard: expected true/false, got 'maybe'"),
+                       (["--scale", "1/2"], "argument --scale: invalid float value: '1/2'")):  # its own type=
+        with pytest.raises(SystemExit) as e:
+            p.parse_args(argv)
+        assert e.value.code == 2 and said in capsys.readouterr().err
+    switches = _parser()  # the default: a bool is a switch taking no value, defaulting to False
+    assert switches.parse_args([]).fast is False and switches.parse_args(["--fast"]).fast is True
+
+
 @pytest.mark.parametrize("text, value", [("0", 0), ("7", 7), (" 3", 3)])
 def test_nonnegative_int_takes_zero_and_up(text, value) -> None:
     assert cli.nonnegative_int("--offset")(text) == value
