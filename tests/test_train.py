@@ -146,6 +146,44 @@ def test_argparse_rejects_nonsense(no_training, capsys) -> None:
     assert "--train-subset must be an integer >= 0, got 'x'" in err
 
 
+def test_explicit_flags_override_a_preset_and_switches_take_an_optional_value() -> None:
+    from train.config import TrainConfig, build_parser, config_from_args
+
+    cfg, args = config_from_args(["--preset", "rat", "--epochs", "3", "--co-guard", "false", "--resume",
+                                  "--eps", "4/255"])
+    assert cfg == TrainConfig(method="rat", epochs=3, lr=0.2, noise_sigma=1.0, co_guard=False, resume=True,
+                              eps=4 / 255, preset="rat")
+    assert args.lr is None and args.attack_steps is None and not args.list_presets  # the preset's, not the default
+    cfg, _ = config_from_args(["--preset", "paper", "--lr", "1/20", "--co-guard", "on"])
+    assert cfg == TrainConfig(method="rat", architecture="wide_resnet28_10", width=10, attack="pgd", attack_steps=1,
+                              eps=0.015, step_size=0.01, noise_sigma=1.0, epochs=200, batch_size=200, lr=0.05,
+                              weight_decay=2e-3, preset="paper")
+    assert config_from_args(["--resume", "true"])[0] == TrainConfig(resume=True)
+    assert config_from_args(["--co-guard", "off", "--resume", "no"])[0] == TrainConfig(co_guard=False)
+    assert config_from_args([])[0] == TrainConfig()
+    assert (TrainConfig().co_guard, TrainConfig().resume, TrainConfig().eps) == (True, False, 8 / 255)
+    text = " ".join(build_parser().format_help().split())
+    for said in ("number of epochs (default 15)", "(catastrophic overfitting) (default True)", "--list-presets",
+                 "training method: one of ('standard', 'at', 'rn', 'rat', 'lerat', 'rse', 'pni') (default standard)"):
+        assert said in text, said
+    assert text.endswith("explicit flags override it")  # an empty default is not shown
+
+
+def test_fingerprint_of_the_default_and_of_the_presets() -> None:
+    """The fields a resume and a bundled checkpoint are matched on (a later field at its default is left out)."""
+    from train.config import PRESETS, TrainConfig
+
+    assert TrainConfig().fingerprint() == {
+        "method": "standard", "architecture": "preact_resnet18", "width": 16, "noise_sigma": 0.0, "noise_layer": 1,
+        "epochs": 15, "batch_size": 128, "lr": 0.2, "warmup": 0.3, "momentum": 0.9, "weight_decay": 5e-4,
+        "label_smoothing": 0.0, "attack": "fgsm_rs", "eps": 8 / 255, "step_size": 10 / 255, "attack_steps": 1,
+        "val_size": 1000, "co_guard": True, "train_subset": 0, "max_steps": 0, "seed": 0, "channels_last": "auto",
+        "amp": "auto"}
+    rse = TrainConfig(**PRESETS["rse"]).fingerprint()
+    assert (rse["noise_inner"], rse["noise_layer"], rse["noise_sigma"]) == (0.1, 0, 0.4)
+    assert list(TrainConfig().fingerprint()) == [k for k in list(rse) if k != "noise_inner"]
+
+
 def _write_state(path: Path, **cfg_fields) -> None:
     from train.config import TrainConfig
     from train.loop import one_cycle

@@ -23,57 +23,56 @@ ATTACKS = ("fgsm_rs", "pgd")
 _LATER_FIELDS = frozenset({"noise_inner"})
 
 
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    """A field and its flag; ``type=`` parses the flag's value instead of the annotation's type."""
-    return dataclasses.field(default=default, metadata={"help": help, **kw})
-
-
 @dataclasses.dataclass
 class TrainConfig:
     """How to train one model (saved next to every checkpoint as ``training``)."""
 
-    method: str = _f("standard", f"training method: one of {METHODS}")
-    architecture: str = _f("preact_resnet18", "architecture name (ratzoo.models.ARCHITECTURES)")
-    width: int = _f(16, "PreActResNet base width (64 = standard model) or WRN widen factor",
-                    type=cli.positive_int("--width"))
-    noise_sigma: float = _f(0.0, "noise std for rn/rat (initial value for lerat), in units of the unit-variance first-layer "
-                                 "features; rse: the std on the input pixels; pni: the initial alpha (in units of each layer's weight std)")
-    noise_layer: int = _f(1, "1 = noise after the first layer (paper), 0 = on input pixels (rse: 0)")
-    noise_inner: float = _f(0.0, "rse: the noise std before every convolution but the first")
-    epochs: int = _f(15, "number of epochs", type=cli.positive_int("--epochs"))
-    batch_size: int = _f(128, "global batch size (split over DDP ranks)", type=cli.positive_int("--batch-size"))
-    lr: float = _f(0.2, "peak learning rate of the one-cycle (triangular) schedule")
-    warmup: float = _f(0.3, "fraction of the steps spent ramping the LR up from 0")
-    momentum: float = _f(0.9, "SGD (Nesterov) momentum")
-    weight_decay: float = _f(5e-4, "weight decay (not applied to batch-norm, biases and the noise's std / alpha)")
-    label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
-    attack: str = _f("fgsm_rs", f"training attack for at/rat/lerat/pni: one of {ATTACKS}")
-    eps: float = _f(8 / 255, "Linf budget of the training attack on [0, 1] images (accepts 8/255)")
-    step_size: float = _f(10 / 255, "attack step size (FGSM-RS: 1.25 eps per Wong et al. 2020)")
-    attack_steps: int = _f(1, "PGD steps (ignored by fgsm_rs)", type=cli.positive_int("--attack-steps"))
-    val_size: int = _f(1000, "training images held out for per-epoch validation (clean + PGD guard)",
-                       type=cli.nonnegative_int("--val-size"))
-    co_guard: bool = _f(True, "stop when PGD accuracy on the held-out set collapses (catastrophic overfitting)")
-    data_dir: str = _f("", "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10, else the Hub")
-    train_subset: int = _f(0, "train on the first N images only (0 = all; for tests)",
-                           type=cli.nonnegative_int("--train-subset"))
-    max_steps: int = _f(0, "stop after this many optimizer steps in total (0 = no limit; for tests)",
-                        type=cli.nonnegative_int("--max-steps"))
-    seed: int = _f(0, "seed of everything: init, data order, augmentation, noise, attacks")
-    out: str = _f("", "checkpoint folder to write at the end (default checkpoints/<name>)")
-    name: str = _f("", "model name (default: the preset or method)")
-    state_dir: str = _f("", "where the resumable training state lives (default ~/.cache/ratzoo/runs/<name>)")
-    resume: bool = _f(False, "continue from the training state in state_dir")
-    eval_n: int = _f(1000, "test images for the final evaluation (0 = skip it)",
-                     type=cli.nonnegative_int("--eval-n"))
-    eval_eot: int = _f(20, "EOT draws of the final evaluation's attacks on noisy models",
-                       type=cli.positive_int("--eval-eot"))
-    device: str = _f("auto", "cpu, cuda, cuda:N or auto")
-    threads: int = _f(0, "CPU threads (0 = all cores)")
-    channels_last: str = _f("auto", "auto (on for CUDA, off for CPU where it measured slower), on, off")
-    amp: str = _f("auto", "bf16 autocast: auto (CUDA only), on, off")
-    push_to_hub: str = _f("", "OWNER/NAME: publish the checkpoint folder to the Hub at the end")
-    preset: str = _f("", "start from a named preset (see --list-presets); explicit flags override it")
+    method: str = cli.option("standard", f"training method: one of {METHODS}")
+    architecture: str = cli.option("preact_resnet18", "architecture name (ratzoo.models.ARCHITECTURES)")
+    width: int = cli.option(16, "PreActResNet base width (64 = standard model) or WRN widen factor",
+                            type=cli.positive_int("--width"))
+    noise_sigma: float = cli.option(0.0, "noise std for rn/rat (initial value for lerat), in units of the unit-variance "
+                                         "first-layer features; rse: the std on the input pixels; pni: the initial "
+                                         "alpha (in units of each layer's weight std)")
+    noise_layer: int = cli.option(1, "1 = noise after the first layer (paper), 0 = on input pixels (rse: 0)")
+    noise_inner: float = cli.option(0.0, "rse: the noise std before every convolution but the first")
+    epochs: int = cli.option(15, "number of epochs", type=cli.positive_int("--epochs"))
+    batch_size: int = cli.option(128, "global batch size (split over DDP ranks)",
+                                 type=cli.positive_int("--batch-size"))
+    lr: float = cli.option(0.2, "peak learning rate of the one-cycle (triangular) schedule")
+    warmup: float = cli.option(0.3, "fraction of the steps spent ramping the LR up from 0")
+    momentum: float = cli.option(0.9, "SGD (Nesterov) momentum")
+    weight_decay: float = cli.option(5e-4, "weight decay (not applied to batch-norm, biases and the noise's std / "
+                                           "alpha)")
+    label_smoothing: float = cli.option(0.0, "cross-entropy label smoothing")
+    attack: str = cli.option("fgsm_rs", f"training attack for at/rat/lerat/pni: one of {ATTACKS}")
+    eps: float = cli.option(8 / 255, "Linf budget of the training attack on [0, 1] images (accepts 8/255)")
+    step_size: float = cli.option(10 / 255, "attack step size (FGSM-RS: 1.25 eps per Wong et al. 2020)")
+    attack_steps: int = cli.option(1, "PGD steps (ignored by fgsm_rs)", type=cli.positive_int("--attack-steps"))
+    val_size: int = cli.option(1000, "training images held out for per-epoch validation (clean + PGD guard)",
+                               type=cli.nonnegative_int("--val-size"))
+    co_guard: bool = cli.option(True, "stop when PGD accuracy on the held-out set collapses (catastrophic "
+                                      "overfitting)")
+    data_dir: str = cli.option("", "local CIFAR-10 folder (Hub layout); default $RATZOO_CIFAR10, else the Hub")
+    train_subset: int = cli.option(0, "train on the first N images only (0 = all; for tests)",
+                                   type=cli.nonnegative_int("--train-subset"))
+    max_steps: int = cli.option(0, "stop after this many optimizer steps in total (0 = no limit; for tests)",
+                                type=cli.nonnegative_int("--max-steps"))
+    seed: int = cli.option(0, "seed of everything: init, data order, augmentation, noise, attacks")
+    out: str = cli.option("", "checkpoint folder to write at the end (default checkpoints/<name>)")
+    name: str = cli.option("", "model name (default: the preset or method)")
+    state_dir: str = cli.option("", "where the resumable training state lives (default ~/.cache/ratzoo/runs/<name>)")
+    resume: bool = cli.option(False, "continue from the training state in state_dir")
+    eval_n: int = cli.option(1000, "test images for the final evaluation (0 = skip it)",
+                             type=cli.nonnegative_int("--eval-n"))
+    eval_eot: int = cli.option(20, "EOT draws of the final evaluation's attacks on noisy models",
+                               type=cli.positive_int("--eval-eot"))
+    device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
+    threads: int = cli.option(0, "CPU threads (0 = all cores)", type=cli.nonnegative_int("--threads"))
+    channels_last: str = cli.option("auto", "auto (on for CUDA, off for CPU where it measured slower), on, off")
+    amp: str = cli.option("auto", "bf16 autocast: auto (CUDA only), on, off")
+    push_to_hub: str = cli.option("", "OWNER/NAME: publish the checkpoint folder to the Hub at the end")
+    preset: str = cli.option("", "start from a named preset (see --list-presets); explicit flags override it")
 
     def validate(self) -> None:
         """Raise ValueError, with what to do, before any work starts."""
@@ -187,27 +186,15 @@ def parse_fraction(text: str) -> float:
     return v
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI, one flag per :class:`TrainConfig` field; a flag not given is None, so that the
+    flags given override ``--preset``'s values (:func:`config_from_args`)."""
     p = argparse.ArgumentParser(
         prog="python -m train",
         description="Train a standard / AT / R.N. / RAT / LeRAT / RSE / PNI CIFAR-10 model and write a ratzoo checkpoint.",
     )
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(flag, type=_bool, nargs="?", const=True, default=None, help=f.metadata["help"])
-        else:
-            typ = f.metadata.get("type") or {"int": int, "float": parse_fraction, "str": str}[str(f.type)]
-            p.add_argument(flag, type=typ, default=None, help=f"{f.metadata['help']} (default: {f.default!r})")
+    cli.add_options(p, TrainConfig, unset_defaults=True, bool_values=True, types={"float": parse_fraction})
     return p
 
 
