@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ratzoo import zoo
 from train import experiments
 
 
@@ -63,6 +64,39 @@ def test_a_record_within_one_shard_equals_the_unsharded_one(results, tiny_cifar_
     assert "parts" not in a and a["seed"] == b["seed"] == 0
     for k in ("robust_accuracy", "accuracy_at", "norms_per_image", "params"):
         assert a[k] == b[k], k
+
+
+# every flag of the command line before ExperimentsConfig, with its default then
+OLD_DEFAULTS = {
+    "models": ",".join(zoo.trained_names()), "stages": "table,table2,margin,fig3,fig4", "n": 1000,
+    "n_apgd": 1000, "n_cw": 1000, "n_cw_margin": 200, "cw_kappa": (0.25, 1.0), "n_fig2": 100, "n_table2": 500,
+    "table2_eot": 50, "n_sweep": 300, "n_cw_sweep": 50, "cw_sweep_max_eot": 20, "threads": 0, "eot": 20,
+    "apgd_steps": 50, "cw_steps": 40, "cw_search": 5, "data_dir": "", "seed": 0, "only": "", "shard": 0,
+}
+
+
+def test_the_parser_keeps_every_flag_and_default() -> None:
+    parse = experiments.build_parser().parse_args
+    assert vars(parse([])) == OLD_DEFAULTS
+    assert experiments.ExperimentsConfig(**vars(parse([]))) == experiments.ExperimentsConfig()
+    given = {"models": "rat,rn", "stages": "fig4", "cw_kappa": (0.5, 2.0), "data_dir": "d", "only": "clean,cw_l2",
+             "seed": 3, **{k: v + 1 for k, v in OLD_DEFAULTS.items() if isinstance(v, int) and k != "seed"}}
+    argv = [a for k, v in given.items() for a in ("--" + k.replace("_", "-"), ",".join(map(str, v))
+                                                 if isinstance(v, tuple) else str(v))]
+    assert vars(parse(argv)) == given
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--n", "0"], "argument --n: --n must be a positive integer, got 0"),
+    (["--n-cw", "1.5"], "--n-cw must be a positive integer, got '1.5'"),
+    (["--table2-eot", "0"], "--table2-eot must be a positive integer, got 0"),
+    (["--threads", "-1"], "argument --threads: --threads must be an integer >= 0, got -1"),
+    (["--cw-sweep-max-eot", "-2"], "--cw-sweep-max-eot must be an integer >= 0, got -2"),
+])
+def test_a_bad_count_is_refused_by_the_parser_naming_the_flag(argv, said, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        experiments.build_parser().parse_args(argv)
+    assert e.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_negative_shard_is_a_usage_error(results, capsys) -> None:

@@ -41,6 +41,7 @@ without ``--shard``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -61,47 +62,6 @@ RESULTS = REPO_ROOT / "checkpoints" / "results"
 MODELS = tuple(zoo.trained_names())  # the registry's order (a defense entry trains nothing)
 
 
-def specs(args: argparse.Namespace) -> list[tuple[str, str, int, dict[str, Any]]]:
-    """(stage, record key, n, evaluate kwargs) for every measurement, cheapest first."""
-    e = args.eot
-    out: list[tuple[str, str, int, dict[str, Any]]] = [
-        ("table", "clean", args.n, dict(attack="none")),
-        ("table", "fgsm_linf_8", args.n, dict(attack="fgsm", eps=8 / 255, eot_samples=e)),
-        ("table", "pgd20_linf_8", args.n, dict(attack="pgd-linf", eps=8 / 255, steps=20, eot_samples=e)),
-        ("table", "pgd20_l2_0.5", args.n, dict(attack="pgd-l2", eps=0.5, steps=20, eot_samples=e)),
-        ("table", "apgd_ce_linf_8", args.n_apgd, dict(attack="apgd-ce", eps=8 / 255, steps=args.apgd_steps,
-                                                      eot_samples=e)),
-        ("table", "cw_l2", args.n_cw, dict(attack="cw-l2", steps=args.cw_steps, search_steps=args.cw_search,
-                                           eot_samples=e)),
-    ]
-    # C&W with a confidence margin: pushes its minimal examples past the attack's own decision
-    # boundary, which kappa = 0 leaves them on (and fresh draws undo); not in the paper
-    for kappa in args.cw_kappa:
-        out.append(("margin", f"cw_l2_kappa{kappa:g}", args.n_cw_margin,
-                    dict(attack="cw-l2", steps=args.cw_steps, search_steps=args.cw_search, kappa=kappa,
-                         eot_samples=e)))
-    # the paper's Figure 2 needs each C&W example's Linf and L2 norm; the table's cw_l2 records of
-    # the noisy models predate per-image Linf norms and cost ~2 core-hours each, so a smaller sample
-    out.append(("fig2", "cw_l2_fig2", args.n_fig2, dict(attack="cw-l2", steps=args.cw_steps,
-                                                        search_steps=args.cw_search, eot_samples=e)))
-    # the paper's Table 2 (Linf): eps 0.3 and step 0.02 on inputs in [-1, 1] = 0.15 / 0.01 on [0, 1]
-    out.append(("table2", "paper_pgd10_linf_0.15", args.n_table2,
-                dict(attack="pgd-linf", eps=0.15, steps=10, step_size=0.01, eot_samples=args.table2_eot)))
-    # sweeps use their own n throughout (the table's 8/255 and EOT-20 points are not mixed in)
-    for k in (2, 4, 8, 16, 32):
-        out.append(("fig3", f"fgsm_linf_{k}_sweep" if k == 8 else f"fgsm_linf_{k}", args.n_sweep, dict(attack="fgsm", eps=k / 255, eot_samples=e)))
-        out.append(("fig3", f"pgd20_linf_{k}_sweep" if k == 8 else f"pgd20_linf_{k}", args.n_sweep,
-                    dict(attack="pgd-linf", eps=k / 255, steps=20, step_size=max(k / 4, 0.5) / 255, eot_samples=e)))
-    for k in (1, 5, 10, 20, 50):
-        out.append(("fig4", f"fgsm_linf_8_eot{k}", args.n_sweep, dict(attack="fgsm", eps=8 / 255, eot_samples=k)))
-        out.append(("fig4", f"pgd20_linf_8_eot{k}", args.n_sweep,
-                    dict(attack="pgd-linf", eps=8 / 255, steps=20, eot_samples=k)))
-        if k <= args.cw_sweep_max_eot:
-            out.append(("fig4", f"cw_l2_eot{k}", args.n_cw_sweep,
-                        dict(attack="cw-l2", steps=args.cw_steps, search_steps=args.cw_search, eot_samples=k)))
-    return out
-
-
 def _kappas(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
@@ -111,6 +71,90 @@ def _kappas(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"margins must be finite and > 0 (kappa = 0 is the table's cw_l2), "
                                          f"got {text!r}")
     return values
+
+
+@dataclasses.dataclass
+class ExperimentsConfig:
+    """``python -m train.experiments``'s configuration: one field per flag (``--n-cw`` for ``n_cw``)."""
+
+    models: str = cli.option(",".join(MODELS), "zoo names, comma-separated")
+    stages: str = cli.option("table,table2,margin,fig3,fig4", "which stages to run")
+    n: int = cli.option(1000, "test images for the table", type=cli.positive_int("--n"))
+    n_apgd: int = cli.option(1000, "test images for APGD-CE in the table", type=cli.positive_int("--n-apgd"))
+    n_cw: int = cli.option(1000, "test images for C&W in the table", type=cli.positive_int("--n-cw"))
+    n_cw_margin: int = cli.option(200, "test images for C&W with a margin (kappa > 0)",
+                                  type=cli.positive_int("--n-cw-margin"))
+    cw_kappa: tuple[float, ...] = cli.option((0.25, 1.0), "C&W confidence margins of the margin stage, comma-separated",
+                                             type=_kappas)
+    n_fig2: int = cli.option(100, "test images of the fig2 stage (C&W with per-image Linf and L2 norms, the paper's "
+                                  "Figure 2)", type=cli.positive_int("--n-fig2"))
+    n_table2: int = cli.option(500, "test images for the paper's Table 2 Linf setting",
+                               type=cli.positive_int("--n-table2"))
+    table2_eot: int = cli.option(50, "EOT draws of the Table 2 setting (paper: 50)",
+                                 type=cli.positive_int("--table2-eot"))
+    n_sweep: int = cli.option(300, "test images for the eps and EOT sweeps", type=cli.positive_int("--n-sweep"))
+    n_cw_sweep: int = cli.option(50, "test images for the C&W EOT sweep", type=cli.positive_int("--n-cw-sweep"))
+    cw_sweep_max_eot: int = cli.option(20, "largest EOT of the C&W sweep (0 = no C&W sweep)",
+                                       type=cli.nonnegative_int("--cw-sweep-max-eot"))
+    threads: int = cli.option(0, "torch CPU threads (0 = default)", type=cli.nonnegative_int("--threads"))
+    eot: int = cli.option(DEFAULT_EOT, "EOT draws per attack step against noisy models", type=cli.positive_int("--eot"))
+    apgd_steps: int = cli.option(50, "APGD-CE iterations of the table", type=cli.positive_int("--apgd-steps"))
+    cw_steps: int = cli.option(40, "C&W iterations per binary-search step (paper: 40)",
+                               type=cli.positive_int("--cw-steps"))
+    cw_search: int = cli.option(5, "C&W binary-search steps (paper: 9)", type=cli.positive_int("--cw-search"))
+    data_dir: str = cli.option("", "CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
+    seed: int = cli.option(0, "seed of the attacks and decisions (with --shard, the part at offset o: seed + o)")
+    only: str = cli.option("", "run only these record keys (comma-separated)")
+    shard: int = cli.option(0, "measure records of more images than this in resumable parts of this many images "
+                               "(0 = one run per record)", type=cli.nonnegative_int("--shard"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI, one flag per :class:`ExperimentsConfig` field."""
+    p = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0])
+    cli.add_options(p, ExperimentsConfig)
+    return p
+
+
+def specs(cfg: ExperimentsConfig) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """(stage, record key, n, evaluate kwargs) for every measurement, cheapest first."""
+    e = cfg.eot
+    out: list[tuple[str, str, int, dict[str, Any]]] = [
+        ("table", "clean", cfg.n, dict(attack="none")),
+        ("table", "fgsm_linf_8", cfg.n, dict(attack="fgsm", eps=8 / 255, eot_samples=e)),
+        ("table", "pgd20_linf_8", cfg.n, dict(attack="pgd-linf", eps=8 / 255, steps=20, eot_samples=e)),
+        ("table", "pgd20_l2_0.5", cfg.n, dict(attack="pgd-l2", eps=0.5, steps=20, eot_samples=e)),
+        ("table", "apgd_ce_linf_8", cfg.n_apgd, dict(attack="apgd-ce", eps=8 / 255, steps=cfg.apgd_steps,
+                                                      eot_samples=e)),
+        ("table", "cw_l2", cfg.n_cw, dict(attack="cw-l2", steps=cfg.cw_steps, search_steps=cfg.cw_search,
+                                           eot_samples=e)),
+    ]
+    # C&W with a confidence margin: pushes its minimal examples past the attack's own decision
+    # boundary, which kappa = 0 leaves them on (and fresh draws undo); not in the paper
+    for kappa in cfg.cw_kappa:
+        out.append(("margin", f"cw_l2_kappa{kappa:g}", cfg.n_cw_margin,
+                    dict(attack="cw-l2", steps=cfg.cw_steps, search_steps=cfg.cw_search, kappa=kappa,
+                         eot_samples=e)))
+    # the paper's Figure 2 needs each C&W example's Linf and L2 norm; the table's cw_l2 records of
+    # the noisy models predate per-image Linf norms and cost ~2 core-hours each, so a smaller sample
+    out.append(("fig2", "cw_l2_fig2", cfg.n_fig2, dict(attack="cw-l2", steps=cfg.cw_steps,
+                                                        search_steps=cfg.cw_search, eot_samples=e)))
+    # the paper's Table 2 (Linf): eps 0.3 and step 0.02 on inputs in [-1, 1] = 0.15 / 0.01 on [0, 1]
+    out.append(("table2", "paper_pgd10_linf_0.15", cfg.n_table2,
+                dict(attack="pgd-linf", eps=0.15, steps=10, step_size=0.01, eot_samples=cfg.table2_eot)))
+    # sweeps use their own n throughout (the table's 8/255 and EOT-20 points are not mixed in)
+    for k in (2, 4, 8, 16, 32):
+        out.append(("fig3", f"fgsm_linf_{k}_sweep" if k == 8 else f"fgsm_linf_{k}", cfg.n_sweep, dict(attack="fgsm", eps=k / 255, eot_samples=e)))
+        out.append(("fig3", f"pgd20_linf_{k}_sweep" if k == 8 else f"pgd20_linf_{k}", cfg.n_sweep,
+                    dict(attack="pgd-linf", eps=k / 255, steps=20, step_size=max(k / 4, 0.5) / 255, eot_samples=e)))
+    for k in (1, 5, 10, 20, 50):
+        out.append(("fig4", f"fgsm_linf_8_eot{k}", cfg.n_sweep, dict(attack="fgsm", eps=8 / 255, eot_samples=k)))
+        out.append(("fig4", f"pgd20_linf_8_eot{k}", cfg.n_sweep,
+                    dict(attack="pgd-linf", eps=8 / 255, steps=20, eot_samples=k)))
+        if k <= cfg.cw_sweep_max_eot:
+            out.append(("fig4", f"cw_l2_eot{k}", cfg.n_cw_sweep,
+                        dict(attack="cw-l2", steps=cfg.cw_steps, search_steps=cfg.cw_search, eot_samples=k)))
+    return out
 
 
 def record_path(model: str, key: str) -> Path:
@@ -180,76 +224,84 @@ def _measure_sharded(model: Any, name: str, key: str, xs: Any, ys: Any, n: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(MODELS), help="zoo names, comma-separated")
-    p.add_argument("--stages", default="table,table2,margin,fig3,fig4", help="which stages to run")
-    p.add_argument("--n", type=int, default=1000, help="test images for the table")
-    p.add_argument("--n-apgd", type=int, default=1000, help="test images for APGD-CE in the table")
-    p.add_argument("--n-cw", type=int, default=1000, help="test images for C&W in the table")
-    p.add_argument("--n-cw-margin", type=int, default=200, help="test images for C&W with a margin (kappa > 0)")
-    p.add_argument("--cw-kappa", type=_kappas, default=(0.25, 1.0),
-                   help="C&W confidence margins of the margin stage, comma-separated (default 0.25,1)")
-    p.add_argument("--n-fig2", type=int, default=100,
-                   help="test images of the fig2 stage (C&W with per-image Linf and L2 norms, the paper's Figure 2)")
-    p.add_argument("--n-table2", type=int, default=500, help="test images for the paper's Table 2 Linf setting")
-    p.add_argument("--table2-eot", type=int, default=50, help="EOT draws of the Table 2 setting (paper: 50)")
-    p.add_argument("--n-sweep", type=int, default=300, help="test images for the eps and EOT sweeps")
-    p.add_argument("--n-cw-sweep", type=int, default=50, help="test images for the C&W EOT sweep")
-    p.add_argument("--cw-sweep-max-eot", type=int, default=20, help="largest EOT of the C&W sweep")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--eot", type=int, default=DEFAULT_EOT, help="EOT draws per attack step against noisy models")
-    p.add_argument("--apgd-steps", type=int, default=50)
-    p.add_argument("--cw-steps", type=int, default=40, help="C&W iterations per binary-search step (paper: 40)")
-    p.add_argument("--cw-search", type=int, default=5, help="C&W binary-search steps (paper: 9)")
-    p.add_argument("--data-dir", default="", help="CIFAR-10 folder (default $RATZOO_CIFAR10 or the Hub)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", default="", help="run only these record keys (comma-separated)")
-    p.add_argument("--shard", type=cli.nonnegative_int("--shard"), default=0,
-                   help="measure records of more images than this in resumable parts of this many images "
-                        "(0 = one run per record)")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
+    cfg = ExperimentsConfig(**vars(build_parser().parse_args(argv)))
+    cli.set_threads(cfg.threads)
     import ratzoo
-    from ratzoo.data import describe_source, to_tensor
+    from ratzoo.data import describe_source
 
-    xs, ys = ratzoo.load_cifar10("test", root=args.data_dir or None)
-    stages = set(args.stages.split(","))
-    only = set(filter(None, args.only.split(",")))
-    todo = [s for s in specs(args) if s[0] in stages and (not only or s[1] in only)]
-    dataset = describe_source(args.data_dir or None)
-    for stage, key, n, kw in todo:
-        n = min(n, len(xs))
-        for name in args.models.split(","):
-            path = record_path(name, key)
-            if path.is_file() and up_to_date(json.loads(path.read_text()), n, kw):
-                continue
-            model = ratzoo.load(name)
-            if not ratzoo.is_randomized(model) and kw.get("eot_samples", 1) > 1 and stage == "fig4":
-                # a deterministic model's EOT sweep is the eot=1 point: measured once, reused
-                src = record_path(name, key.rsplit("_eot", 1)[0] + "_eot1")
-                if src.is_file():
-                    rec = json.loads(src.read_text())
-                    rec["note"] = "deterministic model: identical to eot_samples=1"
-                    _write(path, rec)
-                    continue
-            print(f"== {name} {key} (n={n}) {json.dumps({k: v for k, v in kw.items()})}", file=sys.stderr, flush=True)
-            t0 = time.time()
-            if args.shard and n > args.shard:
-                rec = _measure_sharded(model, name, key, xs, ys, n, args.shard, args.seed, kw)
-                if rec is None:
-                    print("   other parts are being measured by another process, which will write the record",
-                          file=sys.stderr, flush=True)
-                    continue
-            else:
-                rec = _measure(model, name, to_tensor(xs[:n]), torch.from_numpy(ys[:n].copy()), args.seed, kw)
-            rec.update(stage=stage, key=key, dataset=dataset, split="test", first_n=n,
-                       command="python -m train.experiments " + " ".join(argv if argv is not None else sys.argv[1:]))
-            _write(path, rec)
-            print(f"   robust {100 * rec['robust_accuracy']:.1f}% clean {100 * rec['clean_accuracy']:.1f}% "
-                  f"({time.time() - t0:.0f}s in this run, {rec['elapsed_s']:.0f}s in all parts)", file=sys.stderr, flush=True)
+    xs, ys = ratzoo.load_cifar10("test", root=cfg.data_dir or None)
+    run = _Run(cfg, xs, ys, describe_source(cfg.data_dir or None),
+               "python -m train.experiments " + " ".join(argv if argv is not None else sys.argv[1:]))
+    for stage, key, n, kw in _todo(cfg):
+        for name in cfg.models.split(","):
+            _record(run, name, stage, key, min(n, len(xs)), kw)
     return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every record of one command shares: its configuration, the test split, how the
+    dataset and the command are stated."""
+
+    cfg: ExperimentsConfig
+    xs: Any
+    ys: Any
+    dataset: str
+    command: str
+
+
+def _todo(cfg: ExperimentsConfig) -> list[tuple[str, str, int, dict[str, Any]]]:
+    """The :func:`specs` of ``--stages``, only those of ``--only`` when given."""
+    stages = set(cfg.stages.split(","))
+    only = set(filter(None, cfg.only.split(",")))
+    return [s for s in specs(cfg) if s[0] in stages and (not only or s[1] in only)]
+
+
+def _record(run: _Run, name: str, stage: str, key: str, n: int, kw: dict[str, Any]) -> None:
+    """Measure and write model ``name``'s record ``key`` unless an up-to-date one exists."""
+    import ratzoo
+
+    path = record_path(name, key)
+    if path.is_file() and up_to_date(json.loads(path.read_text()), n, kw):
+        return
+    model = ratzoo.load(name)
+    single_draw = not ratzoo.is_randomized(model) and kw.get("eot_samples", 1) > 1 and stage == "fig4"
+    if single_draw and _copy_single_draw(path, name, key):
+        return
+    print(f"== {name} {key} (n={n}) {json.dumps({k: v for k, v in kw.items()})}", file=sys.stderr, flush=True)
+    t0 = time.time()
+    rec = _measure_first(run, model, name, key, n, kw)
+    if rec is None:
+        print("   other parts are being measured by another process, which will write the record",
+              file=sys.stderr, flush=True)
+        return
+    rec.update(stage=stage, key=key, dataset=run.dataset, split="test", first_n=n, command=run.command)
+    _write(path, rec)
+    print(f"   robust {100 * rec['robust_accuracy']:.1f}% clean {100 * rec['clean_accuracy']:.1f}% "
+          f"({time.time() - t0:.0f}s in this run, {rec['elapsed_s']:.0f}s in all parts)", file=sys.stderr, flush=True)
+
+
+def _copy_single_draw(path: Path, name: str, key: str) -> bool:
+    """A deterministic model's EOT sweep point is its eot=1 point, measured once: copy that
+    record to ``path`` if it exists (whether it did)."""
+    src = record_path(name, key.rsplit("_eot", 1)[0] + "_eot1")
+    if not src.is_file():
+        return False
+    rec = json.loads(src.read_text())
+    rec["note"] = "deterministic model: identical to eot_samples=1"
+    _write(path, rec)
+    return True
+
+
+def _measure_first(run: _Run, model: Any, name: str, key: str, n: int, kw: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the first ``n`` test images: in parts with ``--shard`` (None while another
+    process measures some), else in one run."""
+    from ratzoo.data import to_tensor
+
+    cfg = run.cfg
+    if cfg.shard and n > cfg.shard:
+        return _measure_sharded(model, name, key, run.xs, run.ys, n, cfg.shard, cfg.seed, kw)
+    return _measure(model, name, to_tensor(run.xs[:n]), torch.from_numpy(run.ys[:n].copy()), cfg.seed, kw)
 
 
 def _write(path: Path, rec: dict[str, Any]) -> None:
