@@ -488,6 +488,15 @@ class BenchmarkConfig:
         check_budget(eps, self.threat_model, IMAGE_DIM, "--eps")
         return eps
 
+    def benchmark_kwargs(self, eps: float) -> dict[str, Any]:
+        """:func:`benchmark`'s arguments of this configuration (``eps``: :meth:`budget`)."""
+        return dict(threat_model=self.threat_model, eps=eps, seed=self.seed, steps=self.steps,
+                    eot_samples=self.eot, n_target_classes=self.targets, target_eot_samples=self.target_eot,
+                    late_target_eot_samples=self.late_target_eot, cascade_after=self.cascade_after,
+                    cascade_margin=self.cascade_margin, refine_margin=self.refine_margin,
+                    decision_samples=self.decision_samples, randomness=self.randomness, precision=self.precision,
+                    model_name=self.name or self.model, offset=self.offset, part_size=self.part_size)
+
     def parts_dir(self, model_digest: str | None = None) -> Path:
         """Where this run's finished parts live: ``$RATZOO_BENCHMARK_PARTS/<key>/<model>``
         (default ``$RATZOO_CACHE/benchmark``, i.e. ``~/.cache/ratzoo/benchmark``; a variable of
@@ -527,21 +536,30 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
-    import numpy as np
+@dataclasses.dataclass
+class _Process:
+    """Where this process stands in a run: its torchrun ``rank`` of ``world``, or ``worker``, a
+    process this CLI started to share the parts (it never writes the record), and its layout."""
 
-    from .data import to_tensor
-    from .leaderboard import eps_text, leaderboard_entry, update_leaderboard  # here: it imports this module
-    from .progress import StepBar
-    from .sanity import benchmark_checks
+    world: int
+    rank: int
+    worker: str | None
+    device: str
+    procs: int
+    threads: int
 
-    cfg = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
-    try:
-        eps = cfg.budget()
-    except ValueError as e:
-        print(f"error: {e}\n(see python -m ratzoo benchmark --help)", file=sys.stderr)
-        return 2
+    @property
+    def who(self) -> str:
+        return f"worker {self.worker}" if self.worker else f"rank {self.rank}"
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process speaks for the run (notes, the record): rank 0, not a worker."""
+        return self.rank == 0 and not self.worker
+
+
+def _start_process(cfg: BenchmarkConfig) -> _Process:
+    """Join torchrun's process group if there is one; choose the CPU processes and threads."""
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     device = cli.device(cfg.device)
     if world > 1:
@@ -551,122 +569,108 @@ def main(argv: Sequence[str] | None = None) -> int:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    worker = os.environ.get(_WORKER)  # a process this CLI started to share the parts: it never writes the record
-    who = f"worker {worker}" if worker else f"rank {rank}"
+    worker = os.environ.get(_WORKER)
     procs = 1 if world > 1 or worker or not device.startswith("cpu") else cfg.procs or _cpu_count()
     threads = cfg.threads or (1 if procs > 1 else 0)
     cli.set_threads(threads)
-    try:
-        model = cli.load_model(cfg.model, device)
-        xs, ys = cli.load_data("test", cfg.data_dir)
-    except cli.CommandError as e:
-        return e.report()
-    x = to_tensor(np.array(xs[cfg.offset: cfg.offset + cfg.n])).to(device)
-    y = torch.from_numpy(np.array(ys[cfg.offset: cfg.offset + cfg.n])).long().to(device)
-    n = len(x)
-    if n < cfg.n:
-        print(f"warning: only {n} images from offset {cfg.offset}", file=sys.stderr)
-    identity = model_identity(model, cfg.model)
+    return _Process(world, rank, worker, device, procs, threads)
+
+
+def _open_parts(cfg: BenchmarkConfig, proc: _Process, identity: dict[str, Any], n: int) -> Parts:
+    """This run's parts store, in the folder of this command and this model (its identity written
+    beside the parts, and a note when the folder's siblings hold another model's parts)."""
     folder = cfg.parts_dir(identity["digest"])
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / IDENTITY_FILE).exists():  # allow_nan: a user's config or a broken model's parts may hold NaN
         write_json(folder / IDENTITY_FILE, identity, allow_nan=True)
     others = sorted(d.name for d in folder.parent.iterdir() if d != folder and any(d.glob("part_*.json")))
-    if others and rank == 0 and not worker:
+    if others and proc.lead:
         print(f"note: {folder.parent} also holds parts of this command measured on another model ({', '.join(others)}); "
               f"they are not reused: this model's weights, config, source or behaviour differ "
               f"({IDENTITY_FILE} in each folder says what was measured)", file=sys.stderr)
-    store = Parts(folder, n, cfg.part_size)
-    all_parts = store.ranges
-    parts = store.finished()
-    done_already = len(parts) == len(all_parts)
-    if done_already and rank == 0 and not worker:
-        print(f"[{who}] all {len(parts)} parts of this run were measured before, on this same model ({folder}): "
-              f"the record is rebuilt from them, no attack runs (delete the folder to measure again)", file=sys.stderr)
-    elif parts and not cfg.resume and rank == 0 and world == 1:
-        print(f"error: {len(parts)} of the {len(all_parts)} parts of this exact run, on this same model, are finished "
-              f"in {folder}; pass --resume to reuse them (or delete the folder to start over)", file=sys.stderr)
-        return 2
+    return Parts(folder, n, cfg.part_size)
 
-    name = cfg.name or cfg.model
-    common = dict(threat_model=cfg.threat_model, eps=eps, seed=cfg.seed, steps=cfg.steps, eot_samples=cfg.eot,
-                  n_target_classes=cfg.targets, target_eot_samples=cfg.target_eot,
-                  late_target_eot_samples=cfg.late_target_eot, cascade_after=cfg.cascade_after,
-                  cascade_margin=cfg.cascade_margin, refine_margin=cfg.refine_margin,
-                  decision_samples=cfg.decision_samples, randomness=cfg.randomness,
-                  precision=cfg.precision, model_name=name, offset=cfg.offset, part_size=cfg.part_size)
-    rnd = randomness_of(model, x, cfg.randomness)
-    print(f"[{who}] {name}: {rnd.kind}; {cfg.threat_model} eps {eps_text(cfg.threat_model, eps)}; "
-          f"{len(all_parts)} parts of {cfg.part_size}; {len(parts)} already done ({folder})", file=sys.stderr)
-    mine = [j for j, _, _ in all_parts if j % world == rank and j not in parts]
+
+def _measure_parts(cfg: BenchmarkConfig, proc: _Process, store: Parts, mine: list[int], model: nn.Module,
+                   x: torch.Tensor, y: torch.Tensor, common: dict[str, Any]) -> dict[int, dict[str, Any]] | None:
+    """Measure the parts ``mine`` that no other process holds or finished, saving each as it
+    ends; the parts this process measured, or None when the model or data refuse the arguments."""
+    from .progress import StepBar
+
     measured: dict[int, dict[str, Any]] = {}
-    procs = min(procs, len(mine))
-    layout = {"processes": max(procs, 1) * world, "threads": torch.get_num_threads()}
-    if not worker:
-        print(f"[{who}] layout: {layout['processes']} process(es) x {layout['threads']} thread(s) on {device}",
-              file=sys.stderr, flush=True)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    helpers = [subprocess.Popen([sys.executable, "-m", "ratzoo", "benchmark", *argv_list, "--resume", "--threads",
-                                 str(threads or 1)], env={**os.environ, _WORKER: str(k)})
-               for k in range(1, procs)]
 
     def keep(j: int, part: dict[str, Any]) -> None:
         store.save(j, part)
         measured[j] = part
 
+    total = len(store.ranges)
     for j in mine:
         with store.claim(j) as free:
             if not free or store.load(j) is not None:
                 continue  # another process measures it (or just did)
-            bar = None if cfg.no_progress or worker else StepBar(f"part {j + 1}/{len(all_parts)}")
+            bar = None if cfg.no_progress or proc.worker else StepBar(f"part {j + 1}/{total}")
             try:
                 rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
                                 progress=bar.update if bar is not None else None)
             except ValueError as e:  # arguments this model or data refuse (checked before any attack runs)
                 print(f"\nerror: {e}", file=sys.stderr)
-                return 2
+                return None
         if bar is not None:
             bar.close()
-        print(f"[{who}] part {j + 1}/{len(all_parts)}: robust {rec.robust_accuracy:.3f} of {rec.n} "
+        print(f"[{proc.who}] part {j + 1}/{total}: robust {rec.robust_accuracy:.3f} of {rec.n} "
               f"({rec.elapsed_s:.0f} s)", file=sys.stderr, flush=True)
-    if world > 1:
-        import torch.distributed as dist
+    return measured
 
-        gathered: list[dict[int, dict[str, Any]]] | None = [{} for _ in range(world)] if rank == 0 else None
-        dist.gather_object(measured, gathered, dst=0)  # rank 0 gets every rank's per-image outcomes
-        dist.destroy_process_group()
-        if rank != 0:
-            return 0
-        for got in gathered:
-            parts.update(got)
-    else:
-        parts.update(measured)
-    if worker:
-        return 0
+
+def _gather(proc: _Process, measured: dict[int, dict[str, Any]]) -> list[dict[int, dict[str, Any]]] | None:
+    """Every torchrun rank's measured parts, on rank 0 (None on the other ranks); this process's
+    alone without torchrun."""
+    if proc.world == 1:
+        return [measured]
+    import torch.distributed as dist
+
+    gathered: list[dict[int, dict[str, Any]]] | None = [{} for _ in range(proc.world)] if proc.rank == 0 else None
+    dist.gather_object(measured, gathered, dst=0)  # rank 0 gets every rank's per-image outcomes
+    dist.destroy_process_group()
+    return gathered
+
+
+def _await_parts(cfg: BenchmarkConfig, proc: _Process, store: Parts, parts: dict[int, dict[str, Any]],
+                 helpers: list[subprocess.Popen]) -> int | None:
+    """Wait for the helper processes, then (``--wait``) for the parts other processes measure;
+    None once every part is in ``parts``, else the exit code to return now."""
     for h in helpers:
         if h.wait():
             print(f"error: a helper process exited with {h.returncode}; rerun with --resume to finish", file=sys.stderr)
             return 3
     parts.update(store.finished())
-    while not all(j in parts for j, _, _ in all_parts):  # parts another process is measuring
+    while not all(j in parts for j, _, _ in store.ranges):  # parts another process is measuring
         if not cfg.wait:
-            print(f"[rank {rank}] the other parts are being measured by another process; the process that "
+            print(f"[rank {proc.rank}] the other parts are being measured by another process; the process that "
                   f"finishes the last part writes the record (or rerun with --resume --wait)", file=sys.stderr)
             return 0
         time.sleep(5)
         parts.update(store.finished())
-    rec = benchmark(model, x, y, **common, parts=parts)
-    rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
-    rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
-                     command="python -m ratzoo benchmark " + " ".join(argv_list), layout=layout,
-                     model_identity=identity)
-    if cfg.sanity:
-        m = min(n, PART_SIZE)
-        rec.extra["sanity"] = benchmark_checks(
-            model, x[:m], y[:m], rec, base_part=parts.get(0) if cfg.part_size == m else None,
-            **{k: v for k, v in common.items() if k not in ("model_name", "offset", "part_size")})
-        for c in rec.extra["sanity"]:
-            print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
+    return None
+
+
+def _sanity(cfg: BenchmarkConfig, rec: Record, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+            parts: dict[int, dict[str, Any]], common: dict[str, Any]) -> None:
+    """``--sanity``: Carlini et al.'s checks on the first part's images, into the record's ``extra``."""
+    from .sanity import benchmark_checks
+
+    m = min(len(x), PART_SIZE)
+    rec.extra["sanity"] = benchmark_checks(
+        model, x[:m], y[:m], rec, base_part=parts.get(0) if cfg.part_size == m else None,
+        **{k: v for k, v in common.items() if k not in ("model_name", "offset", "part_size")})
+    for c in rec.extra["sanity"]:
+        print(f"[{'ok' if c['passed'] else 'FLAG'}] {c['check']}: {c['message']}", file=sys.stderr)
+
+
+def _publish(cfg: BenchmarkConfig, rec: Record, name: str) -> None:
+    """Write the record (``--out``, else stdout), update ``--leaderboard``, print the summary."""
+    from .leaderboard import leaderboard_entry, update_leaderboard  # here: it imports this module
+
     if cfg.out:
         rec.save(cfg.out)
         print(f"wrote {cfg.out}", file=sys.stderr)
@@ -682,6 +686,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     lo, hi = rec.robust_accuracy_ci95
     print(f"{name}: clean {rec.clean_accuracy:.4f}, robust {rec.robust_accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}), "
           f"one draw {rec.single_draw_accuracy:.4f}, n={rec.n}, {rec.elapsed_s:.0f} s", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry point; returns the exit code (0 ok, 2 bad arguments, 3 model/data error)."""
+    import numpy as np
+
+    from .data import to_tensor
+    from .leaderboard import eps_text  # here: it imports this module
+
+    cfg = BenchmarkConfig(**vars(build_parser().parse_args(argv)))
+    try:
+        eps = cfg.budget()
+    except ValueError as e:
+        print(f"error: {e}\n(see python -m ratzoo benchmark --help)", file=sys.stderr)
+        return 2
+    proc = _start_process(cfg)
+    try:
+        model = cli.load_model(cfg.model, proc.device)
+        xs, ys = cli.load_data("test", cfg.data_dir)
+    except cli.CommandError as e:
+        return e.report()
+    x = to_tensor(np.array(xs[cfg.offset: cfg.offset + cfg.n])).to(proc.device)
+    y = torch.from_numpy(np.array(ys[cfg.offset: cfg.offset + cfg.n])).long().to(proc.device)
+    n = len(x)
+    if n < cfg.n:
+        print(f"warning: only {n} images from offset {cfg.offset}", file=sys.stderr)
+    identity = model_identity(model, cfg.model)
+    store = _open_parts(cfg, proc, identity, n)
+    all_parts = store.ranges
+    parts = store.finished()
+    if len(parts) == len(all_parts) and proc.lead:
+        print(f"[{proc.who}] all {len(parts)} parts of this run were measured before, on this same model "
+              f"({store.folder}): the record is rebuilt from them, no attack runs (delete the folder to measure "
+              f"again)", file=sys.stderr)
+    elif parts and not cfg.resume and proc.rank == 0 and proc.world == 1:
+        print(f"error: {len(parts)} of the {len(all_parts)} parts of this exact run, on this same model, are finished "
+              f"in {store.folder}; pass --resume to reuse them (or delete the folder to start over)", file=sys.stderr)
+        return 2
+
+    name = cfg.name or cfg.model
+    common = cfg.benchmark_kwargs(eps)
+    rnd = randomness_of(model, x, cfg.randomness)
+    print(f"[{proc.who}] {name}: {rnd.kind}; {cfg.threat_model} eps {eps_text(cfg.threat_model, eps)}; "
+          f"{len(all_parts)} parts of {cfg.part_size}; {len(parts)} already done ({store.folder})", file=sys.stderr)
+    mine = [j for j, _, _ in all_parts if j % proc.world == proc.rank and j not in parts]
+    procs = min(proc.procs, len(mine))
+    layout = {"processes": max(procs, 1) * proc.world, "threads": torch.get_num_threads()}
+    if not proc.worker:
+        print(f"[{proc.who}] layout: {layout['processes']} process(es) x {layout['threads']} thread(s) on "
+              f"{proc.device}", file=sys.stderr, flush=True)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    helpers = [subprocess.Popen([sys.executable, "-m", "ratzoo", "benchmark", *argv_list, "--resume", "--threads",
+                                 str(proc.threads or 1)], env={**os.environ, _WORKER: str(k)})
+               for k in range(1, procs)]
+    measured = _measure_parts(cfg, proc, store, mine, model, x, y, common)
+    if measured is None:
+        return 2
+    gathered = _gather(proc, measured)
+    if gathered is None or proc.worker:
+        return 0
+    for got in gathered:
+        parts.update(got)
+    if (code := _await_parts(cfg, proc, store, parts, helpers)) is not None:
+        return code
+    rec = benchmark(model, x, y, **common, parts=parts)
+    rec.elapsed_s = round(sum(p.get("elapsed_s", 0.0) for p in parts.values()), 3)
+    rec.extra.update(dataset_note="CIFAR-10 test split" + (" (JPEG copy)" if cfg.data_dir or os.environ.get("RATZOO_CIFAR10") else ""),
+                     command="python -m ratzoo benchmark " + " ".join(argv_list), layout=layout,
+                     model_identity=identity)
+    if cfg.sanity:
+        _sanity(cfg, rec, model, x, y, parts, common)
+    _publish(cfg, rec, name)
     return 0
 
 
