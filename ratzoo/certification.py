@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import statistics
@@ -70,7 +71,7 @@ from torch import nn
 
 from . import cli
 from .eot import CPU_CHUNK, DEFAULT_CHUNK, check_images, default_chunk, forward_draws
-from .lipschitz import cached_feature_lipschitz, feature_lipschitz
+from .lipschitz import LipschitzBound, cached_feature_lipschitz, feature_lipschitz
 from .noise import noise_control, noise_enabled, noise_modules
 from .parts import BY_IMAGES, Parts, folder_key
 from .record import CertifyRecord
@@ -476,6 +477,46 @@ def _import_old_record(store: Parts, out: Path, params: dict[str, Any], weights_
     return given
 
 
+def _record(parts: dict[int, dict[str, Any]], *, total: int, name: str, cfg: CertifyConfig, radii: list[float],
+            folder: Path, weights_sha: str, model: nn.Module, sigma: float, layer: int, lip: LipschitzBound | None,
+            params: dict[str, Any], device: torch.device, command: str) -> CertifyRecord:
+    """The record of the finished ``parts`` of ``total`` (complete when they are all there)."""
+    from .data import describe_source
+
+    records = sorted((r for part in parts.values() for r in part["images"]), key=lambda r: r["index"])
+    table, cis, metrics = _summary(records, radii, cfg.draws, cfg.alpha)
+    certified = [r for r in records if r["label_pred"] >= 0]
+    elapsed = sum(r.get("seconds", 0.0) for r in records)
+    return CertifyRecord(
+        model=name,
+        n=len(records),
+        seed=cfg.seed,
+        checkpoint=str(folder),
+        weights_sha256=weights_sha,
+        model_config=cli.model_config(model),
+        method="randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
+        noise={"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
+        lipschitz=lip.to_dict() if lip is not None else None,
+        params=params,
+        radii=radii,
+        dataset=describe_source(cfg.data_dir), dataset_id="uoft-cs/cifar10",
+        data={"split": cfg.split, "skip": cfg.skip, "data_dir": cfg.data_dir or os.environ.get("RATZOO_CIFAR10")},
+        complete=len(parts) == total,
+        certified_accuracy=table,
+        certified_accuracy_ci95=cis,
+        ci_method="clopper-pearson",
+        abstain_rate=(len(records) - len(certified)) / len(records) if records else 0.0,
+        metrics=metrics,
+        elapsed_s=elapsed,
+        seconds_per_image=elapsed / len(records) if records else None,
+        device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        threads=torch.get_num_threads(),
+        versions=cli.versions(),
+        command=command,
+        images=records,
+    )
+
+
 def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device: torch.device, batch_size: int,
                    indices: list[int], x_all: torch.Tensor, y_all: torch.Tensor, command: str) -> None:
     """Certify the images ``indices`` (``x_all``, ``y_all``) on the model ``name`` in resumable
@@ -489,7 +530,6 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
     from tqdm.auto import tqdm
 
     from .checkpoint import sha256_file
-    from .data import describe_source
     from .zoo import load, resolve
 
     with cli.model_errors():
@@ -515,40 +555,9 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
     if finished:
         print(f"{name}: resuming, {len(finished)} of {len(store.ranges)} parts done ({store.folder})", file=sys.stderr)
 
-    def record(parts: dict[int, dict[str, Any]]) -> CertifyRecord:
-        records = sorted((r for part in parts.values() for r in part["images"]), key=lambda r: r["index"])
-        table, cis, metrics = _summary(records, radii, cfg.draws, cfg.alpha)
-        certified = [r for r in records if r["label_pred"] >= 0]
-        elapsed = sum(r.get("seconds", 0.0) for r in records)
-        return CertifyRecord(
-            model=name,
-            n=len(records),
-            seed=cfg.seed,
-            checkpoint=str(folder),
-            weights_sha256=weights_sha,
-            model_config=cli.model_config(model),
-            method="randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
-            noise={"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
-            lipschitz=lip.to_dict() if lip is not None else None,
-            params=params,
-            radii=radii,
-            dataset=describe_source(cfg.data_dir), dataset_id="uoft-cs/cifar10",
-            data={"split": cfg.split, "skip": cfg.skip, "data_dir": cfg.data_dir or os.environ.get("RATZOO_CIFAR10")},
-            complete=len(parts) == len(store.ranges),
-            certified_accuracy=table,
-            certified_accuracy_ci95=cis,
-            ci_method="clopper-pearson",
-            abstain_rate=(len(records) - len(certified)) / len(records) if records else 0.0,
-            metrics=metrics,
-            elapsed_s=elapsed,
-            seconds_per_image=elapsed / len(records) if records else None,
-            device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-            threads=torch.get_num_threads(),
-            versions=cli.versions(),
-            command=command,
-            images=records,
-        )
-
+    record = functools.partial(_record, total=len(store.ranges), name=name, cfg=cfg, radii=radii, folder=folder,
+                               weights_sha=weights_sha, model=model, sigma=sigma, layer=layer, lip=lip,
+                               params=params, device=device, command=command)
     bar = tqdm(total=len(indices), initial=sum(p["n"] for p in finished.values()), desc=f"certify {name}",
                unit="img", disable=cfg.quiet)
     for j, start, stop in store.ranges:
