@@ -510,10 +510,11 @@ class BenchmarkConfig:
         ident = [self.budget() if f.name == "eps" else getattr(self, f.name) for f in dataclasses.fields(self)
                  if f.metadata["key"] == "always"
                  or (f.metadata["key"] == "unless_default" and getattr(self, f.name) != f.default)]
+        from .data import cache_dir
+
         digest = folder_key(ident)
         parts = os.environ.get("RATZOO_BENCHMARK_PARTS")
-        cache = Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
-        key = (Path(parts) if parts else cache / "benchmark") / digest
+        key = (Path(parts) if parts else cache_dir() / "benchmark") / digest
         return key / model_digest if model_digest else key
 
 

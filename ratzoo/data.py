@@ -27,7 +27,8 @@ class DatasetError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("RATZOO_CACHE", Path.home() / ".cache" / "ratzoo"))
+    """ratzoo's cache and resume state: ``$RATZOO_CACHE`` (unset or empty: ``~/.cache/ratzoo``)."""
+    return Path(os.environ.get("RATZOO_CACHE") or Path.home() / ".cache" / "ratzoo")
 
 
 def _resolve(split: str, root: str | os.PathLike | None) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import shlex
 import sys
 from fractions import Fraction
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ratzoo import cli
+from ratzoo.data import cache_dir
 
 METHODS = ("standard", "at", "rn", "rat", "lerat", "rse", "pni")
 ATTACKS = ("fgsm_rs", "pgd")
@@ -217,5 +217,5 @@ def command_line(argv: list[str] | None = None) -> str:
 
 
 def default_state_dir(cfg: TrainConfig) -> Path:
-    root = Path(os.environ.get("RATZOO_CACHE", Path.home() / ".cache" / "ratzoo"))
+    root = cache_dir()
     return Path(cfg.state_dir) if cfg.state_dir else root / "runs" / cfg.run_name()

@@ -44,7 +44,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -179,7 +178,9 @@ def up_to_date(rec: dict[str, Any], n: int, kw: dict[str, Any]) -> bool:
 
 def parts_dir() -> Path:
     """Where ``--shard`` keeps finished parts: resume state, outside the checkout."""
-    return Path(os.environ.get("RATZOO_CACHE", Path.home() / ".cache" / "ratzoo")) / "experiment_parts"
+    from ratzoo.data import cache_dir
+
+    return cache_dir() / "experiment_parts"
 
 
 def part_folder(model: str, key: str, kw: dict[str, Any], seed: int, sha256: str | None) -> Path:
