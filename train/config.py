@@ -13,6 +13,7 @@ from typing import Any
 
 from ratzoo import cli
 from ratzoo.data import cache_dir
+from ratzoo.judge import DEFAULT_EOT
 
 METHODS = ("standard", "at", "rn", "rat", "lerat", "rse", "pni")
 ATTACKS = ("fgsm_rs", "pgd")
@@ -65,7 +66,7 @@ class TrainConfig:
     resume: bool = cli.option(False, "continue from the training state in state_dir")
     eval_n: int = cli.option(1000, "test images for the final evaluation (0 = skip it)",
                              type=cli.nonnegative_int("--eval-n"))
-    eval_eot: int = cli.option(20, "EOT draws of the final evaluation's attacks on noisy models",
+    eval_eot: int = cli.option(DEFAULT_EOT, "EOT draws of the final evaluation's attacks on noisy models",
                                type=cli.positive_int("--eval-eot"))
     device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
     threads: int = cli.option(0, "CPU threads (0 = all cores)", type=cli.nonnegative_int("--threads"))
