@@ -1,9 +1,9 @@
 """Seconds per certified image: PreActResNet-18 (width 16), noise after the first layer.
 
-``python benchmarks/bench_certify.py [--draws 100000] [--batch-sizes 1000] [--threads N]``
+``python benchmarks/bench_certify.py [--draws 100000] [--chunk-sizes 1000] [--threads N]``
 
 Times :func:`ratzoo.certify` (n0 = 100 selection draws + n estimation draws per image,
-batched through the model ``--batch-size`` images at a time) on random-weight models:
+batched through the model ``--chunk-size`` images at a time) on random-weight models:
 the cost does not depend on the weights. The first layer's Lipschitz bound is computed
 once per model (timed separately), as the CLI does. With ``--draws`` below 100,000 the time
 per image at n = 100,000 is *extrapolated* linearly from the measured draws per second
@@ -34,7 +34,7 @@ def main() -> None:
                    "(default 100000)")
     p.add_argument("--draws0", type=int, default=100, help="selection draws per image, Cohen et al.'s n0 (default 100)")
     p.add_argument("--images", type=int, default=1, help="images certified per batch size (default 1)")
-    p.add_argument("--batch-sizes", default="500", help="comma-separated images per forward pass to compare")
+    p.add_argument("--chunk-sizes", default="500", help="comma-separated images per forward pass to compare")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--sigma", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -61,13 +61,13 @@ def main() -> None:
     rows = []
     label = "s/image at n=100k" + ("" if args.draws == FULL_N else " (EXTRAPOLATED)")
     print(f"{'batch':>6} {'s/image':>9} {'draws/s':>9} {label:>34}")
-    for bs in (int(b) for b in args.batch_sizes.split(",")):
+    for bs in (int(b) for b in args.chunk_sizes.split(",")):
         times = []
         for _ in range(args.repeats):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            certify(model, x, n0=args.draws0, n=args.draws, seed=0, batch_size=bs, lipschitz=lip.value)
+            certify(model, x, n0=args.draws0, n=args.draws, seed=0, chunk_size=bs, lipschitz=lip.value)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)

@@ -60,6 +60,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,6 @@ from .parts import BY_IMAGES, Parts, folder_key
 from .record import CertifyRecord
 from .stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson
 
-DEFAULT_BATCH = None  # images (image x draw) per forward pass: ratzoo.eot.default_chunk (CPU_CHUNK on CPU)
 _NORMAL = statistics.NormalDist()
 
 
@@ -160,23 +160,34 @@ def _smoothing_setup(model: nn.Module) -> tuple[float, int]:
 
 
 @torch.no_grad()
-def _vote_counts(model: nn.Module, x: torch.Tensor, draws: int, batch_size: int) -> torch.Tensor:
+def _vote_counts(model: nn.Module, x: torch.Tensor, draws: int, chunk_size: int) -> torch.Tensor:
     """``(N, C)`` int64: how many of ``draws`` noise draws predict each class, per image."""
     out = []
-    for i0 in range(0, x.shape[0], batch_size):
-        xb = x[i0 : i0 + batch_size]
-        per_call = max(1, batch_size // xb.shape[0])
+    for i0 in range(0, x.shape[0], chunk_size):
+        xb = x[i0 : i0 + chunk_size]
+        per_call = max(1, chunk_size // xb.shape[0])
         counts = None
         for k0 in range(0, draws, per_call):
-            logits = forward_draws(model, xb, min(per_call, draws - k0), chunk_size=batch_size)
+            logits = forward_draws(model, xb, min(per_call, draws - k0), chunk_size=chunk_size)
             votes = F.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0)
             counts = votes if counts is None else counts + votes
         out.append(counts)
     return torch.cat(out).cpu()
 
 
-def _check_sampling(n: int, alpha: float, batch_size: int, **more: int) -> None:
-    for name, v in {"n": n, "batch_size": batch_size, **more}.items():
+def _chunk(chunk_size: int | None, batch_size: int | None, device: torch.device) -> int:
+    """``chunk_size``, or the old name ``batch_size`` (with a warning), or the device's default."""
+    if batch_size is not None:
+        if chunk_size is not None:
+            raise TypeError("give chunk_size only (batch_size is its old name)")
+        warnings.warn("certify/predict's batch_size is now chunk_size, as in every ratzoo function",
+                      FutureWarning, stacklevel=3)
+        chunk_size = batch_size
+    return chunk_size or default_chunk(device)
+
+
+def _check_sampling(n: int, alpha: float, chunk_size: int, **more: int) -> None:
+    for name, v in {"n": n, "chunk_size": chunk_size, **more}.items():
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if not 0.0 < alpha < 1.0:
@@ -189,10 +200,12 @@ def certify(
     n0: int = 100,
     n: int = 100_000,
     alpha: float = 0.001,
-    batch_size: int | None = DEFAULT_BATCH,
+    chunk_size: int | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
     lipschitz: float | None = None,
+    *,
+    batch_size: int | None = None,
 ) -> list[Certificate]:
     """Certified L2 radius of each image under the model's own noise (Cohen's CERTIFY).
 
@@ -203,13 +216,14 @@ def certify(
         n0: draws used to select the candidate class (default 100).
         n: draws used to lower-bound its probability (default 100,000).
         alpha: the certificate fails with probability at most ``alpha`` per image.
-        batch_size: images per forward pass (image copies x draws); bounds memory. Default:
+        chunk_size: images per forward pass (image copies x draws); bounds memory. Default:
             :func:`ratzoo.eot.default_chunk` for the images' device.
-        seed: seed the noise (reproducible for the same ``x`` and ``batch_size``).
+        seed: seed the noise (reproducible for the same ``x`` and ``chunk_size``).
         generator: draw the noise from this generator (exclusive with ``seed``).
         lipschitz: layer-1 noise only: an upper bound on the first layer's L2 Lipschitz
             constant. By default :func:`feature_lipschitz`, computed once per model and
             input shape and cached on the model until its first layer's weights change.
+        batch_size: ``chunk_size``'s old name (warns).
 
     Returns:
         One :class:`Certificate` per image.
@@ -223,8 +237,8 @@ def certify(
     >>> [(c.label, c.radius) for c in certs]  # (class or -1, L2 radius in [0, 1] pixels)
     """
     check_images(x)
-    batch_size = batch_size or default_chunk(x.device)
-    _check_sampling(n, alpha, batch_size, n0=n0)
+    chunk_size = _chunk(chunk_size, batch_size, x.device)
+    _check_sampling(n, alpha, chunk_size, n0=n0)
     sigma, layer = _smoothing_setup(model)
     if layer == 0:
         if lipschitz is not None:
@@ -235,8 +249,8 @@ def certify(
         if not (math.isfinite(lip) and lip > 0):
             raise ValueError(f"lipschitz must be a positive number, got {lipschitz!r}")
     with noise_control(model, seed=seed, generator=generator):
-        counts0 = _vote_counts(model, x, n0, batch_size)
-        counts = _vote_counts(model, x, n, batch_size)  # fresh draws, independent of the selection
+        counts0 = _vote_counts(model, x, n0, chunk_size)
+        counts = _vote_counts(model, x, n, chunk_size)  # fresh draws, independent of the selection
     out = []
     for c0, c in zip(counts0, counts):
         selected = int(c0.argmax())
@@ -257,26 +271,29 @@ def predict(
     x: torch.Tensor,
     n: int = 100_000,
     alpha: float = 0.001,
-    batch_size: int | None = DEFAULT_BATCH,
+    chunk_size: int | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    *,
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """The smoothed classifier's prediction, or -1 (abstain) when unsure (Cohen's PREDICT).
 
     With ``n`` draws, take the two most voted classes ``A`` and ``B``; return ``A`` if a
     two-sided binomial test of ``count_A`` against ``count_A + count_B`` draws at ``p = 1/2``
     rejects at level ``alpha``, else abstain. The probability of returning a class other
-    than the smoothed classifier's is at most ``alpha`` per image.
+    than the smoothed classifier's is at most ``alpha`` per image. ``chunk_size``, ``seed`` and
+    ``generator`` as in :func:`certify`; ``batch_size`` is ``chunk_size``'s old name (warns).
 
     Returns:
         ``(N,)`` int64 labels, -1 for abstain.
     """
     check_images(x)
-    batch_size = batch_size or default_chunk(x.device)
-    _check_sampling(n, alpha, batch_size)
+    chunk_size = _chunk(chunk_size, batch_size, x.device)
+    _check_sampling(n, alpha, chunk_size)
     _smoothing_setup(model)
     with noise_control(model, seed=seed, generator=generator):
-        counts = _vote_counts(model, x, n, batch_size)
+        counts = _vote_counts(model, x, n, chunk_size)
     top2 = counts.topk(2, dim=1)
     labels = []
     for (na, nb), (ca, _) in zip(top2.values.tolist(), top2.indices.tolist()):
@@ -316,8 +333,8 @@ def _summary(records: list[dict[str, Any]], radii: list[float], draws: int, alph
 
 @dataclasses.dataclass
 class CertifyConfig:
-    """``python -m ratzoo certify``'s configuration: one field per flag (``--batch-size`` for
-    ``batch_size``)."""
+    """``python -m ratzoo certify``'s configuration: one field per flag (``--chunk-size`` for
+    ``chunk_size``)."""
 
     model: str = cli.option(None, "zoo name(s) or checkpoint folder(s), comma-separated (e.g. rn,rat,lerat)",
                             required=True)
@@ -334,8 +351,9 @@ class CertifyConfig:
     out: str = cli.option("certify_{model}.json",
                           "output JSON; '{model}' is replaced by the model name (default %(default)s)")
     data_dir: str | None = cli.option(None, "local CIFAR-10 folder (default $RATZOO_CIFAR10, else the Hub)")
-    batch_size: int = cli.option(0, f"images per forward pass (default: {CPU_CHUNK} on CPU, where bigger is slower; "
-                                             f"{DEFAULT_CHUNK} on GPU)", type=cli.nonnegative_int("--batch-size"))
+    chunk_size: int = cli.option(0, f"images per forward pass (default: {CPU_CHUNK} on CPU, where bigger is slower; "
+                                    f"{DEFAULT_CHUNK} on GPU; --batch-size is its old name)",
+                                 flags=("--chunk-size", "--batch-size"), type=cli.nonnegative_int("--chunk-size"))
     seed: int = cli.option(0, "image i uses the noise seed SEED * 2^20 + i")
     split: str = cli.option("test", "CIFAR-10 split (default %(default)s)", choices=("test", "train"))
     device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
@@ -346,10 +364,10 @@ class CertifyConfig:
                                      "run between processes started with the same flags)")
     quiet: bool = cli.option(False, "no progress bar")
 
-    def params(self, batch_size: int) -> dict[str, Any]:
+    def params(self, chunk_size: int) -> dict[str, Any]:
         """The record's ``params`` (what ``--resume`` compares), under Cohen et al.'s names ``n0`` and
         ``n`` for the draws, as records written before ``--draws`` have them."""
-        return {"n0": self.draws0, "n": self.draws, "alpha": self.alpha, "batch_size": batch_size,
+        return {"n0": self.draws0, "n": self.draws, "alpha": self.alpha, "batch_size": chunk_size,
                 "seed": self.seed, "skip": self.skip, "split": self.split}
 
     def models(self) -> list[str]:
@@ -424,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m ratzoo certify " + " ".join(args)
     for name in cfg.models():
         try:
-            _certify_model(name, cfg, radii=radii, device=device, batch_size=cfg.batch_size or default_chunk(device),
+            _certify_model(name, cfg, radii=radii, device=device, chunk_size=cfg.chunk_size or default_chunk(device),
                            indices=idx.tolist(), x_all=x_all, y_all=y_all, command=command)
         except cli.CommandError as e:
             return e.report()
@@ -442,14 +460,14 @@ def parts_dir(params: dict[str, Any], weights_sha: str) -> Path:
 
 
 def _certify_part(model: nn.Module, cfg: CertifyConfig, positions: range, *, indices: list[int],
-                  x_all: torch.Tensor, y_all: torch.Tensor, device: torch.device, batch_size: int,
+                  x_all: torch.Tensor, y_all: torch.Tensor, device: torch.device, chunk_size: int,
                   lip: float | None, bar: Any) -> dict[str, Any]:
     """The per-image certificates of the images at ``positions`` of ``indices``: one part."""
     images = []
     for pos in positions:
         i, t0 = indices[pos], time.perf_counter()
         (c,) = certify(model, x_all[pos : pos + 1].to(device), n0=cfg.draws0, n=cfg.draws, alpha=cfg.alpha,
-                       batch_size=batch_size, seed=(cfg.seed << 20) + i, lipschitz=lip)
+                       chunk_size=chunk_size, seed=(cfg.seed << 20) + i, lipschitz=lip)
         y = int(y_all[pos])
         images.append({"index": i, "label": y, "label_pred": c.label, "correct": c.label == y,
                        "radius": c.radius, "feature_radius": c.feature_radius, "p_lower": c.p_lower,
@@ -517,7 +535,7 @@ def _record(parts: dict[int, dict[str, Any]], *, total: int, name: str, cfg: Cer
     )
 
 
-def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device: torch.device, batch_size: int,
+def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device: torch.device, chunk_size: int,
                    indices: list[int], x_all: torch.Tensor, y_all: torch.Tensor, command: str) -> None:
     """Certify the images ``indices`` (``x_all``, ``y_all``) on the model ``name`` in resumable
     parts (:class:`ratzoo.parts.Parts`), writing the record of the finished parts to ``--out``
@@ -541,7 +559,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
         raise cli.CommandError(f"{name}: {e}", cli.BAD_ARGUMENT) from None
     lip = feature_lipschitz(model, tuple(x_all.shape[1:])) if layer == 1 else None
     weights_sha = sha256_file(folder / "model.safetensors")
-    params = cfg.params(batch_size)
+    params = cfg.params(chunk_size)
     out = Path(cfg.out.replace("{model}", Path(name).name))
     store = Parts(parts_dir(params, weights_sha), len(indices), cfg.part_size, name=BY_IMAGES)
     if (cfg.resume and out.is_file() and not store.finished()
@@ -565,7 +583,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
             if not mine or store.load(j) is not None:
                 continue  # another process certifies it (or just did)
             store.save(j, _certify_part(model, cfg, range(start, stop), indices=indices, x_all=x_all, y_all=y_all,
-                                        device=device, batch_size=batch_size,
+                                        device=device, chunk_size=chunk_size,
                                         lip=lip.value if lip is not None else None, bar=bar))
         record(store.finished()).save(out)
     bar.close()

@@ -209,7 +209,7 @@ def test_linear_classifier_input_noise_radius_is_just_below_the_exact_distance(k
     u = (g / g.norm()).view(1, *shape)
     dist = torch.tensor([0.05, 0.3, 0.7, 1.0, 1.6, 2.2, 2.6, -0.4, -1.3]) * sigma
     x = x0 + dist.view(-1, 1, 1, 1) * u
-    certs = certify(model, x, n0=100, n=100_000, alpha=0.001, batch_size=20_000, seed=0)
+    certs = certify(model, x, n0=100, n=100_000, alpha=0.001, chunk_size=20_000, seed=0)
     for c, d in zip(certs, dist.tolist()):
         assert c.label == (1 if d > 0 else 0)
         assert c.radius <= abs(d)  # never beyond the exact distance
@@ -357,7 +357,7 @@ def test_cli_writes_certified_accuracy_json(tmp_path: Path, tiny_cifar_root: Pat
     out = tmp_path / "cert.json"
     cmd = [sys.executable, "-m", "ratzoo", "certify", "--model", str(ck), "--draws", "200", "--draws0", "20",
            "--n", "6", "--radii", "0,0.05,0.1", "--data-dir", str(tiny_cifar_root),
-           "--out", str(out), "--quiet", "--batch-size", "200"]
+           "--out", str(out), "--quiet", "--chunk-size", "200"]
     subprocess.run(cmd, env=subprocess_env, check=True, capture_output=True, text=True, timeout=120)
     rec = json.loads(out.read_text())
     assert rec["complete"] and rec["n"] == 6 and (rec["params"]["n"], rec["params"]["n0"]) == (200, 20)
@@ -436,7 +436,8 @@ def test_the_documented_command_resumes_the_committed_certificates(path: Path) -
     (["--n-im", "200", "--n", "2000"], "the draws per image are --draws"),
     (["--draws", "0"], "--draws must be a positive integer, got 0"),
     (["--n", "-5"], "--n must be a positive integer, got -5"),
-    (["--batch-size", "-1"], "--batch-size must be an integer >= 0, got -1"),
+    (["--chunk-size", "-1"], "--chunk-size must be an integer >= 0, got -1"),
+    (["--batch-size", "-1"], "--chunk-size must be an integer >= 0, got -1"),
 ])
 def test_cli_refuses_the_draws_written_as_before_with_the_new_flag_named(argv, said, capsys) -> None:
     with pytest.raises(SystemExit) as e:
@@ -477,3 +478,16 @@ def test_bad_radii_are_refused_with_the_flag_named(text: str) -> None:
     with pytest.raises(ValueError, match="--radii"):
         _parse_radii(text)
     assert _parse_radii("0.5, 0,0.25") == [0.0, 0.25, 0.5]
+
+
+def test_batch_size_is_chunk_sizes_old_name_and_warns() -> None:
+    torch.manual_seed(0)
+    model = ratzoo.build_model(width=2, noise_kind="fixed", noise_sigma=0.5).eval()
+    x = torch.rand(2, 3, 8, 8)
+    new = certify(model, x, n0=10, n=50, chunk_size=40, seed=0)
+    with pytest.warns(FutureWarning, match="now chunk_size"):
+        old = certify(model, x, n0=10, n=50, batch_size=40, seed=0)
+    assert [c.counts for c in old] == [c.counts for c in new]  # the same chunks, so the same draws
+    with pytest.raises(TypeError, match="chunk_size only"):
+        predict(model, x, n=50, chunk_size=40, batch_size=40)
+    assert _config(["--batch-size", "7"]).chunk_size == 7 == _config(["--chunk-size", "7"]).chunk_size
