@@ -240,29 +240,52 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     parts = list(parts)
     if not parts:
         raise ValueError("merge_records() needs at least one record")
+    _check_same_measurement(parts)
+    rec = _merged_accuracies(parts)
+    rec.update(_merged_per_image(parts))
+    if "norms_per_image" in parts[0]:
+        rec.update(_merged_norms(parts, rec))
+    rec.update(_merged_counters(parts))
+    rec.update(_merged_provenance(parts))
+    return rec
+
+
+def _without_seed(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` less its ``seed``, which is derived from each part's own seed."""
+    return {k: v for k, v in params.items() if k != "seed"}
+
+
+def _check_same_measurement(parts: list[dict[str, Any]]) -> None:
+    """Raise ``ValueError`` naming the keys of :data:`_MERGE_SAME` (and ``params``) in which a
+    part differs from part 0."""
     first = parts[0]
-
-    def strip(params: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in params.items() if k != "seed"}
-
     for i, r in enumerate(parts[1:], 1):
         diff = [k for k in _MERGE_SAME if r.get(k) != first.get(k)]
-        if strip(r.get("params", {})) != strip(first.get("params", {})):
+        if _without_seed(r.get("params", {})) != _without_seed(first.get("params", {})):
             diff.append("params")
         if diff:
             raise ValueError(f"part {i} is not the same measurement as part 0: {', '.join(diff)} differ; "
                              "merge only parts measured by one command")
+
+
+def _count(r: dict[str, Any], key: str) -> int:
+    """How many of the part's images the accuracy ``r[key]`` counts."""
+    return round(float(r[key]) * int(r["n"]))
+
+
+def _weighted_mean(parts: list[dict[str, Any]], key: str, n: int) -> float:
+    """The mean of the parts' ``key``, each weighted by its number of images (``n`` in all;
+    nan for none)."""
+    return sum(float(r[key]) * int(r["n"]) for r in parts) / n if n else float("nan")
+
+
+def _merged_accuracies(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The merged record's head: part 0's model, attack and settings, ``params`` without a
+    seed, the number of images and the accuracies (with their intervals) over all parts."""
+    first = parts[0]
     n = sum(int(r["n"]) for r in parts)
-
-    def count(r: dict[str, Any], key: str) -> int:
-        return round(float(r[key]) * int(r["n"]))
-
-    k_clean = sum(count(r, "clean_accuracy") for r in parts)
-    k_rob = sum(count(r, "robust_accuracy") for r in parts)
-
-    def weighted(key: str) -> float:
-        return sum(float(r[key]) * int(r["n"]) for r in parts) / n if n else float("nan")
-
+    k_clean = sum(_count(r, "clean_accuracy") for r in parts)
+    k_rob = sum(_count(r, "robust_accuracy") for r in parts)
     rec: dict[str, Any] = {k: first[k] for k in ("model", "model_config", "randomized", "attack") if k in first}
     rec["params"] = {**first.get("params", {}), "seed": None} if "seed" in first.get("params", {}) else dict(first.get("params", {}))
     rec.update(
@@ -274,38 +297,65 @@ def merge_records(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         clean_accuracy_ci95=list(wilson_interval(k_clean, n)),
         robust_accuracy=k_rob / n if n else float("nan"),
         robust_accuracy_ci95=list(wilson_interval(k_rob, n)),
-        clean_single_draw_accuracy=weighted("clean_single_draw_accuracy"),
-        single_draw_accuracy=weighted("single_draw_accuracy"),
+        clean_single_draw_accuracy=_weighted_mean(parts, "clean_single_draw_accuracy", n),
+        single_draw_accuracy=_weighted_mean(parts, "single_draw_accuracy", n),
     )
-    # per-image outcomes: one list over all parts, when every part has them
-    for key in [k for k in first if k.endswith("_per_image")]:
-        if all(key in r for r in parts):
-            rec[key] = [v for r in parts for v in r[key]]
-    if "norms_per_image" in first:
-        missing = [i for i, r in enumerate(parts)
-                   if not all(k in r for k in ("norms_per_image", "clean_correct_per_image", "fooled_per_image"))]
-        if missing:
-            raise ValueError(f"parts {missing} lack norms_per_image / clean_correct_per_image / fooled_per_image "
-                             "(written by an older ratzoo): re-measure them")
-        norms = torch.tensor([float("inf") if v is None else float(v) for v in rec["norms_per_image"]])
-        clean = torch.tensor([bool(v) for v in rec["clean_correct_per_image"]])
-        fooled = torch.tensor([bool(v) for v in rec["fooled_per_image"]])
-        thresholds = [float(t) for t in first.get("accuracy_at", {})]
-        rec["norms"] = _norm_stats(norms[clean])
-        rec["accuracy_at"] = accuracy_at_thresholds(clean, fooled, norms, thresholds)
-    for key in ("passes", "early_stop"):
-        if all(isinstance(r.get(key), dict) for r in parts):
-            rec[key] = {k: (max if k == "max_pass" else sum)(r[key][k] for r in parts) if all(
-                isinstance(r[key].get(k), (int, float)) and not isinstance(r[key].get(k), bool) for r in parts)
-                else first[key].get(k) for k in first[key]}
-    if "randomness" in first:
-        rec["randomness"] = first["randomness"]
-    rec["elapsed_s"] = round(sum(float(r.get("elapsed_s") or 0.0) for r in parts), 3)
-    rec["device"] = first.get("device")
-    rec["versions"] = first.get("versions")
-    rec["parts"] = [{"n": int(r["n"]), "seed": r.get("seed"), "elapsed_s": r.get("elapsed_s"),
-                     **({"offset": r["offset"]} if "offset" in r else {})} for r in parts]
     return rec
+
+
+def _merged_per_image(parts: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Each of part 0's per-image lists that every part has, the parts' lists end to end."""
+    return {key: [v for r in parts for v in r[key]]
+            for key in [k for k in parts[0] if k.endswith("_per_image")] if all(key in r for r in parts)}
+
+
+def _merged_norms(parts: list[dict[str, Any]], rec: dict[str, Any]) -> dict[str, Any]:
+    """A minimal-norm attack's ``norms`` statistics and ``accuracy_at`` (at part 0's
+    thresholds), recomputed from the merged per-image lists of ``rec``.
+
+    Raises:
+        ValueError: a part lacks the per-image lists (written by an older ratzoo).
+    """
+    missing = [i for i, r in enumerate(parts)
+               if not all(k in r for k in ("norms_per_image", "clean_correct_per_image", "fooled_per_image"))]
+    if missing:
+        raise ValueError(f"parts {missing} lack norms_per_image / clean_correct_per_image / fooled_per_image "
+                         "(written by an older ratzoo): re-measure them")
+    norms = torch.tensor([float("inf") if v is None else float(v) for v in rec["norms_per_image"]])
+    clean = torch.tensor([bool(v) for v in rec["clean_correct_per_image"]])
+    fooled = torch.tensor([bool(v) for v in rec["fooled_per_image"]])
+    thresholds = [float(t) for t in parts[0].get("accuracy_at", {})]
+    return {"norms": _norm_stats(norms[clean]), "accuracy_at": accuracy_at_thresholds(clean, fooled, norms, thresholds)}
+
+
+def _merged_counters(parts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``passes`` and ``early_stop``, where every part has them: each of part 0's fields
+    over all parts (:func:`_merged_counter`)."""
+    return {key: {k: _merged_counter(parts, key, k) for k in parts[0][key]}
+            for key in ("passes", "early_stop") if all(isinstance(r.get(key), dict) for r in parts)}
+
+
+def _merged_counter(parts: list[dict[str, Any]], key: str, k: str) -> Any:
+    """Field ``k`` of the parts' ``key``: the largest ``max_pass``, the sum of any other
+    number, else (a flag, a text, a field some part lacks) part 0's value."""
+    if all(isinstance(r[key].get(k), (int, float)) and not isinstance(r[key].get(k), bool) for r in parts):
+        return (max if k == "max_pass" else sum)(r[key][k] for r in parts)
+    return parts[0][key].get(k)
+
+
+def _merged_provenance(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Part 0's randomness, device and versions, the total time, and each part's ``n``,
+    ``seed``, ``elapsed_s`` (and ``offset``, when it has one)."""
+    first = parts[0]
+    out: dict[str, Any] = {}
+    if "randomness" in first:
+        out["randomness"] = first["randomness"]
+    out["elapsed_s"] = round(sum(float(r.get("elapsed_s") or 0.0) for r in parts), 3)
+    out["device"] = first.get("device")
+    out["versions"] = first.get("versions")
+    out["parts"] = [{"n": int(r["n"]), "seed": r.get("seed"), "elapsed_s": r.get("elapsed_s"),
+                     **({"offset": r["offset"]} if "offset" in r else {})} for r in parts]
+    return out
 
 
 # --------------------------------------------------------------------------- CLI
