@@ -562,6 +562,17 @@ def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measure
     assert leaderboard.paired(trained, [base, trained], zoo.entries(), "at").startswith(f"`at` {100 * c.accuracy_b:.1f} %")
     assert leaderboard.paired(trained, [trained], zoo.entries(), "at") == "`at` not measured"
     assert {d["defense"]: d.get("closest") for d in lit if d["defense"] in ("rse", "pni")} == {"rse": "rn", "pni": "at"}
+    # every entry and threat model not measured yet has its row and the command that measures it
+    assert leaderboard.pending(["sap_at"], [dataclasses.replace(base, name="sap_at", threat_model="Linf")]) == [
+        f"| `sap_at` | L2 0.5 | | not measured yet | | `MODELS=sap_at THREATS=L2 N={leaderboard.LITERATURE_N} "
+        "bash train/benchmark_zoo.sh` |"]
+    done = [dataclasses.replace(base, name="sap_at", threat_model=t) for t in ("Linf", "L2")]
+    assert leaderboard.pending(["sap_at"], done) == []
+    for d in lit:
+        for n in d["zoo"]:
+            for t in BENCH.THREAT_MODELS:
+                assert (any(e.name == n and e.threat_model == t for e in entries)
+                        or f"`MODELS={n} THREATS={t} " in page), (n, t)
 
 
 def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:
