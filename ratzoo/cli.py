@@ -4,9 +4,10 @@ config-to-flags part ``python -m train`` too) share.
 Private to the library (not in ``ratzoo.__all__``): how ``--model`` and ``--data-dir`` are
 loaded and which exit code a failure gets (:class:`CommandError`), the device rule, the
 software versions and model description a record states, and flags derived from a config
-dataclass (:func:`option`, :func:`add_options`, the ``type=`` parsers :func:`budget`,
-:func:`positive_int`, :func:`nonnegative_int` and :func:`comma_separated`, and :func:`renamed`
-for a flag that has a new name). Files are written by :mod:`ratzoo._io`.
+dataclass (:func:`option`, :func:`add_options` on an :class:`ArgumentParser`, the ``type=``
+parsers :func:`budget`, :func:`positive_int`, :func:`nonnegative_int` and
+:func:`comma_separated`, and :func:`renamed` for a flag whose old name is refused; a flag whose
+old name still works lists it in ``option(flags=...)``). Files are written by :mod:`ratzoo._io`.
 
 Exit codes: 0 ok, 2 a bad argument (a name or callable that names no model), 3 a model or
 data error (a broken checkpoint, an unreachable Hub, a missing dataset, the user's callable
@@ -136,8 +137,9 @@ def option(default: Any, help: str, *, meta: dict[str, Any] | None = None, **arg
         help: the flag's help.
         meta: more metadata for the config's own use (e.g. the benchmark's ``key``).
         **arg: more ``add_argument`` options: ``flags`` (the option strings, instead of the
-            field's name), ``type`` (instead of the one the annotation names), ``choices``,
-            ``required``.
+            field's name; the first is the one help and errors name, the others are its
+            other names, e.g. its name before a rename), ``type`` (instead of the one the
+            annotation names), ``choices``, ``required``.
     """
     return dataclasses.field(default=default, metadata={"help": help, "arg": arg, **(meta or {})})
 
@@ -202,10 +204,26 @@ def comma_separated(parse: Callable[[str], Any], flag: str) -> Callable[[str], t
     return values
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser :func:`add_options` fills: an ``argparse.ArgumentParser`` on which an
+    abbreviation of several option strings of one flag (``--eo`` of ``--eot-samples`` and its
+    old name ``--eot``) is that flag, as it was before the flag had a second name, instead of
+    ambiguous; an abbreviation of two different flags is still refused."""
+
+    def _get_option_tuples(self, option_string: str) -> list[tuple[Any, ...]]:
+        seen: set[int] = set()
+        out = []
+        for t in super()._get_option_tuples(option_string):  # (action, option string, ...) per match
+            if id(t[0]) not in seen:
+                seen.add(id(t[0]))
+                out.append(t)
+        return out
+
+
 def parser(command: str, config: type, description: str, *, epilog: str | None = None,
            show_defaults: bool = True) -> argparse.ArgumentParser:
     """The parser of ``python -m ratzoo COMMAND``: one flag per :func:`option` field of ``config``."""
-    p = argparse.ArgumentParser(prog=f"python -m ratzoo {command}", description=description, epilog=epilog)
+    p = ArgumentParser(prog=f"python -m ratzoo {command}", description=description, epilog=epilog)
     add_options(p, config, show_defaults=show_defaults)
     return p
 
@@ -213,7 +231,8 @@ def parser(command: str, config: type, description: str, *, epilog: str | None =
 def add_options(parser: argparse.ArgumentParser, config: type, *, show_defaults: bool = True,
                 unset_defaults: bool = False, bool_values: bool = False,
                 types: Mapping[str, Callable[[str], Any]] | None = None) -> None:
-    """One flag per :func:`option` field of the dataclass ``config``, in field order.
+    """One flag per :func:`option` field of the dataclass ``config``, in field order (on a
+    :class:`ArgumentParser`, so that a flag's names abbreviate as one).
 
     A ``bool`` field is a switch (``store_true``); any other flag parses its value by the type
     its annotation names (``int``, ``float``, else ``str``; ``X | None`` as ``X``, its None

@@ -176,3 +176,28 @@ def test_model_errors_become_the_documented_exit_codes(error, code, capsys) -> N
         raise error
     assert e.value.report() == code
     assert capsys.readouterr().err == f"error: {error.args[0]}\n"  # a KeyError's message without its quotes
+
+
+@dataclasses.dataclass
+class _Aliased:
+    eot_samples: int = cli.option(20, "draws", flags=("--eot-samples", "--eot"))
+    eot_seed: int = cli.option(0, "a seed")
+
+
+@pytest.mark.parametrize("argv, value", [(["--eot", "3"], 3), (["--eot-samples", "4"], 4), (["--eot-sam", "5"], 5),
+                                         (["--eot=6"], 6), (["--eot-sa=7"], 7)])
+def test_a_flag_with_an_old_name_takes_either_name_and_abbreviations_of_both(argv, value) -> None:
+    p = cli.ArgumentParser(prog="t")
+    cli.add_options(p, _Aliased)
+    assert p.parse_args(argv).eot_samples == value
+    p = cli.ArgumentParser(prog="t")
+    p.add_argument("--late-target-eot-samples", "--late-target-eot", dest="late", type=int)
+    assert p.parse_args(["--late", "2"]).late == 2  # a prefix of both of one flag's names: that flag
+
+
+def test_an_abbreviation_of_two_flags_is_still_ambiguous(capsys) -> None:
+    p = cli.ArgumentParser(prog="t")
+    cli.add_options(p, _Aliased)
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["--eot", "1", "--eo", "2"])
+    assert e.value.code == 2 and "ambiguous option: --eo could match --eot-samples, --eot-seed" in capsys.readouterr().err

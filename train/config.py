@@ -190,7 +190,7 @@ def parse_fraction(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`TrainConfig` field; a flag not given is None, so that the
     flags given override ``--preset``'s values (:func:`config_from_args`)."""
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m train",
         description="Train a standard / AT / R.N. / RAT / LeRAT / RSE / PNI CIFAR-10 model and write a ratzoo checkpoint.",
     )

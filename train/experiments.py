@@ -110,7 +110,7 @@ class ExperimentsConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, one flag per :class:`ExperimentsConfig` field."""
-    p = argparse.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(prog="python -m train.experiments", description=__doc__.split("\n\n")[0])
     cli.add_options(p, ExperimentsConfig)
     return p
 
