@@ -1,7 +1,7 @@
 """The benchmark's cost and strength: the cascade ensemble against the committed records of the
 full one, against AutoAttack-rand, and the CPU layout it runs best in.
 
-``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200] [--flags '--target-eot 2']``
+``python benchmarks/bench_benchmark.py strength [--entries rat_Linf,...] [--n 200] [--flags '--target-eot-samples 2']``
     Runs ``python -m ratzoo benchmark`` (today's ensemble, or a candidate given by ``--flags``;
     ``--resume --wait``, one thread) on test images ``0 .. n-1`` of every leaderboard entry, with the parts in
     ``$RATZOO_BENCHMARK_PARTS`` (point it at the zoo's, ``train/benchmark_zoo.sh``, and the two
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="strength, peer: ratzoo's iterations (torchattacks' "
                    "AutoAttack runs its APGD at its default of 10)")
     p.add_argument("--flags", default="", help="strength: more `python -m ratzoo benchmark` flags, a candidate ensemble "
-                   "(e.g. '--target-eot 2')")
+                   "(e.g. '--target-eot-samples 2')")
     p.add_argument("--peer-steps", type=int, default=None, help="peer: the peer's APGD iterations (100: AutoAttack's)")
     a = p.parse_args(argv)
     if a.what == "strength":

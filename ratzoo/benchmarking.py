@@ -440,19 +440,22 @@ class BenchmarkConfig:
     seed: int = _field(0, "the one seed (each part's is derived from it)", "always")
     steps: int = _field(DEFAULT_STEPS, "APGD iterations per attack and per target", "always",
                         type=cli.positive_int("--steps"))
-    eot: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always", type=cli.positive_int("--eot"))
+    eot_samples: int = _field(DEFAULT_EOT, "EOT draws per step on a randomized model", "always",
+                              flags=("--eot-samples", "--eot"), type=cli.positive_int("--eot-samples"))
     targets: int = _field(DEFAULT_TARGETS, "APGD-T targets, the most likely wrong classes (at most classes - 1)",
                           "always", type=cli.positive_int("--targets"))
-    target_eot: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T's likeliest target on a randomized "
-                             "model", "always", type=cli.positive_int("--target-eot"))
-    late_target_eot: int = _field(DEFAULT_LATE_TARGET_EOT, "EOT draws per step of APGD-T's other targets", "always",
-                                  type=cli.positive_int("--late-target-eot"))
+    target_eot_samples: int = _field(DEFAULT_TARGET_EOT, "EOT draws per step of APGD-T's likeliest target on a "
+                                     "randomized model", "always", flags=("--target-eot-samples", "--target-eot"),
+                                     type=cli.positive_int("--target-eot-samples"))
+    late_target_eot_samples: int = _field(DEFAULT_LATE_TARGET_EOT, "EOT draws per step of APGD-T's other targets",
+                                          "always", flags=("--late-target-eot-samples", "--late-target-eot"),
+                                          type=cli.positive_int("--late-target-eot-samples"))
     cascade_after: int = _field(DEFAULT_CASCADE_AFTER, "APGD-T target ranks every robust image gets", "always",
                                 type=cli.positive_int("--cascade-after"))
     cascade_margin: float = _field(DEFAULT_CASCADE_MARGIN, "after --cascade-after ranks, an image gets the next "
                                    "target only while its smallest decision margin is at most this", "always")
     refine_margin: float = _field(DEFAULT_REFINE_MARGIN, "after the cascade, an image still robust with a margin at "
-                                  "most this gets the first target again at --eot draws (0: never)", "always")
+                                  "most this gets the first target again at --eot-samples draws (0: never)", "always")
     decision_samples: int = _field(DEFAULT_DECISION_SAMPLES, "fresh draws of the decision rule", "always",
                                    type=cli.positive_int("--decision-samples"))
     part_size: int = _field(PART_SIZE, "images per resumable part", "always", type=cli.positive_int("--part-size"))
@@ -491,8 +494,9 @@ class BenchmarkConfig:
     def benchmark_kwargs(self, eps: float) -> dict[str, Any]:
         """:func:`benchmark`'s arguments of this configuration (``eps``: :meth:`budget`)."""
         return dict(threat_model=self.threat_model, eps=eps, seed=self.seed, steps=self.steps,
-                    eot_samples=self.eot, n_target_classes=self.targets, target_eot_samples=self.target_eot,
-                    late_target_eot_samples=self.late_target_eot, cascade_after=self.cascade_after,
+                    eot_samples=self.eot_samples, n_target_classes=self.targets,
+                    target_eot_samples=self.target_eot_samples, late_target_eot_samples=self.late_target_eot_samples,
+                    cascade_after=self.cascade_after,
                     cascade_margin=self.cascade_margin, refine_margin=self.refine_margin,
                     decision_samples=self.decision_samples, randomness=self.randomness, precision=self.precision,
                     model_name=self.name or self.model, offset=self.offset, part_size=self.part_size)

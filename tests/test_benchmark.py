@@ -320,7 +320,7 @@ def _cli(args: list[str], cwd: Path, env: dict[str, str], torchrun: int = 0) -> 
     return subprocess.run(cmd + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-CLI_ARGS = ["--n-images", "12", "--part-size", "4", "--steps", "3", "--eot", "3", "--targets", "2",
+CLI_ARGS = ["--n-images", "12", "--part-size", "4", "--steps", "3", "--eot-samples", "3", "--targets", "2",
             "--decision-samples", "10", "--eps", "8/255", "--no-progress"]
 
 
@@ -473,7 +473,7 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
     assert base.parent == tmp_path / "benchmark"
     assert cfg(model="rat", n=100, resume=True, out="x.json", threads=1, sanity=True).parts_dir() == base
     assert cfg(model="rat", eps="8/255", precision="auto").parts_dir() == base
-    for other in (dict(seed=1), dict(eps="4/255"), dict(threat_model="L2"), dict(steps=50), dict(eot=10),
+    for other in (dict(seed=1), dict(eps="4/255"), dict(threat_model="L2"), dict(steps=50), dict(eot_samples=10),
                   dict(targets=3), dict(precision="fp32"), dict(offset=100), dict(model="at")):
         assert cfg(**{"model": "rat", **other}).parts_dir() != base, other
     parsed = BENCH.build_parser().parse_args(["--model", "rat", "--n-images", "7", "--part-size", "5", "--resume"])
@@ -482,11 +482,11 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
     assert cfg(model="rat").parts_dir() == tmp_path / "parts" / base.name
 
 
-@pytest.mark.parametrize("flag", ["--part-size", "--n-images", "--late-target-eot", "--decision-samples"])
+@pytest.mark.parametrize("flag", ["--part-size", "--n-images", "--late-target-eot-samples", "--late-target-eot", "--decision-samples"])
 def test_a_count_below_one_is_refused_by_the_parser_naming_the_flag(flag: str, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         BENCH.build_parser().parse_args(["--model", "rat", flag, "0"])
-    said = {"--n-images": "--n"}.get(flag, flag)  # --n-images is --n's alias
+    said = {"--n-images": "--n", "--late-target-eot": "--late-target-eot-samples"}.get(flag, flag)  # the first name
     assert e.value.code == 2 and f"{said} must be a positive integer, got 0" in capsys.readouterr().err
 
 

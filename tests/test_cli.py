@@ -201,3 +201,36 @@ def test_an_abbreviation_of_two_flags_is_still_ambiguous(capsys) -> None:
     with pytest.raises(SystemExit) as e:
         p.parse_args(["--eot", "1", "--eo", "2"])
     assert e.value.code == 2 and "ambiguous option: --eo could match --eot-samples, --eot-seed" in capsys.readouterr().err
+
+
+def _command_parser(command: str) -> argparse.ArgumentParser:
+    import importlib
+
+    return importlib.import_module(command).build_parser()
+
+
+# (the command's module, the flags it needs, the old flag, its new name, the config field, a value it refuses)
+OLD_AND_NEW_FLAGS = [
+    ("ratzoo.benchmarking", ["--model", "rat"], "--eot", "--eot-samples", "eot_samples", "0"),
+    ("ratzoo.benchmarking", ["--model", "rat"], "--target-eot", "--target-eot-samples", "target_eot_samples", "0"),
+    ("ratzoo.benchmarking", ["--model", "rat"], "--late-target-eot", "--late-target-eot-samples",
+     "late_target_eot_samples", "0"),
+]
+
+
+@pytest.mark.parametrize("command, needed, old, new, field, bad", OLD_AND_NEW_FLAGS,
+                         ids=[f"{c.rsplit('.', 1)[1]}{o}" for c, _, o, *_ in OLD_AND_NEW_FLAGS])
+def test_an_old_flag_parses_as_its_new_name_which_help_and_errors_name(command, needed, old, new, field, bad,
+                                                                       capsys) -> None:
+    """The library's name (``eot_samples``) is the flag's; a command line written with its old
+    name still sets the same field to the same value."""
+    parse = _command_parser(command).parse_args
+    by_old, by_new, default = parse([*needed, old, "7"]), parse([*needed, new, "7"]), parse(needed)
+    assert getattr(by_old, field) == getattr(by_new, field) == 7 != getattr(default, field)
+    assert vars(by_old) == vars(by_new)
+    assert not hasattr(by_new, old[2:].replace("-", "_"))  # one field, named as the library names it
+    text = " ".join(_command_parser(command).format_help().split())
+    assert f"[{new} {field.upper()}]" in text and f"{new} {field.upper()}, {old} {field.upper()}" in text
+    with pytest.raises(SystemExit) as e:
+        parse([*needed, old, bad])
+    assert e.value.code == 2 and f"argument {new}/{old}: {new} must be" in capsys.readouterr().err
