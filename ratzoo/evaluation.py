@@ -386,8 +386,8 @@ class EvaluateConfig:
     step_size: float | None = cli.option(None, "PGD step size, e.g. 2/255 (default eps/4 Linf, eps/5 L2)",
                                          type=cli.budget("--step-size"))
     restarts: int | None = cli.option(None, "random restarts (PGD, APGD)", type=cli.positive_int("--restarts"))
-    eot: int = cli.option(DEFAULT_EOT, "noise draws per attack step on randomized models",
-                          type=cli.positive_int("--eot"))
+    eot_samples: int = cli.option(DEFAULT_EOT, "noise draws per attack step on randomized models",
+                                  flags=("--eot-samples", "--eot"), type=cli.positive_int("--eot-samples"))
     decision_samples: int = cli.option(DEFAULT_DECISION_SAMPLES, "fresh noise draws of the decision rule",
                                        type=cli.positive_int("--decision-samples"))
     search_steps: int | None = cli.option(None, f"C&W binary-search steps (default {_CW['search_steps'].default})",
@@ -431,7 +431,7 @@ class EvaluateConfig:
         if attack == "none" and kw:
             raise UsageError(f"--attack none takes no attack options, got {', '.join(sorted(kw))}")
         if attack != "none":
-            kw["eot_samples"] = self.eot
+            kw["eot_samples"] = self.eot_samples
         if self.sweep_eps and self.sweep_eot:
             raise UsageError("give --sweep-eps or --sweep-eot, not both")
         sweep: dict[str, Any] = {}
@@ -463,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Attack a model on CIFAR-10 test images and write an honest JSON record "
         "(decision rule: mean softmax over fresh noise draws; 95% Wilson CIs).",
         epilog="example: python -m ratzoo evaluate --model rat --attack pgd-linf --eps 8/255 --steps 20 "
-               "--eot 20 --n 1000 --out results.json")
+               "--eot-samples 20 --n 1000 --out results.json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

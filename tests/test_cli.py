@@ -215,6 +215,7 @@ OLD_AND_NEW_FLAGS = [
     ("ratzoo.benchmarking", ["--model", "rat"], "--target-eot", "--target-eot-samples", "target_eot_samples", "0"),
     ("ratzoo.benchmarking", ["--model", "rat"], "--late-target-eot", "--late-target-eot-samples",
      "late_target_eot_samples", "0"),
+    ("ratzoo.evaluation", ["--model", "rat"], "--eot", "--eot-samples", "eot_samples", "0"),
 ]
 
 

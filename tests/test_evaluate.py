@@ -228,7 +228,7 @@ def noisy_checkpoint(make_checkpoint) -> Path:
 def test_cli_end_to_end(noisy_checkpoint, tiny_cifar_root, tmp_path, subprocess_env) -> None:
     out = tmp_path / "res" / "r.json"
     cmd = [PYTHON, "-m", "ratzoo", "evaluate", "--model", str(noisy_checkpoint), "--attack", "pgd-linf",
-           "--eps", "8/255", "--steps", "2", "--eot", "3", "--n", "6", "--decision-samples", "10",
+           "--eps", "8/255", "--steps", "2", "--eot-samples", "3", "--n", "6", "--decision-samples", "10",
            "--data-dir", str(tiny_cifar_root), "--out", str(out)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -287,9 +287,9 @@ def test_cli_bad_arguments(args, message, noisy_checkpoint, capsys) -> None:
 @pytest.mark.parametrize("args,message", [
     (["--model", "m", "--n", "ten"], "argument --n: --n must be a positive integer, got 'ten'"),
     (["--model", "m", "--n", "0"], "--n must be a positive integer, got 0"),
-    (["--model", "m", "--eot", "0"], "--eot must be a positive integer, got 0"),
+    (["--model", "m", "--eot-samples", "0"], "--eot-samples must be a positive integer, got 0"),
     (["--model", "m", "--restarts", "1.5"], "--restarts must be a positive integer, got '1.5'"),
-    (["--model", "m", "--attack", "none", "--eot", "0"], "--eot must be a positive integer, got 0"),
+    (["--model", "m", "--attack", "none", "--eot", "0"], "--eot-samples must be a positive integer, got 0"),
     (["--model", "m", "--decision-samples", "-3"], "--decision-samples must be a positive integer, got -3"),
     (["--model", "m", "--offset", "-1"], "--offset must be an integer >= 0, got -1"),
     (["--model", "m", "--sweep-eot", "1,0"], "--sweep-eot must be a positive integer, got 0"),
@@ -310,7 +310,7 @@ def test_cli_defaults_are_the_library_constants_and_values_are_typed() -> None:
     parse = ev.build_parser().parse_args
     cfg = ev.EvaluateConfig(**vars(parse(["--model", "m"])))
     assert cfg == ev.EvaluateConfig(model="m")
-    assert (cfg.eot, cfg.decision_samples) == (DEFAULT_EOT, DEFAULT_DECISION_SAMPLES)
+    assert (cfg.eot_samples, cfg.decision_samples) == (DEFAULT_EOT, DEFAULT_DECISION_SAMPLES)
     signature = inspect.signature(evaluate).parameters  # the function's defaults are the CLI's
     assert (cfg.attack, cfg.thresholds) == (signature["attack"].default, signature["thresholds"].default)
     assert cfg.validate() == ("pgd-linf", {"eot_samples": DEFAULT_EOT}, {})
