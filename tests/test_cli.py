@@ -216,6 +216,9 @@ OLD_AND_NEW_FLAGS = [
     ("ratzoo.benchmarking", ["--model", "rat"], "--late-target-eot", "--late-target-eot-samples",
      "late_target_eot_samples", "0"),
     ("ratzoo.evaluation", ["--model", "rat"], "--eot", "--eot-samples", "eot_samples", "0"),
+    ("train.experiments", [], "--eot", "--eot-samples", "eot_samples", "0"),
+    ("train.experiments", [], "--table2-eot", "--table2-eot-samples", "table2_eot_samples", "0"),
+    ("train.experiments", [], "--cw-sweep-max-eot", "--cw-sweep-max-eot-samples", "cw_sweep_max_eot_samples", "-1"),
 ]
 
 

@@ -6,7 +6,7 @@ One command measures everything the README and the model cards show, with
 - ``table``: for each model, on the first ``--n`` test images: clean accuracy; FGSM and
   PGD-20 Linf 8/255; PGD-20 L2 0.5; APGD-CE Linf 8/255; C&W-L2 (accuracy at L2 0.25 /
   0.5 / 1.0 and the median minimal norm, on ``--n-cw`` images). Noisy models are attacked
-  with EOT (``--eot`` draws per step).
+  with EOT (``--eot-samples`` draws per step).
 - ``fig3``: accuracy vs Linf eps (2/255 .. 32/255) for FGSM and PGD-20 (paper's Figure 3).
 - ``fig4``: accuracy vs number of EOT samples (1 .. 50) for FGSM, PGD-20 and C&W
   (paper's Figure 4).
@@ -89,14 +89,17 @@ class ExperimentsConfig:
                                   "Figure 2)", type=cli.positive_int("--n-fig2"))
     n_table2: int = cli.option(500, "test images for the paper's Table 2 Linf setting",
                                type=cli.positive_int("--n-table2"))
-    table2_eot: int = cli.option(50, "EOT draws of the Table 2 setting (paper: 50)",
-                                 type=cli.positive_int("--table2-eot"))
+    table2_eot_samples: int = cli.option(50, "EOT draws of the Table 2 setting (paper: 50)",
+                                         flags=("--table2-eot-samples", "--table2-eot"),
+                                         type=cli.positive_int("--table2-eot-samples"))
     n_sweep: int = cli.option(300, "test images for the eps and EOT sweeps", type=cli.positive_int("--n-sweep"))
     n_cw_sweep: int = cli.option(50, "test images for the C&W EOT sweep", type=cli.positive_int("--n-cw-sweep"))
-    cw_sweep_max_eot: int = cli.option(20, "largest EOT of the C&W sweep (0 = no C&W sweep)",
-                                       type=cli.nonnegative_int("--cw-sweep-max-eot"))
+    cw_sweep_max_eot_samples: int = cli.option(20, "largest EOT of the C&W sweep (0 = no C&W sweep)",
+                                               flags=("--cw-sweep-max-eot-samples", "--cw-sweep-max-eot"),
+                                               type=cli.nonnegative_int("--cw-sweep-max-eot-samples"))
     threads: int = cli.option(0, "torch CPU threads (0 = default)", type=cli.nonnegative_int("--threads"))
-    eot: int = cli.option(DEFAULT_EOT, "EOT draws per attack step against noisy models", type=cli.positive_int("--eot"))
+    eot_samples: int = cli.option(DEFAULT_EOT, "EOT draws per attack step against noisy models",
+                                  flags=("--eot-samples", "--eot"), type=cli.positive_int("--eot-samples"))
     apgd_steps: int = cli.option(50, "APGD-CE iterations of the table", type=cli.positive_int("--apgd-steps"))
     cw_steps: int = cli.option(40, "C&W iterations per binary-search step (paper: 40)",
                                type=cli.positive_int("--cw-steps"))
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def specs(cfg: ExperimentsConfig) -> list[tuple[str, str, int, dict[str, Any]]]:
     """(stage, record key, n, evaluate kwargs) for every measurement, cheapest first."""
-    e = cfg.eot
+    e = cfg.eot_samples
     out: list[tuple[str, str, int, dict[str, Any]]] = [
         ("table", "clean", cfg.n, dict(attack="none")),
         ("table", "fgsm_linf_8", cfg.n, dict(attack="fgsm", eps=8 / 255, eot_samples=e)),
@@ -140,7 +143,7 @@ def specs(cfg: ExperimentsConfig) -> list[tuple[str, str, int, dict[str, Any]]]:
                                                         search_steps=cfg.cw_search, eot_samples=e)))
     # the paper's Table 2 (Linf): eps 0.3 and step 0.02 on inputs in [-1, 1] = 0.15 / 0.01 on [0, 1]
     out.append(("table2", "paper_pgd10_linf_0.15", cfg.n_table2,
-                dict(attack="pgd-linf", eps=0.15, steps=10, step_size=0.01, eot_samples=cfg.table2_eot)))
+                dict(attack="pgd-linf", eps=0.15, steps=10, step_size=0.01, eot_samples=cfg.table2_eot_samples)))
     # sweeps use their own n throughout (the table's 8/255 and EOT-20 points are not mixed in)
     for k in (2, 4, 8, 16, 32):
         out.append(("fig3", f"fgsm_linf_{k}_sweep" if k == 8 else f"fgsm_linf_{k}", cfg.n_sweep, dict(attack="fgsm", eps=k / 255, eot_samples=e)))
@@ -150,7 +153,7 @@ def specs(cfg: ExperimentsConfig) -> list[tuple[str, str, int, dict[str, Any]]]:
         out.append(("fig4", f"fgsm_linf_8_eot{k}", cfg.n_sweep, dict(attack="fgsm", eps=8 / 255, eot_samples=k)))
         out.append(("fig4", f"pgd20_linf_8_eot{k}", cfg.n_sweep,
                     dict(attack="pgd-linf", eps=8 / 255, steps=20, eot_samples=k)))
-        if k <= cfg.cw_sweep_max_eot:
+        if k <= cfg.cw_sweep_max_eot_samples:
             out.append(("fig4", f"cw_l2_eot{k}", cfg.n_cw_sweep,
                         dict(attack="cw-l2", steps=cfg.cw_steps, search_steps=cfg.cw_search, eot_samples=k)))
     return out
