@@ -219,6 +219,7 @@ OLD_AND_NEW_FLAGS = [
     ("train.experiments", [], "--eot", "--eot-samples", "eot_samples", "0"),
     ("train.experiments", [], "--table2-eot", "--table2-eot-samples", "table2_eot_samples", "0"),
     ("train.experiments", [], "--cw-sweep-max-eot", "--cw-sweep-max-eot-samples", "cw_sweep_max_eot_samples", "-1"),
+    ("train.config", [], "--eval-eot", "--eval-eot-samples", "eval_eot_samples", "0"),
 ]
 
 

@@ -140,7 +140,8 @@ def test_argparse_rejects_nonsense(no_training, capsys) -> None:
     assert "expected a number or a fraction like 8/255, got 'eight'" in err
     assert "unknown preset 'nope'" in err
     assert "--epochs must be a positive integer, got '1.5'" in err and "--width must be a positive integer, got -2" in err
-    assert "argument --epochs: --epochs must be a positive integer, got 0" in err and "--eval-eot" in err
+    assert "argument --epochs: --epochs must be a positive integer, got 0" in err
+    assert "argument --eval-eot-samples/--eval-eot: --eval-eot-samples must be a positive integer, got 0" in err
     assert "argument --max-steps: --max-steps must be an integer >= 0, got -1" in err
     assert "--val-size must be an integer >= 0, got -3" in err and "--eval-n must be an integer >= 0, got -1" in err
     assert "--train-subset must be an integer >= 0, got 'x'" in err

@@ -66,8 +66,11 @@ class TrainConfig:
     resume: bool = cli.option(False, "continue from the training state in state_dir")
     eval_n: int = cli.option(1000, "test images for the final evaluation (0 = skip it)",
                              type=cli.nonnegative_int("--eval-n"))
-    eval_eot: int = cli.option(DEFAULT_EOT, "EOT draws of the final evaluation's attacks on noisy models",
-                               type=cli.positive_int("--eval-eot"))
+    # eval_eot (--eval-eot) in the config.json of the checkpoints trained before it took the library's
+    # name; not in the fingerprint, so their resumes and preset checks do not depend on it
+    eval_eot_samples: int = cli.option(DEFAULT_EOT, "EOT draws of the final evaluation's attacks on noisy models",
+                                       flags=("--eval-eot-samples", "--eval-eot"),
+                                       type=cli.positive_int("--eval-eot-samples"))
     device: str = cli.option("auto", "cpu, cuda, cuda:N or auto")
     threads: int = cli.option(0, "CPU threads (0 = all cores)", type=cli.nonnegative_int("--threads"))
     channels_last: str = cli.option("auto", "auto (on for CUDA, off for CPU where it measured slower), on, off")
@@ -139,7 +142,7 @@ class TrainConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """The fields that define the training run (a resume must match them)."""
-        skip = {"resume", "device", "threads", "push_to_hub", "out", "state_dir", "eval_n", "eval_eot",
+        skip = {"resume", "device", "threads", "push_to_hub", "out", "state_dir", "eval_n", "eval_eot_samples",
                 "data_dir", "name", "preset"}
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return {k: v for k, v in dataclasses.asdict(self).items()

@@ -31,7 +31,7 @@ def final_evaluation(model, cfg: TrainConfig) -> dict[str, Any]:
     y = torch.from_numpy(ys[: cfg.eval_n].copy())
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
-    eot = cfg.eval_eot if is_randomized(model) else 1
+    eot = cfg.eval_eot_samples if is_randomized(model) else 1
     metrics = []
     specs = [
         ("clean accuracy", "accuracy", dict(attack="none")),

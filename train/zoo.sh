@@ -16,7 +16,7 @@ DATA=${RATZOO_CIFAR10:-../shared/data/cifar10}
 MODELS=${MODELS:-standard at rn rat lerat}
 # RATZOO_THREADS=1 when the machine is shared: two OpenMP threads fighting other processes
 # for two cores measured 5-10x slower than one thread with a core of its own.
-COMMON=(--data-dir "$DATA" --eval-n 500 --eval-eot 10 --resume --threads "${RATZOO_THREADS:-0}")
+COMMON=(--data-dir "$DATA" --eval-n 500 --eval-eot-samples 10 --resume --threads "${RATZOO_THREADS:-0}")
 
 run() {
   local name=$1; shift
