@@ -1,9 +1,10 @@
 """``python -m ratzoo COMMAND ARGS...``: the library's command lines under one name.
 
-``python -m ratzoo benchmark ARGS`` runs ``main(ARGS)`` of :mod:`ratzoo.benchmarking` (likewise
-``evaluate``: :mod:`ratzoo.evaluation`, ``certify``: :mod:`ratzoo.certification`); each command's
-``--help`` lists its flags. The modules are not named after the commands: ``ratzoo`` exports
-functions of those names, which importing a module of the same name would replace.
+``python -m ratzoo benchmark ARGS`` runs ``main(ARGS)`` of :mod:`ratzoo.commands.benchmark`, the command
+line over :mod:`ratzoo.benchmarking` (likewise ``evaluate``: :mod:`ratzoo.evaluation`, ``certify``:
+:mod:`ratzoo.certification`); each command's ``--help`` lists its flags. A command's module in
+:mod:`ratzoo.commands` is named after the command: in its own package, it does not replace the function
+of that name that ``ratzoo`` exports.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Sequence
 
 COMMANDS = {  # name: (its module, what it does)
     "evaluate": ("evaluation", "robust accuracy of one attack, under the decision rule"),
-    "benchmark": ("benchmarking", "APGD-CE + APGD-T, the leaderboard's number"),
+    "benchmark": ("commands.benchmark", "APGD-CE + APGD-T, the leaderboard's number"),
     "certify": ("certification", "randomized-smoothing certified L2 accuracy"),
 }
+FORMER_MODULES = {"benchmarking": "benchmark"}
+"""The library modules that held each command before :mod:`ratzoo.commands` (``python -m ratzoo.benchmarking``)."""
 
 
 def usage() -> str:
@@ -27,10 +30,10 @@ def usage() -> str:
 
 
 def suggestion(word: str) -> str | None:
-    """The command ``word`` most likely meant: the command of a module's name (``benchmarking``,
-    ``ratzoo.benchmark``, as once run with ``python -m``), else the closest command's name."""
+    """The command ``word`` most likely meant: the command of a module's name (``commands.benchmark``,
+    ``benchmarking`` or ``ratzoo.benchmark``, as once run with ``python -m``), else the closest command's name."""
     word = word.removeprefix("ratzoo.")
-    by_module = {module: name for name, (module, _) in COMMANDS.items()}
+    by_module = {**FORMER_MODULES, **{module: name for name, (module, _) in COMMANDS.items()}}
     if word in by_module:
         return by_module[word]
     near = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)

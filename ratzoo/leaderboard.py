@@ -18,7 +18,7 @@ that ``python -m train.leaderboard`` writes into the README.
 
 The arrows point one way: an entry's ``ensemble_params`` are the keys
 :func:`ratzoo.benchmarking.ensemble_params` names, so this module imports the benchmark, and the
-benchmark's CLI, above both, imports this module inside its ``main``.
+benchmark's command line (:mod:`ratzoo.commands.benchmark`), above both, imports this module.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from torch import nn
 
 import ratzoo
 import ratzoo.benchmarking as BENCH
+import ratzoo.commands.benchmark as BENCH_CLI
 import ratzoo.leaderboard as LB
 from ratzoo.judge import derive_seed
 from ratzoo.noise import GaussianNoise
@@ -351,7 +352,7 @@ def test_cli_refuses_bad_input_in_words(foreign_module, tiny_cifar_root, subproc
 
 def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_module, tiny_cifar_root, monkeypatch,
                                                                      capsys) -> None:
-    from ratzoo.benchmarking import build_parser, main
+    from ratzoo.commands.benchmark import build_parser, main
 
     monkeypatch.chdir(foreign_module)
     monkeypatch.setenv("RATZOO_CACHE", str(foreign_module / "cache"))
@@ -457,7 +458,7 @@ def test_cli_default_layout_on_cpu_is_one_process_per_core(foreign_module, tiny_
         assert r.returncode == 0, r.stderr
         recs[name] = json.loads(out.read_text())
         shutil.rmtree(foreign_module / "cache" / "benchmark")  # the next run measures every part again
-    cores = BENCH._cpu_count()
+    cores = BENCH_CLI._cpu_count()
     expected = {"processes": min(cores, 3), "threads": 1} if cores > 1 else {"processes": 1, "threads": cores}
     assert recs["default"]["layout"] == expected, recs["default"]["layout"]
     assert recs["one"]["layout"] == {"processes": 1, "threads": 2}
@@ -468,7 +469,7 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
     """Runs that measure the same parts share a folder (n, resume, output and threads do not
     matter); a different seed, budget, attack setting or precision gets its own."""
     monkeypatch.setenv("RATZOO_CACHE", str(tmp_path))
-    cfg = BENCH.BenchmarkConfig
+    cfg = BENCH_CLI.BenchmarkConfig
     base = cfg(model="rat").parts_dir()
     assert base.parent == tmp_path / "benchmark"
     assert cfg(model="rat", n=100, resume=True, out="x.json", threads=1, sanity=True).parts_dir() == base
@@ -476,7 +477,7 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
     for other in (dict(seed=1), dict(eps="4/255"), dict(threat_model="L2"), dict(steps=50), dict(eot_samples=10),
                   dict(targets=3), dict(precision="fp32"), dict(offset=100), dict(model="at")):
         assert cfg(**{"model": "rat", **other}).parts_dir() != base, other
-    parsed = BENCH.build_parser().parse_args(["--model", "rat", "--n-images", "7", "--part-size", "5", "--resume"])
+    parsed = BENCH_CLI.build_parser().parse_args(["--model", "rat", "--n-images", "7", "--part-size", "5", "--resume"])
     assert cfg(**vars(parsed)) == cfg(model="rat", n=7, part_size=5, resume=True)
     monkeypatch.setenv("RATZOO_BENCHMARK_PARTS", str(tmp_path / "parts"))  # the parts alone, not the data cache
     assert cfg(model="rat").parts_dir() == tmp_path / "parts" / base.name
@@ -485,7 +486,7 @@ def test_parts_folder_is_keyed_by_what_defines_the_measurement(monkeypatch, tmp_
 @pytest.mark.parametrize("flag", ["--part-size", "--n-images", "--late-target-eot-samples", "--late-target-eot", "--decision-samples"])
 def test_a_count_below_one_is_refused_by_the_parser_naming_the_flag(flag: str, capsys) -> None:
     with pytest.raises(SystemExit) as e:
-        BENCH.build_parser().parse_args(["--model", "rat", flag, "0"])
+        BENCH_CLI.build_parser().parse_args(["--model", "rat", flag, "0"])
     said = {"--n-images": "--n", "--late-target-eot": "--late-target-eot-samples"}.get(flag, flag)  # the first name
     assert e.value.code == 2 and f"{said} must be a positive integer, got 0" in capsys.readouterr().err
 
@@ -493,9 +494,9 @@ def test_a_count_below_one_is_refused_by_the_parser_naming_the_flag(flag: str, c
 @pytest.mark.parametrize("flag", ["--offset", "--threads", "--procs"])
 def test_a_negative_offset_or_thread_count_is_refused_by_the_parser_naming_the_flag(flag: str, capsys) -> None:
     with pytest.raises(SystemExit) as e:
-        BENCH.build_parser().parse_args(["--model", "rat", flag, "-1"])
+        BENCH_CLI.build_parser().parse_args(["--model", "rat", flag, "-1"])
     assert e.value.code == 2 and f"argument {flag}: {flag} must be an integer >= 0, got -1" in capsys.readouterr().err
-    assert getattr(BENCH.build_parser().parse_args(["--model", "rat", flag, "0"]), flag[2:]) == 0
+    assert getattr(BENCH_CLI.build_parser().parse_args(["--model", "rat", flag, "0"]), flag[2:]) == 0
 
 
 def test_readme_leaderboard_equals_the_leaderboard_file() -> None:

@@ -1,6 +1,7 @@
 """The persistence modules' import arrows point one way: _io < fileformat/registry < models < checkpoint
-< hub < zoo, with card below its callers; the leaderboard sits above the benchmark; every
-``from .x import`` in ``ratzoo/*.py`` counts, at module level and inside functions."""
+< hub < zoo, with card below its callers; the leaderboard sits above the benchmark's library and
+below its command line; every ``from .x import`` in ``ratzoo/`` counts, at module level and inside
+functions."""
 
 from __future__ import annotations
 
@@ -14,30 +15,48 @@ PACKAGE = REPO_ROOT / "ratzoo"
 MODULES = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
 
 
+def source(module: str) -> Path:
+    """The file of ``module``, dotted below ``ratzoo`` (``commands.benchmark``; a package: its ``__init__.py``)."""
+    path = PACKAGE.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def imports(module: str) -> set[tuple[str, str]]:
     """(imported ratzoo module, the function importing it or "<module>") for each import in ``module``.
 
-    ``from . import x`` is an edge to ``x`` when it is a module, else to the package (``__init__``).
+    The imported module is named by its first component below ``ratzoo`` (``attacks`` for
+    ``ratzoo.attacks.base``, ``commands`` for ``ratzoo.commands.benchmark``). ``from . import x`` in
+    a module of the package itself is an edge to ``x`` when it is a module, else to the package
+    (``__init__``); relative imports are resolved from ``module``'s own package.
     """
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    path = source(module)
+    tree = ast.parse(path.read_text())
+    dotted = [] if module == "__init__" else module.split(".")
+    package = dotted if path.name == "__init__.py" else dotted[:-1]
     edges = set()
+
+    def target(parts: list[str]) -> str:
+        return parts[0] if parts else "__init__"
 
     def visit(node: ast.AST, scope: str) -> None:
         for child in ast.iter_child_nodes(node):
             inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope
             if isinstance(child, ast.ImportFrom):
-                if child.level == 1 and child.module:
-                    edges.add((child.module.split(".")[0], scope))
-                elif child.level == 1:
-                    edges.update((a.name if a.name in MODULES else "__init__", scope) for a in child.names)
-                elif child.level == 0 and (child.module or "").split(".")[0] == "ratzoo":
-                    parts = child.module.split(".")
-                    edges.add((parts[1] if len(parts) > 1 else "__init__", scope))
+                if child.level:
+                    base = package[: len(package) - (child.level - 1)]
+                    if child.module:
+                        edges.add((target(base + child.module.split(".")), scope))
+                    elif not base:
+                        edges.update((a.name if a.name in MODULES else "__init__", scope) for a in child.names)
+                    else:
+                        edges.add((target(base), scope))
+                elif (child.module or "").split(".")[0] == "ratzoo":
+                    edges.add((target(child.module.split(".")[1:]), scope))
             elif isinstance(child, ast.Import):
                 for a in child.names:
                     parts = a.name.split(".")
                     if parts[0] == "ratzoo":
-                        edges.add((parts[1] if len(parts) > 1 else "__init__", scope))
+                        edges.add((target(parts[1:]), scope))
             visit(child, inner)
 
     visit(tree, "<module>")
@@ -75,8 +94,11 @@ def test_the_mixin_hook_is_the_models_only_upward_arrow() -> None:
     assert up - {("card", "generate_model_card")} == {("hub", "_from_pretrained")}
 
 
-def test_the_benchmark_reaches_the_leaderboard_only_from_its_cli() -> None:
-    """An entry keeps the ensemble's keys, so the leaderboard imports the benchmark; the
-    benchmark's one arrow back is its CLI's (``main`` and ``_publish``, which writes ``--leaderboard``)."""
+def test_the_benchmark_library_never_imports_the_leaderboard_and_its_command_may() -> None:
+    """An entry keeps the ensemble's keys, so the leaderboard imports the benchmark; the benchmark's
+    library never imports it back, and its command line (``--leaderboard``), above both, imports it
+    at module level."""
     assert ("benchmarking", "<module>") in imports("leaderboard")
-    assert {scope for target, scope in imports("benchmarking") if target == "leaderboard"} == {"main", "_publish"}
+    assert "leaderboard" not in imported("benchmarking")
+    assert ("leaderboard", "<module>") in imports("commands.benchmark")
+    assert ("benchmarking", "<module>") in imports("commands.benchmark")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import ratzoo.benchmarking as BENCH
+import ratzoo.commands.benchmark as BENCH_CLI
 from ratzoo.parts import BY_IMAGES, Parts, part_ranges
 
 from conftest import PYTHON, REPO_ROOT
@@ -32,7 +33,7 @@ def _committed_runs(monkeypatch) -> list[tuple[dict, Path, int]]:
         rec = json.loads(path.read_text())
         argv = shlex.split(rec["command"])  # python -m ratzoo benchmark ARGS (python -m ratzoo.benchmark before)
         argv = argv[argv.index("benchmark" if "benchmark" in argv else "ratzoo.benchmark") + 1:]
-        cfg = BENCH.BenchmarkConfig(**vars(BENCH.build_parser().parse_args(argv)))
+        cfg = BENCH_CLI.BenchmarkConfig(**vars(BENCH_CLI.build_parser().parse_args(argv)))
         folder = cfg.parts_dir(rec["model_identity"]["digest"])
         if folder.is_dir():
             runs.append((rec, folder, cfg.part_size))
