@@ -371,7 +371,7 @@ def test_cli_refuses_more_targets_than_wrong_classes_before_measuring(foreign_mo
 
 
 def test_evaluate_cli_takes_your_own_model_too(foreign_module, tiny_cifar_root, monkeypatch) -> None:
-    from ratzoo.evaluation import build_parser, main
+    from ratzoo.commands.evaluate import build_parser, main
 
     monkeypatch.chdir(foreign_module)
     out = foreign_module / "eval.json"

@@ -30,7 +30,7 @@ def test_python_m_ratzoo_names_its_commands_for_none_or_an_unknown_one(args, sub
 
 @pytest.mark.parametrize("typed, meant", [("benchmarking", "benchmark"), ("ratzoo.evaluate", "evaluate"),
                                           ("certification", "certify"), ("benchmrak", "benchmark"), ("nosuch", None),
-                                          ("ratzoo.commands.benchmark", "benchmark")])
+                                          ("ratzoo.commands.benchmark", "benchmark"), ("commands.evaluate", "evaluate")])
 def test_an_unknown_command_gets_the_likeliest_one_named(typed, meant, capsys) -> None:
     from ratzoo.__main__ import main
 
@@ -50,7 +50,8 @@ def test_python_m_ratzoo_dispatches_to_the_command(subprocess_env) -> None:
 
 
 @pytest.mark.parametrize("module, command", [("benchmarking", "benchmark"), ("evaluation", "evaluate"),
-                                             ("certification", "certify"), ("commands.benchmark", "benchmark")])
+                                             ("certification", "certify"), ("commands.benchmark", "benchmark"),
+                                             ("commands.evaluate", "evaluate")])
 def test_a_commands_module_run_with_python_m_points_to_the_command(module, command, subprocess_env) -> None:
     r = subprocess.run([sys.executable, "-m", f"ratzoo.{module}", "--help"], cwd=REPO_ROOT, env=subprocess_env,
                        capture_output=True, text=True, timeout=300)
@@ -216,7 +217,7 @@ OLD_AND_NEW_FLAGS = [
     ("ratzoo.commands.benchmark", ["--model", "rat"], "--target-eot", "--target-eot-samples", "target_eot_samples", "0"),
     ("ratzoo.commands.benchmark", ["--model", "rat"], "--late-target-eot", "--late-target-eot-samples",
      "late_target_eot_samples", "0"),
-    ("ratzoo.evaluation", ["--model", "rat"], "--eot", "--eot-samples", "eot_samples", "0"),
+    ("ratzoo.commands.evaluate", ["--model", "rat"], "--eot", "--eot-samples", "eot_samples", "0"),
     ("train.experiments", [], "--eot", "--eot-samples", "eot_samples", "0"),
     ("train.experiments", [], "--table2-eot", "--table2-eot-samples", "table2_eot_samples", "0"),
     ("train.experiments", [], "--cw-sweep-max-eot", "--cw-sweep-max-eot-samples", "cw_sweep_max_eot_samples", "-1"),

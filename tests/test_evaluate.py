@@ -12,9 +12,11 @@ import torch
 from torch import nn
 
 import ratzoo
+import ratzoo.commands.evaluate as ev_cli
 import ratzoo.evaluation as ev
 from ratzoo import cli, sanity
-from ratzoo.evaluation import evaluate, main, wilson_interval
+from ratzoo.commands.evaluate import main
+from ratzoo.evaluation import evaluate, wilson_interval
 from ratzoo.judge import DEFAULT_DECISION_SAMPLES, DEFAULT_EOT
 from ratzoo.sanity import check_large_budget, check_monotone
 
@@ -307,14 +309,14 @@ def test_cli_refuses_a_bad_flag_by_name_before_loading_anything(args, message, m
 
 
 def test_cli_defaults_are_the_library_constants_and_values_are_typed() -> None:
-    parse = ev.build_parser().parse_args
-    cfg = ev.EvaluateConfig(**vars(parse(["--model", "m"])))
-    assert cfg == ev.EvaluateConfig(model="m")
+    parse = ev_cli.build_parser().parse_args
+    cfg = ev_cli.EvaluateConfig(**vars(parse(["--model", "m"])))
+    assert cfg == ev_cli.EvaluateConfig(model="m")
     assert (cfg.eot_samples, cfg.decision_samples) == (DEFAULT_EOT, DEFAULT_DECISION_SAMPLES)
     signature = inspect.signature(evaluate).parameters  # the function's defaults are the CLI's
     assert (cfg.attack, cfg.thresholds) == (signature["attack"].default, signature["thresholds"].default)
     assert cfg.validate() == ("pgd-linf", {"eot_samples": DEFAULT_EOT}, {})
-    cfg = ev.EvaluateConfig(**vars(parse(["--model", "m", "--attack", "pgd", "--eps", "8/255", "--steps", "5",
+    cfg = ev_cli.EvaluateConfig(**vars(parse(["--model", "m", "--attack", "pgd", "--eps", "8/255", "--steps", "5",
                                           "--sweep-eot", "1, 2", "--thresholds", "1/4,1"])))
     assert (cfg.eps, cfg.steps, cfg.sweep_eot, cfg.thresholds) == (8 / 255, 5, (1, 2), (0.25, 1.0))
     assert cfg.validate() == ("pgd-linf", {"eps": 8 / 255, "steps": 5, "eot_samples": DEFAULT_EOT},
