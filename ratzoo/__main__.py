@@ -1,10 +1,11 @@
 """``python -m ratzoo COMMAND ARGS...``: the library's command lines under one name.
 
-``python -m ratzoo benchmark ARGS`` runs ``main(ARGS)`` of :mod:`ratzoo.commands.benchmark`, the command
-line over :mod:`ratzoo.benchmarking` (likewise ``evaluate``: :mod:`ratzoo.commands.evaluate` over
-:mod:`ratzoo.evaluation`; ``certify``: :mod:`ratzoo.certification`); each command's ``--help`` lists
-its flags. A command's module in :mod:`ratzoo.commands` is named after the command: in its own
-package, it does not replace the function of that name that ``ratzoo`` exports.
+``python -m ratzoo benchmark ARGS`` runs ``main(ARGS)`` of :mod:`ratzoo.commands.benchmark` (likewise
+``evaluate``: :mod:`ratzoo.commands.evaluate`, ``certify``: :mod:`ratzoo.commands.certify`), the command
+line over the library module of its job (:mod:`ratzoo.benchmarking`, :mod:`ratzoo.evaluation`,
+:mod:`ratzoo.certification`); each command's ``--help`` lists its flags. The command modules are named
+after the commands: in their own package, they do not replace the functions of those names that
+``ratzoo`` exports.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from collections.abc import Sequence
 COMMANDS = {  # name: (its module, what it does)
     "evaluate": ("commands.evaluate", "robust accuracy of one attack, under the decision rule"),
     "benchmark": ("commands.benchmark", "APGD-CE + APGD-T, the leaderboard's number"),
-    "certify": ("certification", "randomized-smoothing certified L2 accuracy"),
+    "certify": ("commands.certify", "randomized-smoothing certified L2 accuracy"),
 }
-FORMER_MODULES = {"evaluation": "evaluate", "benchmarking": "benchmark"}
+FORMER_MODULES = {"evaluation": "evaluate", "benchmarking": "benchmark", "certification": "certify"}
 """The library modules that held each command before :mod:`ratzoo.commands` (``python -m ratzoo.benchmarking``)."""
 
 

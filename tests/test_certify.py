@@ -17,14 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import ratzoo
-from ratzoo.certification import (
-    CertifyConfig,
-    _parse_radii,
-    build_parser,
-    certify,
-    predict,
-)
-from ratzoo.certification import main as certify_main
+from ratzoo.certification import certify, predict
+from ratzoo.commands.certify import CertifyConfig, _parse_radii, build_parser
+from ratzoo.commands.certify import main as certify_main
 from ratzoo.lipschitz import conv_norm_upper_bound, feature_lipschitz, spectral_norm
 from ratzoo.record import CertifyRecord
 from ratzoo.stats import binomial_lower_bound, binomial_test_pvalue, clopper_pearson

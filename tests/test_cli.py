@@ -30,7 +30,8 @@ def test_python_m_ratzoo_names_its_commands_for_none_or_an_unknown_one(args, sub
 
 @pytest.mark.parametrize("typed, meant", [("benchmarking", "benchmark"), ("ratzoo.evaluate", "evaluate"),
                                           ("certification", "certify"), ("benchmrak", "benchmark"), ("nosuch", None),
-                                          ("ratzoo.commands.benchmark", "benchmark"), ("commands.evaluate", "evaluate")])
+                                          ("ratzoo.commands.benchmark", "benchmark"), ("commands.evaluate", "evaluate"),
+                                          ("commands.certify", "certify")])
 def test_an_unknown_command_gets_the_likeliest_one_named(typed, meant, capsys) -> None:
     from ratzoo.__main__ import main
 
@@ -51,7 +52,7 @@ def test_python_m_ratzoo_dispatches_to_the_command(subprocess_env) -> None:
 
 @pytest.mark.parametrize("module, command", [("benchmarking", "benchmark"), ("evaluation", "evaluate"),
                                              ("certification", "certify"), ("commands.benchmark", "benchmark"),
-                                             ("commands.evaluate", "evaluate")])
+                                             ("commands.evaluate", "evaluate"), ("commands.certify", "certify")])
 def test_a_commands_module_run_with_python_m_points_to_the_command(module, command, subprocess_env) -> None:
     r = subprocess.run([sys.executable, "-m", f"ratzoo.{module}", "--help"], cwd=REPO_ROOT, env=subprocess_env,
                        capture_output=True, text=True, timeout=300)
