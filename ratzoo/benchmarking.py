@@ -43,13 +43,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import cli
 from .attacks.apgd import canonical_norm
 from .attacks.base import PRECISIONS, RESOLVE_MARGIN, PassStats, check_inputs, parse_budget
 from .judge import DECISION_RULE, DEFAULT_DECISION_SAMPLES, DEFAULT_EOT, Decision, derive_seed, run_attack
 from .parts import part_ranges
 from .randomness import Randomness, randomness_of
-from .record import Record
+from .identity import model_config
+from .record import Record, versions
 from .stats import wilson_interval
 
 ENSEMBLE = ("apgd-ce", "apgd-t")
@@ -389,9 +389,9 @@ def make_record(parts: Sequence[dict[str, Any]], *, model_name: str, model: nn.M
         per_image=per_image, passes=m["passes"],
         elapsed_s=round(sum(pt.get("elapsed_s", 0.0) for pt in parts), 3) if elapsed_s is None else round(
             max(elapsed_s, sum(pt.get("elapsed_s", 0.0) for pt in parts)), 3),
-        versions=cli.versions(), device=str(p.device) if p is not None else None,
+        versions=versions(), device=str(p.device) if p is not None else None,
         extra={"robust_accuracy_after": attacks_done, "per_attack": m["per_attack"],
-               "model_config": cli.model_config(model) if model is not None else None},
+               "model_config": model_config(model) if model is not None else None},
     )
 
 

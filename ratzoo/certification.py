@@ -105,7 +105,7 @@ class Certificate:
         return d
 
 
-def _smoothing_setup(model: nn.Module) -> tuple[float, int]:
+def smoothing_setup(model: nn.Module) -> tuple[float, int]:
     """Check that ``model`` can be certified; return ``(sigma_min, noise_layer)``."""
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "noise_layer"):
@@ -219,7 +219,7 @@ def certify(
     check_images(x)
     chunk_size = _chunk(chunk_size, batch_size, x.device)
     _check_sampling(n, alpha, chunk_size, n0=n0)
-    sigma, layer = _smoothing_setup(model)
+    sigma, layer = smoothing_setup(model)
     if layer == 0:
         if lipschitz is not None:
             raise ValueError("lipschitz= applies to noise after the first layer; this model's noise is on the input")
@@ -271,7 +271,7 @@ def predict(
     check_images(x)
     chunk_size = _chunk(chunk_size, batch_size, x.device)
     _check_sampling(n, alpha, chunk_size)
-    _smoothing_setup(model)
+    smoothing_setup(model)
     with noise_control(model, seed=seed, generator=generator):
         counts = _vote_counts(model, x, n, chunk_size)
     top2 = counts.topk(2, dim=1)

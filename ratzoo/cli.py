@@ -19,12 +19,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import platform
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -100,30 +98,6 @@ def set_threads(threads: int) -> None:
     """``--threads``: torch's CPU threads (0: leave torch's default)."""
     if threads:
         torch.set_num_threads(threads)
-
-
-def versions() -> dict[str, str]:
-    """The software versions a record states."""
-    from . import __version__
-
-    return {"ratzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
-def model_config(model: nn.Module) -> dict[str, Any] | None:
-    """The model's configuration as a record states it (None: a model of the user's own code)."""
-    cfg = getattr(model, "config", None)
-    if hasattr(cfg, "to_dict"):
-        return cfg.to_dict()
-    return dict(cfg) if isinstance(cfg, dict) else None  # a ratzoo.defenses wrapper's
-
-
-def model_description(model: nn.Module) -> str:
-    """A short name of the model when the caller gave none: its architecture, or its class."""
-    cfg = getattr(model, "config", None)
-    if cfg is not None and hasattr(cfg, "architecture"):
-        return f"{cfg.architecture}(width={cfg.width}, noise={cfg.noise_kind}:{cfg.noise_sigma})"
-    return type(model).__name__
 
 
 # --------------------------------------------------------------------------- config -> flags

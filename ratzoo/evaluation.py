@@ -40,12 +40,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import cli
 from .attacks.base import EOT_SAMPLES
 from .progress import StepBar
 from .judge import (DECISION_RULE, DEFAULT_DECISION_SAMPLES, DEFAULT_EOT, STREAM_ADV, STREAM_ATTACK,  # noqa: F401 (re-exported)
                     STREAM_CLEAN, AttackOutcome, canonical_attack, derive_seed, run_attack)
-from .record import Record
+from .identity import model_config, model_description
+from .record import Record, versions
 from .randomness import Randomness
 from .stats import Z95, wilson_interval  # noqa: F401 (re-exported)
 
@@ -142,8 +142,8 @@ def evaluate(
                      decision_samples=decision_samples, randomness=randomness, progress=cb, **attack_kwargs)
     if bar is not None and name != "none":
         bar.close()
-    return outcome_record(out, model_name or cli.model_description(model), n=n, seed=seed, eot_samples=eot_samples,
-                          thresholds=thresholds, extra={"model_config": cli.model_config(model)},
+    return outcome_record(out, model_name or model_description(model), n=n, seed=seed, eot_samples=eot_samples,
+                          thresholds=thresholds, extra={"model_config": model_config(model)},
                           elapsed_s=time.perf_counter() - t0, device=str(device)).to_json()
 
 
@@ -187,7 +187,7 @@ def outcome_record(out: AttackOutcome, model_name: str, *, n: int, seed: int | N
         single_draw_accuracy=float((out.adv.single * clean_correct).mean()) if n else float("nan"),
         per_image=per_image, passes=dataclasses.asdict(out.stats) if attacked else None,
         elapsed_s=round(elapsed_s if elapsed_s is not None else out.elapsed_s, 3), device=device,
-        versions=cli.versions(), extra=extra,
+        versions=versions(), extra=extra,
     )
 
 

@@ -46,10 +46,27 @@ def weights_digest(model: nn.Module) -> str:
 
 
 def _config(model: nn.Module) -> Any:
+    """The config as the identity hashes it (not :func:`model_config`: a change here re-keys every stored part)."""
     cfg = getattr(model, "config", None)
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         return dataclasses.asdict(cfg)
     return cfg if isinstance(cfg, (dict, type(None))) else repr(cfg)
+
+
+def model_config(model: nn.Module) -> dict[str, Any] | None:
+    """The model's configuration as a record states it (None: a model of the user's own code)."""
+    cfg = getattr(model, "config", None)
+    if hasattr(cfg, "to_dict"):
+        return cfg.to_dict()
+    return dict(cfg) if isinstance(cfg, dict) else None  # a ratzoo.defenses wrapper's
+
+
+def model_description(model: nn.Module) -> str:
+    """A short name of the model when the caller gave none: its architecture, or its class."""
+    cfg = getattr(model, "config", None)
+    if cfg is not None and hasattr(cfg, "architecture"):
+        return f"{cfg.architecture}(width={cfg.width}, noise={cfg.noise_kind}:{cfg.noise_sigma})"
+    return type(model).__name__
 
 
 def _fingerprint(model: nn.Module) -> str | None:

@@ -21,13 +21,26 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import platform
 from pathlib import Path
 from typing import Any, ClassVar
+
+import numpy as np
+import torch
 
 from ._io import write_json
 from .stats import Z95, mcnemar_exact, wilson_interval
 
 _PER_IMAGE = "_per_image"
+
+
+
+def versions() -> dict[str, str]:
+    """The software versions a record states."""
+    from . import __version__  # the package imports this module
+
+    return {"ratzoo": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
 
 
 @dataclasses.dataclass

@@ -54,7 +54,7 @@ def final_evaluation(model, cfg: TrainConfig) -> dict[str, Any]:
 
 def export(result: dict[str, Any], cfg: TrainConfig) -> Path:
     from ratzoo.checkpoint import save_checkpoint
-    from ratzoo.cli import versions
+    from ratzoo.record import versions
 
     model = result["model"].eval()
     results = final_evaluation(model, cfg) if cfg.eval_n else {}

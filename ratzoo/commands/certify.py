@@ -31,11 +31,12 @@ import torch
 from torch import nn
 
 from .. import cli
-from ..certification import _smoothing_setup, certify
+from ..certification import smoothing_setup, certify
 from ..eot import CPU_CHUNK, DEFAULT_CHUNK, default_chunk
 from ..lipschitz import LipschitzBound, feature_lipschitz
 from ..parts import BY_IMAGES, Parts, folder_key
-from ..record import CertifyRecord
+from ..identity import model_config
+from ..record import CertifyRecord, versions
 from ..stats import clopper_pearson
 
 
@@ -246,7 +247,7 @@ def _record(parts: dict[int, dict[str, Any]], *, total: int, name: str, cfg: Cer
         seed=cfg.seed,
         checkpoint=str(folder),
         weights_sha256=weights_sha,
-        model_config=cli.model_config(model),
+        model_config=model_config(model),
         method="randomized smoothing (Cohen et al. 2019), CERTIFY with Clopper-Pearson bound",
         noise={"layer": layer, "sigma_min": sigma, "per_channel": model.noise.kind == "learned"},
         lipschitz=lip.to_dict() if lip is not None else None,
@@ -264,7 +265,7 @@ def _record(parts: dict[int, dict[str, Any]], *, total: int, name: str, cfg: Cer
         seconds_per_image=elapsed / len(records) if records else None,
         device=str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         threads=torch.get_num_threads(),
-        versions=cli.versions(),
+        versions=versions(),
         command=command,
         images=records,
     )
@@ -289,7 +290,7 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
         folder, _ = resolve(name)
         model = load(name, device=device).eval()
     try:
-        sigma, layer = _smoothing_setup(model)
+        sigma, layer = smoothing_setup(model)
     except (TypeError, ValueError) as e:
         raise cli.CommandError(f"{name}: {e}", cli.BAD_ARGUMENT) from None
     lip = feature_lipschitz(model, tuple(x_all.shape[1:])) if layer == 1 else None
