@@ -158,7 +158,19 @@ def _int_from(minimum: int, what: str, flag: str) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {value}")
         return value
 
+    parse.minimum, parse.what = minimum, what  # for range_errors: one check for flags and Python-built configs
     return parse
+
+
+def range_errors(config: Any) -> list[str]:
+    """What of a config built in Python (not parsed) its flags' :func:`positive_int` /
+    :func:`nonnegative_int` would refuse: ``"<field> must be <what>, got <value>"`` per field."""
+    errs = []
+    for f in dataclasses.fields(config):
+        check, value = f.metadata.get("arg", {}).get("type"), getattr(config, f.name)
+        if hasattr(check, "minimum") and isinstance(value, int) and value < check.minimum:
+            errs.append(f"{f.name} must be {check.what}, got {value}")
+    return errs
 
 
 def comma_separated(parse: Callable[[str], Any], flag: str) -> Callable[[str], tuple[Any, ...]]:

@@ -147,6 +147,19 @@ def test_argparse_rejects_nonsense(no_training, capsys) -> None:
     assert "--train-subset must be an integer >= 0, got 'x'" in err
 
 
+def test_a_config_built_in_python_is_range_checked_as_its_flags_are() -> None:
+    """The flags' count parsers are the one home of the ranges: a TrainConfig built in Python
+    (a preset, a script) is refused for what ``--epochs 0`` or ``--max-steps=-1`` is refused."""
+    from train.config import TrainConfig
+
+    TrainConfig().validate()  # the defaults pass
+    with pytest.raises(ValueError) as info:
+        TrainConfig(epochs=0, max_steps=-1, eval_n=-2, width=3).validate()
+    msg = str(info.value)
+    assert "epochs must be a positive integer, got 0" in msg and "max_steps must be an integer >= 0, got -1" in msg
+    assert "eval_n must be an integer >= 0, got -2" in msg and "width" not in msg
+
+
 def test_explicit_flags_override_a_preset_and_switches_take_an_optional_value() -> None:
     from train.config import TrainConfig, build_parser, config_from_args
 

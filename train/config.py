@@ -80,7 +80,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError, with what to do, before any work starts."""
-        errs = []
+        errs = cli.range_errors(self)
         if self.method not in METHODS:
             errs.append(f"unknown method {self.method!r}; choose one of {METHODS}")
         from ratzoo.models import ARCHITECTURES
