@@ -38,6 +38,7 @@ from torch import nn
 import ratzoo
 from ratzoo.data import cache_dir, to_tensor
 from ratzoo.stats import mcnemar_exact
+from train.leaderboard import broken_by_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "checkpoints" / "results" / "benchmark"
@@ -68,17 +69,6 @@ class BPDA(nn.Module):
         finally:
             self.defense.enabled = True
         return d + (b - b.detach())
-
-
-def broken_by_checks(entry: str, threat: str) -> dict[int, str]:
-    """Dataset index -> the check record that broke it, over every committed check of ``entry``."""
-    broken = {}
-    for f in sorted((RECORDS / "checks").glob(f"{entry}_{threat}_*.json")):
-        rec = ratzoo.Record.load(f)
-        for i, robust in zip(rec.extra.get("dataset_indices", ()), rec.robust_per_image()):
-            if not robust:
-                broken.setdefault(i, f.name)
-    return broken
 
 
 def run(entry: str, threat: str, n: int, against: str, every: bool, attack: str, draws: int | None) -> None:

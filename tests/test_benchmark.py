@@ -511,7 +511,9 @@ def test_readme_leaderboard_equals_the_leaderboard_file() -> None:
         rec = Record.load(REPO_ROOT / e.record)
         assert rec.attack == "benchmark" and rec.n == e.n and e.threat_model == rec.threat_model
         assert e.robust_acc == pytest.approx(100 * rec.robust_accuracy, abs=0.005)
-        assert f"| {e.name}{'' if leaderboard.ensemble_of(e) == BENCH.ensemble_params() else ' †'} |" in readme
+        marks = ("" if leaderboard.ensemble_of(e) == BENCH.ensemble_params() else " †") + (
+            " ‡" if leaderboard.broken_by_checks(e.name, e.threat_model) else "")
+        assert f"| {e.name}{marks} |" in readme
 
 
 def test_every_committed_leaderboard_entry_round_trips_and_a_wrong_key_is_refused(tmp_path) -> None:
@@ -590,3 +592,37 @@ def test_the_leaderboard_says_which_ensemble_each_entry_ran() -> None:
     assert "100 iterations at 20 draws each" in block  # the full APGD-T, one call over all targets
     only_new = leaderboard.block([new])
     assert "†" not in only_new and "100 iterations at 20 draws each" not in only_new
+
+
+def test_an_adaptive_check_that_breaks_images_marks_the_entry_and_lowers_its_worst_case(tmp_path, monkeypatch) -> None:
+    """A check record (``benchmarks/bench_adaptive.py``) naming the images it attacked: those it
+    broke count as broken in the entry's worst case, the entry gets its ‡ and the docs its line;
+    a check that broke nothing leaves the table unmarked."""
+    from train import leaderboard
+
+    entries = leaderboard.entries()
+    e = next(x for x in entries if x.name == "at" and x.threat_model == "Linf")
+    rec = Record.load(REPO_ROOT / e.record)
+    robust = [i for i, r in zip(rec.image_indices, rec.robust_per_image()) if r][:3]
+    monkeypatch.setattr(leaderboard, "CHECKS", tmp_path)
+    check = dataclasses.replace(rec, n=3, per_image={"robust": [False, True, True]},
+                                extra={"dataset_indices": robust, "command": "python benchmarks/bench_adaptive.py at"})
+    check.save(tmp_path / "at_Linf_bpda.json")
+    worst = leaderboard.worst_case(e)
+    assert sum(worst.robust_per_image()) == sum(rec.robust_per_image()) - 1
+    assert not worst.robust_per_image()[robust[0] - rec.first_index]
+    assert "| at ‡ |" in leaderboard.block([e]) and "Entries marked ‡" in leaderboard.block([e])
+    text = leaderboard.checks_text(e, entries, zoo_entries(), None)
+    assert "1 of the 3 images it attacked broken" in text and "at_Linf_bpda.json" in text
+    check.per_image["robust"] = [True, True, True]
+    check.save(tmp_path / "at_Linf_bpda.json")
+    assert "‡" not in leaderboard.block([e]) and leaderboard.broken_by_checks("at", "Linf") == set()
+    (tmp_path / "at_Linf_bpda.json").unlink()
+    dataclasses.replace(rec, extra={}).save(tmp_path / "at_Linf_fp32.json")  # a check of another kind is not one
+    assert leaderboard.adaptive_checks("at", "Linf") == []
+
+
+def zoo_entries() -> dict:
+    from ratzoo import zoo
+
+    return zoo.entries()

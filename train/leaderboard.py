@@ -10,6 +10,7 @@ Entries are added by ``python -m ratzoo benchmark ... --leaderboard checkpoints/
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LEADERBOARD = ROOT / "checkpoints" / "results" / "leaderboard.json"
 README = ROOT / "README.md"
 DOCS = ROOT / "docs" / "leaderboard.md"
+CHECKS = ROOT / "checkpoints" / "results" / "benchmark" / "checks"
 START, END = "<!-- leaderboard -->", "<!-- /leaderboard -->"
 LITERATURE_N = 500  # the cheaper ensemble missed its cost target, so the literature's entries get half the zoo's images
 
@@ -35,8 +37,32 @@ def rule(entries: list[LeaderboardEntry]) -> str:
             f"robust when the model's prediction, the average softmax over {DEFAULT_DECISION_SAMPLES} fresh noise draws "
             f"for a randomized model, is right on the clean image and on every attack's example. The attacks: {today}."
             + "".join(f" Entries marked † were measured by an older ensemble: {d}." for d in older)
+            + (" Entries marked ‡: an adaptive check (`benchmarks/bench_adaptive.py`, in docs/leaderboard.md) "
+               "broke images this ensemble left robust, so their robust % is an upper bound."
+               if any(broken_by_checks(e.name, e.threat_model) for e in entries) else "")
             + " *one draw*: the accuracy of a single call of the model on the same examples. CIFAR-10 (JPEG copy) "
             "test images, the first n.")
+
+
+def adaptive_checks(name: str, threat: str) -> list[tuple[Path, Record]]:
+    """The committed adaptive checks of one entry (``benchmarks/bench_adaptive.py``): the check
+    records that name the dataset images they attacked, in file order."""
+    found = [(f, Record.load(f)) for f in sorted(CHECKS.glob(f"{name}_{threat}_*.json"))]
+    return [(f, r) for f, r in found if "dataset_indices" in r.extra]
+
+
+def broken_by_checks(name: str, threat: str) -> set[int]:
+    """The dataset indices some adaptive check of the entry broke."""
+    return {i for _, r in adaptive_checks(name, threat)
+            for i, robust in zip(r.extra["dataset_indices"], r.robust_per_image()) if not robust}
+
+
+def worst_case(entry: LeaderboardEntry) -> Record:
+    """The entry's record with every image an adaptive check broke counted as broken."""
+    rec = Record.load(ROOT / entry.record)
+    broken = broken_by_checks(entry.name, entry.threat_model)
+    robust = [r and i not in broken for i, r in zip(rec.image_indices, rec.robust_per_image())]
+    return dataclasses.replace(rec, per_image={**rec.per_image, "robust": robust})
 
 
 def ensemble_of(entry: LeaderboardEntry) -> dict:
@@ -50,7 +76,8 @@ def block(entries: list[LeaderboardEntry]) -> str:
     if not entries:
         return rule(entries) + "\n\nNo model has been benchmarked yet: `bash train/benchmark_zoo.sh`."
     today = ensemble_params()
-    marked = [dataclasses.replace(e, name=e.name + (" †" if ensemble_of(e) != today else "")) for e in entries]
+    marked = [dataclasses.replace(e, name=e.name + (" †" if ensemble_of(e) != today else "")
+                                  + (" ‡" if broken_by_checks(e.name, e.threat_model) else "")) for e in entries]
     return rule(entries) + "\n\n" + leaderboard_markdown(marked) + "\n\n" + cost(entries)
 
 
@@ -104,6 +131,8 @@ def claimed_vs_measured(entries: list[LeaderboardEntry]) -> str:
                        f"{e.robust_acc:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | {e.single_draw_acc:.1f} | "
                        f"{paired(e, entries, registry, d.get('closest'))} |")
         out += pending(names, measured)
+        out += [checks_text(e, entries, registry, d.get("closest")) for e in measured
+                if adaptive_checks(e.name, e.threat_model)]
         out.append("")
     return "\n".join(out)
 
@@ -117,15 +146,30 @@ def pending(names: list[str], measured: list[LeaderboardEntry]) -> list[str]:
             for n in names for t in THREAT_MODELS if (n, t) not in done]
 
 
+def checks_text(entry: LeaderboardEntry, entries: list[LeaderboardEntry], registry: dict, closest: str | None) -> str:
+    """What the entry's adaptive checks broke, and the worst case of the leaderboard and the checks."""
+    done = []
+    for f, r in adaptive_checks(entry.name, entry.threat_model):
+        broken = sum(not v for v in r.robust_per_image())
+        done.append(f"{r.model}: {broken} of the {r.n} images it attacked broken (`{r.extra['command']}`, "
+                    f"`{os.path.relpath(f, ROOT)}`)")
+    worst = worst_case(entry)
+    return (f"\n**Adaptive checks of `{entry.name}` under {entry.threat_model} {eps_text(entry.threat_model, entry.eps)}**, "
+            "each on the images robust under the leaderboard and left by the checks before it; its examples judged by "
+            "the same decision rule: " + "; ".join(done) + ". The worst case of the leaderboard's attacks and the checks: "
+            f"{100 * sum(worst.robust_per_image()) / worst.n:.1f} % of {worst.n} (an upper bound); "
+            + paired(entry, entries, registry, closest, record=worst) + ".\n")
+
+
 def paired(entry: LeaderboardEntry, entries: list[LeaderboardEntry], registry: dict,
-           closest: str | None = None) -> str:
-    """The exact McNemar test of ``entry`` against its base model's entry (a wrapper) or the
-    ``closest`` zoo model's (a trained defense) under the same threat."""
+           closest: str | None = None, record: Record | None = None) -> str:
+    """The exact McNemar test of ``entry`` (its ``record``, default the committed one) against its
+    base model's entry (a wrapper) or the ``closest`` zoo model's (a trained defense) under the same threat."""
     base = registry[entry.name].base or closest
     other = next((e for e in entries if e.name == base and e.threat_model == entry.threat_model), None)
     if base is None or other is None:
         return f"`{base}` not measured" if base else "(a trained model: no closest zoo model)"
-    c = compare(Record.load(ROOT / entry.record), Record.load(ROOT / other.record))
+    c = compare(record or Record.load(ROOT / entry.record), Record.load(ROOT / other.record))
     return (f"`{base}` {100 * c.accuracy_b:.1f} % on the same {c.n} images: {c.only_a} robust only with the "
             f"defense, {c.only_b} only without; exact McNemar p = {c.p_value:.2g}")
 
