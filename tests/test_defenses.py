@@ -95,3 +95,41 @@ def test_a_wrapper_entry_needs_a_trained_base(tmp_path) -> None:
         zoo.read_registry(bad)
     with pytest.raises(KeyError, match="unknown defense 'blur'; known: random-resize-pad, sap"):
         build_defense("blur", torch.nn.Identity())
+
+
+@pytest.mark.parametrize("name", list(DEFENSES))
+def test_the_adaptive_checks_bpda_takes_the_defenses_value_and_the_bases_gradient(name) -> None:
+    """``benchmarks/bench_adaptive.py``'s BPDA: forward a fresh defense draw, backward the base
+    model's input gradient, and without gradient the defense alone (what the decision rule sees)."""
+    import sys
+
+    from conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from bench_adaptive import BPDA
+
+    model = build_defense(name, ratzoo.load("standard")).eval()
+
+    def undefended(x: torch.Tensor) -> torch.Tensor:  # SAP hooks the base itself: switch it off, do not call base
+        model.enabled = False
+        try:
+            return model(x)
+        finally:
+            model.enabled = True
+
+    x = _x(2).requires_grad_(True)
+    torch.manual_seed(0)
+    out = BPDA(model)(x)
+    (g,) = torch.autograd.grad(out[:, 0].sum(), x)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert torch.allclose(out.detach(), model(x))  # the defense's draw, under the same seed
+        assert not torch.allclose(out.detach(), undefended(x))
+    xb = x.detach().requires_grad_(True)
+    (gb,) = torch.autograd.grad(undefended(xb)[:, 0].sum(), xb)
+    assert torch.allclose(g, gb) and model.enabled
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = BPDA(model)(x)
+        torch.manual_seed(1)
+        assert torch.equal(a, model(x))
