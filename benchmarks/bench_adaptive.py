@@ -1,7 +1,7 @@
 """An adaptive attack on an inference-only defense: BPDA through its base (Athalye et al., ICML
 2018, "Obfuscated gradients give a false sense of security", Sec. 4.1).
 
-``python benchmarks/bench_adaptive.py sap_at [--threat-model Linf] [--n 500] [--against at] [--every]
+``python benchmarks/bench_adaptive.py sap_at [--threat-model Linf] [--n N] [--against at] [--every]
 [--attack bpda|eot] [--draws K]``
 
 A defense that wraps a base model (SAP, random resize-pad: ``enabled`` switches it off) may
@@ -15,20 +15,19 @@ APGD-CE, 5 and 2 for the targets). Every example is judged by the defense's own 
 decision rule, so any image a check breaks is a real break.
 
 A check only ever breaks more images, so it attacks the images robust in the committed
-leaderboard record, lost by the ``--against`` entry's record (``--every``: all of them) and not
-broken by an earlier committed check of the entry: those decide the paired test. It prints how
-many it breaks, the worst case of all the checks per image and its exact McNemar test against
-``--against``. The record lands in
+leaderboard record (every image it measured), lost by the ``--against`` entry's record
+(``--every``: lost or not) and not broken by an earlier committed check of the entry: those
+decide the paired test. It prints how
+many it breaks, then the leaderboard page's line (:func:`train.leaderboard.checks_text`): the
+worst case of all the checks per image and its exact McNemar test. The record lands in
 ``checkpoints/results/benchmark/checks/<entry>_<threat>_<attack>[K][_only_<against>].json``
 (its ``dataset_indices`` name the images); parts of 10 images are kept in
-``$RATZOO_CACHE/bench_adaptive/`` so a killed run resumes.
+``$RATZOO_CACHE/bench_adaptive/<key of the check and its images>`` so a killed run resumes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +35,14 @@ import torch
 from torch import nn
 
 import ratzoo
+from ratzoo import zoo
 from ratzoo.data import cache_dir, to_tensor
-from ratzoo.stats import mcnemar_exact
-from train.leaderboard import broken_by_checks
+from ratzoo.parts import Parts, folder_key
+from train import leaderboard
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "checkpoints" / "results" / "benchmark"
+PART_SIZE = 10  # a check attacks tens of images, each costing minutes: small parts lose little to a kill
 
 
 class BPDA(nn.Module):
@@ -71,57 +72,57 @@ class BPDA(nn.Module):
         return d + (b - b.detach())
 
 
-def run(entry: str, threat: str, n: int, against: str, every: bool, attack: str, draws: int | None) -> None:
-    leader = ratzoo.Record.load(RECORDS / f"{entry}_{threat}.json")
-    lead = leader.robust_per_image()[:n]
-    other = ratzoo.Record.load(RECORDS / f"{against}_{threat}.json").robust_per_image()[:n]
-    earlier = broken_by_checks(entry, threat)
+def run(entry: str, threat: str, against: str, every: bool, attack: str, draws: int | None,
+        n: int | None = None) -> None:
+    (lb,) = [e for e in leaderboard.entries() if e.name == entry and e.threat_model == threat]
+    leader = ratzoo.Record.load(ROOT / lb.record)
+    p = leader.params
+    keys = ("steps", "eot_samples", "n_target_classes", "target_eot_samples", "late_target_eot_samples",
+            "cascade_after", "cascade_margin", "refine_margin", "decision_samples", "precision")
+    if missing := [k for k in keys if k not in p]:
+        raise SystemExit(f"{lb.record} was measured by an older ensemble (no {', '.join(missing)}): re-measure it with "
+                         f"`MODELS={entry} THREATS={threat} bash train/benchmark_zoo.sh` before checking it")
+    same = {k: p[k] for k in keys}
+    if draws:
+        same.update(eot_samples=draws, target_eot_samples=draws, late_target_eot_samples=draws)
+    other = ratzoo.Record.load(RECORDS / f"{against}_{threat}.json")
+    earlier = leaderboard.broken_by_checks(entry, threat)
     # a check only ever breaks images, so on the images robust only with the defense it decides the paired test
-    chosen = [i for i in range(n) if lead[i] and (every or not other[i]) and i not in earlier]
+    lost = dict(zip(other.image_indices, (not r for r in other.robust_per_image())))
+    chosen = [i for i, r in zip(leader.image_indices, leader.robust_per_image())
+              if r and (every or lost[i]) and i not in earlier and (n is None or i < n)]
     model = ratzoo.load(entry).eval()
     xs, ys = ratzoo.load_cifar10("test")
     x, y = to_tensor(np.array(xs[chosen])), torch.as_tensor(ys[chosen])
-    p = leader.params
-    same = {k: p[k] for k in ("steps", "eot_samples", "n_target_classes", "target_eot_samples", "late_target_eot_samples",
-                              "cascade_after", "cascade_margin", "refine_margin", "decision_samples", "precision")}
-    if draws:
-        same.update(eot_samples=draws, target_eot_samples=draws, late_target_eot_samples=draws)
     name = f"{attack}{draws or ''}{'' if every else '_only_' + against}"
-    store = cache_dir() / "bench_adaptive" / f"{entry}_{threat}_{name}_n{n}"
-    store.mkdir(parents=True, exist_ok=True)
-    parts = {int(f.stem.split("_")[1]): json.loads(f.read_text()) for f in store.glob("part_*.json")}
+    # keyed by the images too: a newly committed check changes them, and parts of other images must not merge
+    key = folder_key([entry, threat, attack, same, chosen, leader.seed])
+    store = Parts(cache_dir() / "bench_adaptive" / key, len(chosen), PART_SIZE)
 
     def keep(j: int, part: dict) -> None:
-        (store / f"part_{j}.json.tmp").write_text(json.dumps(part))
-        os.replace(store / f"part_{j}.json.tmp", store / f"part_{j}.json")
+        store.save(j, part)
         print(f"part {j} done", flush=True)
 
     target = BPDA(model) if attack == "bpda" else model
-    rec = ratzoo.benchmark(target, x, y, threat, seed=leader.seed, part_size=10, parts=parts, on_part=keep,
-                           model_name=f"{entry} ({'BPDA through its base' if attack == 'bpda' else 'EOT'}, "
-                                      f"{same['eot_samples']} draws)", **same)
+    rec = ratzoo.benchmark(target, x, y, threat, seed=leader.seed, part_size=PART_SIZE, parts=store.finished(),
+                           on_part=keep, model_name=f"{entry} ({'BPDA through its base' if attack == 'bpda' else 'EOT'}, "
+                                                    f"{same['eot_samples']} draws)", **same)
     rec.extra["dataset_indices"] = chosen  # the images attacked (the record's offset does not apply)
-    rec.extra["command"] = (f"python benchmarks/bench_adaptive.py {entry} --threat-model {threat} --n {n} --against "
-                            f"{against} --attack {attack}" + (f" --draws {draws}" if draws else "") + (" --every" if every else ""))
+    rec.extra["command"] = (f"python benchmarks/bench_adaptive.py {entry} --threat-model {threat} "
+                            + (f"--n {n} " if n else "") + f"--against {against} "
+                            f"--attack {attack}" + (f" --draws {draws}" if draws else "") + (" --every" if every else ""))
     out = RECORDS / "checks" / f"{entry}_{threat}_{name}.json"
     rec.save(out)
-    now = {i for i, r in zip(chosen, rec.robust_per_image()) if not r}
-    worst = [lead[i] and i not in earlier and i not in now for i in range(n)]
-    only_a = sum(w and not o for w, o in zip(worst, other))
-    only_b = sum(o and not w for w, o in zip(worst, other))
-    print(f"{entry} {threat}, first {n} images: {sum(lead)} robust under the leaderboard's ensemble, {len(earlier)} "
-          f"broken by earlier checks; {len(chosen)} attacked ({'every one left' if every else 'those ' + against + ' loses'}), "
-          f"{len(now)} broken, {rec.elapsed_s:.0f} s -> {out.relative_to(ROOT)}")
-    print(f"worst case of all: {100 * np.mean(worst):.1f} %{'' if every else ' (an upper bound: only some images attacked)'}"
-          f"; vs {against} {100 * np.mean(other):.1f} %: {only_a} robust only with the defense, {only_b} only without, "
-          f"exact McNemar p = {mcnemar_exact(only_a, only_b):.2g}")
+    print(f"{entry} {threat}: {len(chosen)} images attacked, {sum(not r for r in rec.robust_per_image())} broken, "
+          f"{rec.elapsed_s:.0f} s -> {out.relative_to(ROOT)}")
+    print(leaderboard.checks_text(lb, leaderboard.entries(), zoo.entries(), against).strip())
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("entry", help="a wrapper entry of the zoo (sap_at, rp_at, ...)")
     ap.add_argument("--threat-model", default="Linf", choices=["Linf", "L2"])
-    ap.add_argument("--n", type=int, default=500, help="the first n test images (at most the record's)")
+    ap.add_argument("--n", type=int, help="only the first n test images (default: every image of the record)")
     ap.add_argument("--against", default="at", help="the entry the worst case is paired with")
     ap.add_argument("--every", action="store_true",
                     help="attack every image robust under the leaderboard, not only those --against loses")
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, help="EOT draws per step of every attack (default: the record's)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    run(a.entry, a.threat_model, a.n, a.against, a.every, a.attack, a.draws)
+    run(a.entry, a.threat_model, a.against, a.every, a.attack, a.draws, a.n)
     return 0
 
 

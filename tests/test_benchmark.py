@@ -598,6 +598,7 @@ def test_an_adaptive_check_that_breaks_images_marks_the_entry_and_lowers_its_wor
     """A check record (``benchmarks/bench_adaptive.py``) naming the images it attacked: those it
     broke count as broken in the entry's worst case, the entry gets its ‡ and the docs its line;
     a check that broke nothing leaves the table unmarked."""
+    from ratzoo import zoo
     from train import leaderboard
 
     entries = leaderboard.entries()
@@ -612,7 +613,7 @@ def test_an_adaptive_check_that_breaks_images_marks_the_entry_and_lowers_its_wor
     assert sum(worst.robust_per_image()) == sum(rec.robust_per_image()) - 1
     assert not worst.robust_per_image()[robust[0] - rec.first_index]
     assert "| at ‡ |" in leaderboard.block([e]) and "Entries marked ‡" in leaderboard.block([e])
-    text = leaderboard.checks_text(e, entries, zoo_entries(), None)
+    text = leaderboard.checks_text(e, entries, zoo.entries(), None)
     assert "1 of the 3 images it attacked broken" in text and "at_Linf_bpda.json" in text
     check.per_image["robust"] = [True, True, True]
     check.save(tmp_path / "at_Linf_bpda.json")
@@ -620,9 +621,3 @@ def test_an_adaptive_check_that_breaks_images_marks_the_entry_and_lowers_its_wor
     (tmp_path / "at_Linf_bpda.json").unlink()
     dataclasses.replace(rec, extra={}).save(tmp_path / "at_Linf_fp32.json")  # a check of another kind is not one
     assert leaderboard.adaptive_checks("at", "Linf") == []
-
-
-def zoo_entries() -> dict:
-    from ratzoo import zoo
-
-    return zoo.entries()

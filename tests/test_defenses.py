@@ -98,14 +98,12 @@ def test_a_wrapper_entry_needs_a_trained_base(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("name", list(DEFENSES))
-def test_the_adaptive_checks_bpda_takes_the_defenses_value_and_the_bases_gradient(name) -> None:
+def test_the_adaptive_checks_bpda_takes_the_defenses_value_and_the_bases_gradient(name, monkeypatch) -> None:
     """``benchmarks/bench_adaptive.py``'s BPDA: forward a fresh defense draw, backward the base
     model's input gradient, and without gradient the defense alone (what the decision rule sees)."""
-    import sys
-
     from conftest import REPO_ROOT
 
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
     from bench_adaptive import BPDA
 
     model = build_defense(name, ratzoo.load("standard")).eval()
