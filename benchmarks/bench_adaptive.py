@@ -22,7 +22,9 @@ many it breaks, then the leaderboard page's line (:func:`train.leaderboard.check
 worst case of all the checks per image and its exact McNemar test. The record lands in
 ``checkpoints/results/benchmark/checks/<entry>_<threat>_<attack>[K][_only_<against>].json``
 (its ``dataset_indices`` name the images); parts of 10 images are kept in
-``$RATZOO_CACHE/bench_adaptive/<key of the check and its images>`` so a killed run resumes.
+``$RATZOO_CACHE/bench_adaptive/<key of the check and its images>`` so a killed run resumes, and
+a second copy of the same command started beside it (one per core) shares them through their
+locks (:meth:`ratzoo.parts.Parts.claim`, as ``python -m ratzoo benchmark``'s processes do).
 """
 
 from __future__ import annotations
@@ -104,9 +106,18 @@ def run(entry: str, threat: str, against: str, every: bool, attack: str, draws: 
         print(f"part {j} done", flush=True)
 
     target = BPDA(model) if attack == "bpda" else model
-    rec = ratzoo.benchmark(target, x, y, threat, seed=leader.seed, part_size=PART_SIZE, parts=store.finished(),
-                           on_part=keep, model_name=f"{entry} ({'BPDA through its base' if attack == 'bpda' else 'EOT'}, "
-                                                    f"{same['eot_samples']} draws)", **same)
+    common = dict(seed=leader.seed, part_size=PART_SIZE, on_part=keep, **same,
+                  model_name=f"{entry} ({'BPDA through its base' if attack == 'bpda' else 'EOT'}, "
+                             f"{same['eot_samples']} draws)")
+    for j, _, _ in store.ranges:  # the parts lock: a second copy of this command shares them (one per core)
+        with store.claim(j) as free:
+            if free and store.load(j) is None:
+                ratzoo.benchmark(target, x, y, threat, only_parts=[j], **common)
+    if len(parts := store.finished()) < len(store.ranges):
+        print("the other parts are being measured by another copy of this command: the one that finishes last "
+              "writes the record (or rerun this command once they are done)")
+        return
+    rec = ratzoo.benchmark(target, x, y, threat, parts=parts, **common)
     rec.extra["dataset_indices"] = chosen  # the images attacked (the record's offset does not apply)
     rec.extra["command"] = (f"python benchmarks/bench_adaptive.py {entry} --threat-model {threat} "
                             + (f"--n {n} " if n else "") + f"--against {against} "

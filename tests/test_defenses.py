@@ -4,6 +4,8 @@ repeats a benchmark bit for bit, and each loads by name from the registry, offli
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -95,6 +97,49 @@ def test_a_wrapper_entry_needs_a_trained_base(tmp_path) -> None:
         zoo.read_registry(bad)
     with pytest.raises(KeyError, match="unknown defense 'blur'; known: random-resize-pad, sap"):
         build_defense("blur", torch.nn.Identity())
+
+
+def test_a_second_copy_of_the_adaptive_check_shares_its_parts(cifar_root, tmp_path, monkeypatch, capsys) -> None:
+    """Two copies of ``bench_adaptive.py`` (one per core) split the parts through their locks:
+    a copy skips the part the other holds, writes no record while a part is missing, and the
+    record is assembled from every part without attacking again."""
+    from conftest import REPO_ROOT
+
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import bench_adaptive
+
+    held = {0}  # part 0 is being measured by the other copy
+
+    class Shared(bench_adaptive.Parts):
+        @contextlib.contextmanager
+        def claim(self, j):
+            yield j not in held
+
+    class Assembled(Exception):
+        pass
+
+    measured, assembled = [], []
+
+    def fake_benchmark(model, x, y, threat, *, only_parts=None, parts=None, on_part=None, part_size, **kw):
+        if only_parts is None:
+            assembled.append(sorted(parts))
+            raise Assembled  # stop before the record is written into the repository
+        for j in only_parts:
+            measured.append(j)
+            on_part(j, {"n": min(part_size, len(x) - j * part_size)})
+
+    monkeypatch.setattr(bench_adaptive, "Parts", Shared)
+    monkeypatch.setattr(bench_adaptive, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(bench_adaptive.ratzoo, "benchmark", fake_benchmark)
+    args = ("sap_at", "Linf", "at", False, "eot", 50, 500)  # 11 images: two parts of 10
+    bench_adaptive.run(*args)
+    assert measured == [1] and not assembled
+    assert "the other parts are being measured by another copy" in capsys.readouterr().out
+    held.clear()
+    next(iter(tmp_path.glob("bench_adaptive/*/part_00001.json")))  # the part it measured is on disk
+    with pytest.raises(Assembled):
+        bench_adaptive.run(*args)
+    assert measured == [1, 0] and assembled == [[0, 1]]
 
 
 @pytest.mark.parametrize("name", list(DEFENSES))
