@@ -126,7 +126,7 @@ def run(entry: str, threat: str, against: str, every: bool, attack: str, draws: 
     rec.save(out)
     print(f"{entry} {threat}: {len(chosen)} images attacked, {sum(not r for r in rec.robust_per_image())} broken, "
           f"{rec.elapsed_s:.0f} s -> {out.relative_to(ROOT)}")
-    print(leaderboard.checks_text(lb, leaderboard.entries(), zoo.entries(), against).strip())
+    print(leaderboard.checks_text(lb, leaderboard.entries(), zoo.entries(), against))
 
 
 def main(argv: list[str] | None = None) -> int:

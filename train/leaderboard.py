@@ -131,8 +131,9 @@ def claimed_vs_measured(entries: list[LeaderboardEntry]) -> str:
                        f"{e.robust_acc:.1f} [{ci[0]:.1f}, {ci[1]:.1f}] | {e.single_draw_acc:.1f} | "
                        f"{paired(e, entries, registry, d.get('closest'))} |")
         out += pending(names, measured)
-        out += [checks_text(e, entries, registry, d.get("closest")) for e in measured
-                if adaptive_checks(e.name, e.threat_model)]
+        for e in measured:
+            if adaptive_checks(e.name, e.threat_model):
+                out += ["", checks_text(e, entries, registry, d.get("closest"))]
         out.append("")
     return "\n".join(out)
 
@@ -154,11 +155,11 @@ def checks_text(entry: LeaderboardEntry, entries: list[LeaderboardEntry], regist
         done.append(f"{r.model}: {broken} of the {r.n} images it attacked broken (`{r.extra['command']}`, "
                     f"`{os.path.relpath(f, ROOT)}`)")
     worst = worst_case(entry)
-    return (f"\n**Adaptive checks of `{entry.name}` under {entry.threat_model} {eps_text(entry.threat_model, entry.eps)}**, "
+    return (f"**Adaptive checks of `{entry.name}` under {entry.threat_model} {eps_text(entry.threat_model, entry.eps)}**, "
             "each on the images robust under the leaderboard and left by the checks before it; its examples judged by "
             "the same decision rule: " + "; ".join(done) + ". The worst case of the leaderboard's attacks and the checks: "
             f"{100 * sum(worst.robust_per_image()) / worst.n:.1f} % of {worst.n} (an upper bound); "
-            + paired(entry, entries, registry, closest, record=worst) + ".\n")
+            + paired(entry, entries, registry, closest, record=worst) + ".")
 
 
 def paired(entry: LeaderboardEntry, entries: list[LeaderboardEntry], registry: dict,
