@@ -547,6 +547,7 @@ def test_docs_leaderboard_equals_the_file_and_sets_each_claim_beside_the_measure
     lit = zoo.literature()
     assert {"random-resize-pad", "sap", "rse", "pni", "gaussian-augmentation"} <= {d["defense"] for d in lit}
     page = leaderboard.claimed_vs_measured(entries)
+    assert "\n\n\n" not in leaderboard.docs_page(entries), "one blank line between paragraphs"
     for d in lit:
         assert d["claims"] and d["zoo"] and f"### {d['title']}" in page
         for c in d["claims"]:
