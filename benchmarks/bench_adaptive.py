@@ -109,10 +109,8 @@ def run(entry: str, threat: str, against: str, every: bool, attack: str, draws: 
     common = dict(seed=leader.seed, part_size=PART_SIZE, on_part=keep, **same,
                   model_name=f"{entry} ({'BPDA through its base' if attack == 'bpda' else 'EOT'}, "
                              f"{same['eot_samples']} draws)")
-    for j, _, _ in store.ranges:  # the parts lock: a second copy of this command shares them (one per core)
-        with store.claim(j) as free:
-            if free and store.load(j) is None:
-                ratzoo.benchmark(target, x, y, threat, only_parts=[j], **common)
+    for j, _, _ in store.unclaimed():  # the parts lock: a second copy of this command shares them (one per core)
+        ratzoo.benchmark(target, x, y, threat, only_parts=[j], **common)
     if len(parts := store.finished()) < len(store.ranges):
         print("the other parts are being measured by another copy of this command: the one that finishes last "
               "writes the record (or rerun this command once they are done)")

@@ -10,10 +10,8 @@ and a killed process leaves no stale claim (the kernel drops its locks).
 Usage::
 
     store = Parts(folder, n=1000, part_size=100)
-    for j, start, stop in store.ranges:
-        with store.claim(j) as mine:
-            if mine and store.load(j) is None:  # not another process's, nor finished meanwhile
-                store.save(j, measure(start, stop))
+    for j, start, stop in store.unclaimed():  # not another process's, nor finished: held while measured
+        store.save(j, measure(start, stop))
     done = store.finished()  # index -> part, every part on disk
 """
 
@@ -22,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +84,14 @@ class Parts:
     def save(self, j: int, part: dict[str, Any]) -> None:
         """Write part ``j`` atomically (``NaN`` allowed: a broken model's outcomes may hold it)."""
         write_json(self.path(j), part, indent=self.indent, allow_nan=True)
+
+    def unclaimed(self, indices: Iterable[int] | None = None) -> Iterator[tuple[int, int, int]]:
+        """Each part (of ``indices``, default all) that is neither finished nor held by another
+        process, as ``(j, start, stop)``, its lock held until the caller asks for the next one."""
+        for j in range(len(self.ranges)) if indices is None else indices:
+            with self.claim(j) as mine:
+                if mine and self.load(j) is None:  # finished meanwhile by another process: skip it
+                    yield self.ranges[j]
 
     @contextlib.contextmanager
     def claim(self, j: int) -> Iterator[bool]:

@@ -209,18 +209,15 @@ def _measure_sharded(model: Any, name: str, key: str, xs: Any, ys: Any, n: int, 
     entry = zoo.entries().get(name)
     store = Parts(part_folder(name, key, kw, seed, entry.sha256 if entry else None), n, shard, name=BY_IMAGES,
                   indent=1)
-    for j, start, stop in store.ranges:
-        with store.claim(j) as mine:
-            if not mine or store.load(j) is not None:
-                continue  # being measured by another process right now, or finished
-            print(f"   part [{start}, {stop}) seed {seed + start} -> {store.path(j)}", file=sys.stderr, flush=True)
-            t0 = time.time()
-            rec = _measure(model, name, to_tensor(xs[start:stop]), torch.from_numpy(ys[start:stop].copy()),
-                           seed + start, kw)
-            rec["offset"] = start
-            store.save(j, rec)
-            print(f"   part robust {100 * rec['robust_accuracy']:.1f}% ({time.time() - t0:.0f}s)",
-                  file=sys.stderr, flush=True)
+    for j, start, stop in store.unclaimed():  # skips the parts another process measures, or finished
+        print(f"   part [{start}, {stop}) seed {seed + start} -> {store.path(j)}", file=sys.stderr, flush=True)
+        t0 = time.time()
+        rec = _measure(model, name, to_tensor(xs[start:stop]), torch.from_numpy(ys[start:stop].copy()),
+                       seed + start, kw)
+        rec["offset"] = start
+        store.save(j, rec)
+        print(f"   part robust {100 * rec['robust_accuracy']:.1f}% ({time.time() - t0:.0f}s)",
+              file=sys.stderr, flush=True)
     parts = store.finished()
     if len(parts) < len(store.ranges):
         return None  # the process measuring the last part merges

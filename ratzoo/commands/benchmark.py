@@ -243,17 +243,14 @@ def _measure_parts(cfg: BenchmarkConfig, proc: _Process, store: Parts, mine: lis
         measured[j] = part
 
     total = len(store.ranges)
-    for j in mine:
-        with store.claim(j) as free:
-            if not free or store.load(j) is not None:
-                continue  # another process measures it (or just did)
-            bar = None if cfg.no_progress or proc.worker else StepBar(f"part {j + 1}/{total}")
-            try:
-                rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
-                                progress=bar.update if bar is not None else None)
-            except ValueError as e:  # arguments this model or data refuse (checked before any attack runs)
-                print(f"\nerror: {e}", file=sys.stderr)
-                return None
+    for j, _, _ in store.unclaimed(mine):  # skips the parts another process measures (or just did)
+        bar = None if cfg.no_progress or proc.worker else StepBar(f"part {j + 1}/{total}")
+        try:
+            rec = benchmark(model, x, y, **common, only_parts=[j], on_part=keep,
+                            progress=bar.update if bar is not None else None)
+        except ValueError as e:  # arguments this model or data refuse (checked before any attack runs)
+            print(f"\nerror: {e}", file=sys.stderr)
+            return None
         if bar is not None:
             bar.close()
         print(f"[{proc.who}] part {j + 1}/{total}: robust {rec.robust_accuracy:.3f} of {rec.n} "

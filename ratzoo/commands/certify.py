@@ -314,13 +314,10 @@ def _certify_model(name: str, cfg: CertifyConfig, *, radii: list[float], device:
                                params=params, device=device, command=command)
     bar = tqdm(total=len(indices), initial=sum(p["n"] for p in finished.values()), desc=f"certify {name}",
                unit="img", disable=cfg.quiet)
-    for j, start, stop in store.ranges:
-        with store.claim(j) as mine:
-            if not mine or store.load(j) is not None:
-                continue  # another process certifies it (or just did)
-            store.save(j, _certify_part(model, cfg, range(start, stop), indices=indices, x_all=x_all, y_all=y_all,
-                                        device=device, chunk_size=chunk_size,
-                                        lip=lip.value if lip is not None else None, bar=bar))
+    for j, start, stop in store.unclaimed():  # skips the parts another process certifies (or just did)
+        store.save(j, _certify_part(model, cfg, range(start, stop), indices=indices, x_all=x_all, y_all=y_all,
+                                    device=device, chunk_size=chunk_size,
+                                    lip=lip.value if lip is not None else None, bar=bar))
         record(store.finished()).save(out)
     bar.close()
     final = record(store.finished())
